@@ -1,0 +1,5 @@
+//! `jwks`: see contact_auth::handlers::Route::Jwks for its route.
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    contact_auth::runtime::run_http(contact_auth::handlers::Route::Jwks).await
+}

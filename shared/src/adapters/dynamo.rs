@@ -1,0 +1,749 @@
+//! The `Store` on one DynamoDB table (`pk`/`sk` strings, TTL attribute `expires_at`).
+//! Item layout (see NOTES.md): TEAM#, HUB#, SLUG#, CONTACT# (PROFILE and TEAM#),
+//! EMAIL#, JOB#, MAGIC#, MAGICLATEST#, RT#, RATE#. TTL deletion is lazy, so every read
+//! and conditional write checks `expires_at` itself.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
+use aws_sdk_dynamodb::Client;
+
+use crate::domain::model::{
+    Contact, Hub, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus, RefreshRecord,
+    Team,
+};
+use crate::domain::rate::{email_scope, window_start, RateRule};
+use crate::errors::PortError;
+use crate::ports::{ConsumeAs, Consumed, Enqueued, PortResult, Store};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn opt_s(v: &Option<String>) -> AttributeValue {
+    match v {
+        Some(v) => s(v.clone()),
+        None => AttributeValue::Null(true),
+    }
+}
+
+fn get_s(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+fn get_bool(item: &Item, k: &str) -> Option<bool> {
+    item.get(k).and_then(|v| v.as_bool().ok()).copied()
+}
+
+fn get_list_s(item: &Item, k: &str) -> Vec<String> {
+    item.get(k)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+fn list_s(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|x| s(x.clone())).collect())
+}
+
+/// Maps an SDK error to a port error with only the operation and the error code:
+/// SDK messages can echo request data, so they are not logged.
+fn sdk_err<E: ProvideErrorMetadata, R>(op: &str, e: SdkError<E, R>) -> PortError {
+    let code = e.code().unwrap_or("none").to_string();
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            PortError::Unavailable(format!("dynamodb {op}: unreachable"))
+        }
+        _ if code.contains("Throttl")
+            || code == "ProvisionedThroughputExceededException"
+            || code == "RequestLimitExceeded"
+            || code == "InternalServerError"
+            || code == "ServiceUnavailable" =>
+        {
+            PortError::Unavailable(format!("dynamodb {op}: {code}"))
+        }
+        _ => PortError::Internal(format!("dynamodb {op}: {code}")),
+    }
+}
+
+fn build_err(e: impl std::fmt::Display) -> PortError {
+    PortError::Internal(format!("dynamodb request build: {e}"))
+}
+
+pub mod keys {
+    pub fn team(id: &str) -> (String, String) {
+        (format!("TEAM#{id}"), "TEAM".into())
+    }
+    pub fn hub(id: &str) -> (String, String) {
+        (format!("HUB#{id}"), "HUB".into())
+    }
+    pub fn slug(slug: &str) -> (String, String) {
+        (format!("SLUG#{slug}"), "SLUG".into())
+    }
+    pub fn profile(contact: &str) -> (String, String) {
+        (format!("CONTACT#{contact}"), "PROFILE".into())
+    }
+    pub fn membership(contact: &str, team: &str) -> (String, String) {
+        (format!("CONTACT#{contact}"), format!("TEAM#{team}"))
+    }
+    pub fn email(key: &str) -> (String, String) {
+        (format!("EMAIL#{key}"), "EMAIL".into())
+    }
+    pub fn job(id: &str) -> (String, String) {
+        (format!("JOB#{id}"), "JOB".into())
+    }
+    pub fn magic(hash: &str) -> (String, String) {
+        (format!("MAGIC#{hash}"), "MAGIC".into())
+    }
+    pub fn magic_latest(scope: &str) -> (String, String) {
+        (format!("MAGICLATEST#{scope}"), "MAGICLATEST".into())
+    }
+    pub fn refresh(hash: &str) -> (String, String) {
+        (format!("RT#{hash}"), "RT".into())
+    }
+    pub fn rate(key: &str) -> (String, String) {
+        (format!("RATE#{key}"), "RATE".into())
+    }
+}
+
+fn key_map((pk, sk): (String, String)) -> Item {
+    HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])
+}
+
+fn with_key(mut item: Item, key: (String, String)) -> Item {
+    item.extend(key_map(key));
+    item
+}
+
+fn hub_from(item: &Item) -> Option<Hub> {
+    Some(Hub {
+        hub_id: get_s(item, "hub_id")?,
+        slug: get_s(item, "slug")?,
+        team_id: get_s(item, "team_id")?,
+        title: get_s(item, "title").unwrap_or_default(),
+        allowed_redirect_origins: get_list_s(item, "allowed_redirect_origins"),
+        registration_enabled: get_bool(item, "registration_enabled").unwrap_or(true),
+    })
+}
+
+fn hub_item(h: &Hub) -> Item {
+    HashMap::from([
+        ("hub_id".to_string(), s(&h.hub_id)),
+        ("slug".to_string(), s(&h.slug)),
+        ("team_id".to_string(), s(&h.team_id)),
+        ("title".to_string(), s(&h.title)),
+        (
+            "allowed_redirect_origins".to_string(),
+            list_s(&h.allowed_redirect_origins),
+        ),
+        (
+            "registration_enabled".to_string(),
+            AttributeValue::Bool(h.registration_enabled),
+        ),
+    ])
+}
+
+fn status_str(st: MembershipStatus) -> &'static str {
+    match st {
+        MembershipStatus::Active => "active",
+        MembershipStatus::Banned => "banned",
+        MembershipStatus::Left => "left",
+    }
+}
+
+fn membership_from(item: &Item) -> Option<Membership> {
+    let status = match get_s(item, "status")?.as_str() {
+        "active" => MembershipStatus::Active,
+        "banned" => MembershipStatus::Banned,
+        _ => MembershipStatus::Left,
+    };
+    Some(Membership {
+        team_id: get_s(item, "team_id")?,
+        joined_at: get_n(item, "joined_at").unwrap_or(0),
+        status,
+    })
+}
+
+fn contact_from(item: &Item) -> Option<Contact> {
+    Some(Contact {
+        contact_id: get_s(item, "contact_id")?,
+        email: get_s(item, "email")?,
+        email_key: get_s(item, "email_key")?,
+        email_verified_at: get_n(item, "email_verified_at"),
+        password_hash: get_s(item, "password_hash"),
+        token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        tos_accepted_at: get_s(item, "tos_accepted_at"),
+        tos_version: get_s(item, "tos_version"),
+        pending_email: get_s(item, "pending_email"),
+    })
+}
+
+fn purpose_str(p: LinkPurpose) -> &'static str {
+    match p {
+        LinkPurpose::Register => "register",
+        LinkPurpose::Join => "join",
+        LinkPurpose::SignIn => "sign_in",
+    }
+}
+
+fn magic_from(hash: &str, item: &Item) -> Option<(MagicLink, Option<u64>)> {
+    let purpose = match get_s(item, "purpose")?.as_str() {
+        "register" => LinkPurpose::Register,
+        "join" => LinkPurpose::Join,
+        "sign_in" => LinkPurpose::SignIn,
+        _ => return None,
+    };
+    let link = MagicLink {
+        token_hash: hash.to_string(),
+        purpose,
+        team_id: get_s(item, "team_id")?,
+        hub_id: get_s(item, "hub_id"),
+        email: get_s(item, "email")?,
+        email_key: get_s(item, "email_key")?,
+        contact_id: get_s(item, "contact_id"),
+        redirect_url: get_s(item, "redirect_url"),
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        expires_at: get_n(item, "expires_at")?,
+        used_at: get_n(item, "used_at"),
+    };
+    Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
+}
+
+/// How a cancelled transaction ended, per item.
+enum TxOutcome {
+    Ok,
+    /// The cancellation reasons: (code, old item when returned).
+    Cancelled(Vec<(String, Option<Item>)>),
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub async fn from_env(table: &str) -> Self {
+        let cfg = super::aws::sdk_config().await;
+        DynamoStore::new(Client::new(&cfg), table)
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, op: &str, key: (String, String)) -> PortResult<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err(op, e))?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, cond: Option<&str>) -> PortResult<TransactWriteItem> {
+        let p = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(cond.map(str::to_string))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(p).build())
+    }
+
+    /// Runs a transaction; retries a few times when it only lost a race
+    /// (`TransactionConflict`), since the caller's conditions decide the outcome.
+    async fn transact(&self, op: &str, items: Vec<TransactWriteItem>) -> PortResult<TxOutcome> {
+        let mut attempt = 0u32;
+        loop {
+            let res = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let err = match res {
+                Ok(_) => return Ok(TxOutcome::Ok),
+                Err(e) => e,
+            };
+            let reasons = match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c
+                    .cancellation_reasons()
+                    .iter()
+                    .map(|r| (r.code().unwrap_or("None").to_string(), r.item().cloned()))
+                    .collect::<Vec<_>>(),
+                Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                    vec![("TransactionConflict".to_string(), None)]
+                }
+                _ => return Err(sdk_err(op, err)),
+            };
+            let failed = reasons.iter().any(|(c, _)| c == "ConditionalCheckFailed");
+            let conflict = reasons.iter().any(|(c, _)| c == "TransactionConflict");
+            if !failed && conflict && attempt < 6 {
+                attempt += 1;
+                let jitter = u64::from(getrandom_u8()) % 20;
+                tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
+                continue;
+            }
+            if !failed && conflict {
+                return Err(PortError::Unavailable(format!("dynamodb {op}: contention")));
+            }
+            return Ok(TxOutcome::Cancelled(reasons));
+        }
+    }
+
+    // ---- admin and seeding (used by tools/admin and tests) ----
+
+    pub async fn put_team(&self, team: &Team) -> PortResult<()> {
+        let mut item = HashMap::from([
+            ("team_id".to_string(), s(&team.team_id)),
+            ("name".to_string(), s(&team.name)),
+        ]);
+        if let Some(h) = &team.primary_hub_id {
+            item.insert("primary_hub_id".into(), s(h));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(item, keys::team(&team.team_id))))
+            .send()
+            .await
+            .map_err(|e| sdk_err("put_team", e))?;
+        Ok(())
+    }
+
+    /// Writes the hub and its slug item together (the slug item carries a copy of
+    /// the hub so a slug lookup is one read). Fails if the slug belongs to another hub.
+    pub async fn put_hub(&self, hub: &Hub) -> PortResult<bool> {
+        let item = hub_item(hub);
+        let hub_put = self.put(with_key(item.clone(), keys::hub(&hub.hub_id)), None)?;
+        let slug_put = {
+            let p = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(with_key(item, keys::slug(&hub.slug))))
+                .condition_expression("attribute_not_exists(pk) OR hub_id = :h")
+                .expression_attribute_values(":h", s(&hub.hub_id))
+                .build()
+                .map_err(build_err)?;
+            TransactWriteItem::builder().put(p).build()
+        };
+        match self.transact("put_hub", vec![hub_put, slug_put]).await? {
+            TxOutcome::Ok => Ok(true),
+            TxOutcome::Cancelled(_) => Ok(false),
+        }
+    }
+
+    /// Test and admin helper: set a membership's status (e.g. banned).
+    pub async fn set_membership_status(
+        &self,
+        contact_id: &str,
+        team_id: &str,
+        status: MembershipStatus,
+        now: i64,
+    ) -> PortResult<()> {
+        let item = HashMap::from([
+            ("team_id".to_string(), s(team_id)),
+            ("status".to_string(), s(status_str(status))),
+            ("joined_at".to_string(), n(now)),
+        ]);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(item, keys::membership(contact_id, team_id))))
+            .send()
+            .await
+            .map_err(|e| sdk_err("set_membership_status", e))?;
+        Ok(())
+    }
+}
+
+fn getrandom_u8() -> u8 {
+    let mut b = [0u8; 1];
+    let _ = getrandom::getrandom(&mut b);
+    b[0]
+}
+
+fn job_item(job: &MailJob, expires_at: i64) -> PortResult<Item> {
+    let mut item: Item = serde_dynamo::aws_sdk_dynamodb_1::to_item(job)
+        .map_err(|_| PortError::Internal("job serialisation".into()))?;
+    item.insert("kind".into(), s("mail_job"));
+    item.insert("expires_at".into(), n(expires_at));
+    Ok(with_key(item, keys::job(&job.job_id)))
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn hub_by_slug(&self, slug: &str) -> PortResult<Option<Hub>> {
+        Ok(self
+            .get("hub_by_slug", keys::slug(slug))
+            .await?
+            .as_ref()
+            .and_then(hub_from))
+    }
+
+    async fn hub(&self, hub_id: &str) -> PortResult<Option<Hub>> {
+        Ok(self
+            .get("hub", keys::hub(hub_id))
+            .await?
+            .as_ref()
+            .and_then(hub_from))
+    }
+
+    async fn team(&self, team_id: &str) -> PortResult<Option<Team>> {
+        Ok(self.get("team", keys::team(team_id)).await?.map(|i| Team {
+            team_id: get_s(&i, "team_id").unwrap_or_else(|| team_id.to_string()),
+            name: get_s(&i, "name").unwrap_or_default(),
+            primary_hub_id: get_s(&i, "primary_hub_id"),
+        }))
+    }
+
+    async fn enqueue_job(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        now: i64,
+    ) -> PortResult<Enqueued> {
+        let mut items = Vec::with_capacity(rules.len() + 1);
+        for rule in rules {
+            let u = match rule {
+                RateRule::Cooldown { key, seconds } => Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::rate(key))))
+                    .update_expression("SET last_at = :now, expires_at = :exp")
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR last_at <= :cut OR expires_at <= :now",
+                    )
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":cut", n(now - seconds))
+                    .expression_attribute_values(":exp", n(now + seconds))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    ),
+                RateRule::Window {
+                    key,
+                    limit,
+                    seconds,
+                } => {
+                    let start = window_start(now, *seconds);
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_map(keys::rate(&format!("{key}#{start}")))))
+                        .update_expression("ADD n :one SET expires_at = :exp")
+                        .condition_expression("attribute_not_exists(n) OR n < :limit")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":limit", n(*limit))
+                        .expression_attribute_values(":exp", n(start + seconds))
+                }
+            };
+            let u = u.build().map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        items.push(self.put(
+            job_item(job, now + 86_400)?,
+            Some("attribute_not_exists(pk)"),
+        )?);
+        match self.transact("enqueue_job", items).await? {
+            TxOutcome::Ok => Ok(Enqueued::Queued),
+            TxOutcome::Cancelled(reasons) => {
+                let mut retry = 0u64;
+                for (i, (code, old)) in reasons.iter().enumerate() {
+                    if code != "ConditionalCheckFailed" {
+                        continue;
+                    }
+                    match rules.get(i) {
+                        Some(rule) => {
+                            let last = old.as_ref().and_then(|o| get_n(o, "last_at"));
+                            retry = retry.max(rule.retry_after(now, last));
+                        }
+                        // The job id collided (practically impossible): a server fault.
+                        None => return Err(PortError::Internal("job id collision".into())),
+                    }
+                }
+                Ok(Enqueued::Limited {
+                    retry_after: retry.max(1),
+                })
+            }
+        }
+    }
+
+    async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>> {
+        Ok(self
+            .get("job", keys::job(job_id))
+            .await?
+            .and_then(|i| serde_dynamo::aws_sdk_dynamodb_1::from_item(i).ok()))
+    }
+
+    async fn delete_job(&self, job_id: &str) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::job(job_id))))
+            .send()
+            .await
+            .map_err(|e| sdk_err("delete_job", e))?;
+        Ok(())
+    }
+
+    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>> {
+        Ok(self
+            .get("contact_id_by_email", keys::email(email_key))
+            .await?
+            .and_then(|i| get_s(&i, "contact_id")))
+    }
+
+    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {
+        Ok(self
+            .get("contact", keys::profile(contact_id))
+            .await?
+            .as_ref()
+            .and_then(contact_from))
+    }
+
+    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>> {
+        Ok(self
+            .get("membership", keys::membership(contact_id, team_id))
+            .await?
+            .as_ref()
+            .and_then(membership_from))
+    }
+
+    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :t)")
+            .expression_attribute_values(":pk", s(format!("CONTACT#{contact_id}")))
+            .expression_attribute_values(":t", s("TEAM#"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err("memberships", e))?;
+        Ok(out.items().iter().filter_map(membership_from).collect())
+    }
+
+    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<()> {
+        let mut item = HashMap::from([
+            ("purpose".to_string(), s(purpose_str(link.purpose))),
+            ("team_id".to_string(), s(&link.team_id)),
+            ("hub_id".to_string(), opt_s(&link.hub_id)),
+            ("email".to_string(), s(&link.email)),
+            ("email_key".to_string(), s(&link.email_key)),
+            ("contact_id".to_string(), opt_s(&link.contact_id)),
+            ("redirect_url".to_string(), opt_s(&link.redirect_url)),
+            ("created_at".to_string(), n(link.created_at)),
+            ("expires_at".to_string(), n(link.expires_at)),
+        ]);
+        if let Some(tv) = contact_tv {
+            item.insert("contact_tv".into(), n(tv));
+        }
+        let scope = email_scope(&link.team_id, &link.email_key);
+        let latest = HashMap::from([
+            ("token_hash".to_string(), s(&link.token_hash)),
+            ("expires_at".to_string(), n(link.expires_at)),
+        ]);
+        let items = vec![
+            self.put(
+                with_key(item, keys::magic(&link.token_hash)),
+                Some("attribute_not_exists(pk)"),
+            )?,
+            self.put(with_key(latest, keys::magic_latest(&scope)), None)?,
+        ];
+        match self.transact("put_magic_link", items).await? {
+            TxOutcome::Ok => Ok(()),
+            TxOutcome::Cancelled(_) => Err(PortError::Internal("magic link collision".into())),
+        }
+    }
+
+    async fn magic_link(&self, token_hash: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        Ok(self
+            .get("magic_link", keys::magic(token_hash))
+            .await?
+            .and_then(|i| magic_from(token_hash, &i)))
+    }
+
+    async fn consume_magic_link(
+        &self,
+        link: &MagicLink,
+        who: &ConsumeAs,
+        refresh: &RefreshRecord,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        let mut items = Vec::with_capacity(6);
+        // 0: the link itself, once, unexpired.
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::magic(&link.token_hash))))
+            .update_expression("SET used_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        items.push(TransactWriteItem::builder().update(mark).build());
+        // 1: still the newest link for this team and email.
+        let newest = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::magic_latest(&email_scope(
+                &link.team_id,
+                &link.email_key,
+            )))))
+            .condition_expression("token_hash = :h")
+            .expression_attribute_values(":h", s(&link.token_hash))
+            .build()
+            .map_err(build_err)?;
+        items.push(TransactWriteItem::builder().condition_check(newest).build());
+
+        let membership = HashMap::from([
+            ("team_id".to_string(), s(&link.team_id)),
+            ("status".to_string(), s("active")),
+            ("joined_at".to_string(), n(now)),
+        ]);
+        match who {
+            ConsumeAs::NewContact { contact_id } => {
+                let profile = HashMap::from([
+                    ("contact_id".to_string(), s(contact_id)),
+                    ("email".to_string(), s(&link.email)),
+                    ("email_key".to_string(), s(&link.email_key)),
+                    ("email_verified_at".to_string(), n(now)),
+                    ("token_version".to_string(), n(0)),
+                    ("created_at".to_string(), n(now)),
+                    ("last_sign_in_at".to_string(), n(now)),
+                ]);
+                items.push(self.put(
+                    with_key(profile, keys::profile(contact_id)),
+                    Some("attribute_not_exists(pk)"),
+                )?);
+                items.push(self.put(
+                    with_key(
+                        HashMap::from([("contact_id".to_string(), s(contact_id))]),
+                        keys::email(&link.email_key),
+                    ),
+                    Some("attribute_not_exists(pk)"),
+                )?);
+                items.push(self.put(
+                    with_key(membership, keys::membership(contact_id, &link.team_id)),
+                    Some("attribute_not_exists(pk)"),
+                )?);
+            }
+            ConsumeAs::Existing {
+                contact_id,
+                token_version,
+                join,
+            } => {
+                let touch = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::profile(contact_id))))
+                    .update_expression(
+                        "SET last_sign_in_at = :now, email_verified_at = if_not_exists(email_verified_at, :now)",
+                    )
+                    .condition_expression("attribute_exists(pk) AND token_version = :tv")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":tv", n(*token_version))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().update(touch).build());
+                let key = key_map(keys::membership(contact_id, &link.team_id));
+                if *join {
+                    let u = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .update_expression(
+                            "SET #st = :active, team_id = :t, joined_at = if_not_exists(joined_at, :now)",
+                        )
+                        .condition_expression("attribute_not_exists(pk) OR #st <> :banned")
+                        .expression_attribute_names("#st", "status")
+                        .expression_attribute_values(":active", s("active"))
+                        .expression_attribute_values(":banned", s("banned"))
+                        .expression_attribute_values(":t", s(&link.team_id))
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .map_err(build_err)?;
+                    items.push(TransactWriteItem::builder().update(u).build());
+                } else {
+                    let c = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .condition_expression("#st = :active")
+                        .expression_attribute_names("#st", "status")
+                        .expression_attribute_values(":active", s("active"))
+                        .build()
+                        .map_err(build_err)?;
+                    items.push(TransactWriteItem::builder().condition_check(c).build());
+                }
+            }
+        }
+        items.push(self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?);
+
+        match self.transact("consume_magic_link", items).await? {
+            TxOutcome::Ok => Ok(Consumed::Done),
+            TxOutcome::Cancelled(reasons) => {
+                let failed = |i: usize| {
+                    reasons
+                        .get(i)
+                        .is_some_and(|(c, _)| c == "ConditionalCheckFailed")
+                };
+                if failed(0) || failed(1) {
+                    return Ok(Consumed::Invalid);
+                }
+                match who {
+                    ConsumeAs::NewContact { .. } if failed(3) => Ok(Consumed::EmailTaken),
+                    ConsumeAs::Existing { .. } if failed(2) => Ok(Consumed::VersionChanged),
+                    ConsumeAs::Existing { .. } if failed(3) => Ok(Consumed::Invalid),
+                    _ => Err(PortError::Internal("consume transaction cancelled".into())),
+                }
+            }
+        }
+    }
+}
+
+pub fn refresh_item(r: &RefreshRecord) -> Item {
+    let item = HashMap::from([
+        ("contact_id".to_string(), s(&r.contact_id)),
+        ("team_id".to_string(), s(&r.team_id)),
+        ("hub_id".to_string(), opt_s(&r.hub_id)),
+        ("family_id".to_string(), s(&r.family_id)),
+        ("token_version".to_string(), n(r.token_version)),
+        ("amr".to_string(), list_s(&r.amr)),
+        ("auth_time".to_string(), n(r.auth_time)),
+        ("created_at".to_string(), n(r.created_at)),
+        ("expires_at".to_string(), n(r.expires_at)),
+    ]);
+    with_key(item, keys::refresh(&r.token_hash))
+}

@@ -1,0 +1,7 @@
+//! Pure domain logic: no I/O.
+pub mod email;
+pub mod jwt;
+pub mod model;
+pub mod rate;
+pub mod redirect;
+pub mod secret;

@@ -1,0 +1,113 @@
+//! The data the domain works with, free of storage types.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hub {
+    pub hub_id: String,
+    pub slug: String,
+    pub team_id: String,
+    pub title: String,
+    pub allowed_redirect_origins: Vec<String>,
+    pub registration_enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Team {
+    pub team_id: String,
+    pub name: String,
+    /// The hub named in mail sent for `team_id` requests.
+    pub primary_hub_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPurpose {
+    Register,
+    Magic,
+}
+
+/// A mail job: written by `register`/`magic`, consumed by the mailer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailJob {
+    pub job_id: String,
+    pub purpose: JobPurpose,
+    pub slug: Option<String>,
+    pub team_id: Option<String>,
+    /// As typed (trimmed); the address mail goes to.
+    pub email: String,
+    pub email_key: String,
+    pub redirect_url: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStatus {
+    Active,
+    Banned,
+    Left,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub team_id: String,
+    pub joined_at: i64,
+    pub status: MembershipStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Contact {
+    pub contact_id: String,
+    pub email: String,
+    pub email_key: String,
+    pub email_verified_at: Option<i64>,
+    pub password_hash: Option<String>,
+    pub token_version: u64,
+    pub created_at: i64,
+    pub tos_accepted_at: Option<String>,
+    pub tos_version: Option<String>,
+    pub pending_email: Option<String>,
+}
+
+/// What a magic link does when consumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkPurpose {
+    /// New email: create the contact (verified) and the membership.
+    Register,
+    /// Existing contact, not (or no longer) in the team: add the membership.
+    Join,
+    /// Existing member: plain sign-in.
+    SignIn,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MagicLink {
+    pub token_hash: String,
+    pub purpose: LinkPurpose,
+    pub team_id: String,
+    pub hub_id: Option<String>,
+    pub email: String,
+    pub email_key: String,
+    pub contact_id: Option<String>,
+    pub redirect_url: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// A refresh token record (only the hash of the token is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    pub token_hash: String,
+    pub contact_id: String,
+    pub team_id: String,
+    pub hub_id: Option<String>,
+    pub family_id: String,
+    pub token_version: u64,
+    pub amr: Vec<String>,
+    pub auth_time: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}

@@ -1,0 +1,97 @@
+//! Rate rules. The request handlers build them; the store counts them in the same
+//! transaction that writes the mail job, so counting costs no extra round trip.
+
+use crate::config::Config;
+use crate::domain::secret::hex_sha256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RateRule {
+    /// At most one event per `seconds` for `key` (sliding: compares the last time).
+    Cooldown { key: String, seconds: i64 },
+    /// At most `limit` events per fixed window of `seconds` for `key`.
+    Window {
+        key: String,
+        limit: u32,
+        seconds: i64,
+    },
+}
+
+impl RateRule {
+    /// Seconds until this rule would allow another event, given the stored state.
+    pub fn retry_after(&self, now: i64, last_at: Option<i64>) -> u64 {
+        match self {
+            RateRule::Cooldown { seconds, .. } => {
+                let last = last_at.unwrap_or(now);
+                (last + seconds - now).max(1) as u64
+            }
+            RateRule::Window { seconds, .. } => {
+                let start = window_start(now, *seconds);
+                (start + seconds - now).max(1) as u64
+            }
+        }
+    }
+}
+
+pub fn window_start(now: i64, seconds: i64) -> i64 {
+    now - now.rem_euclid(seconds.max(1))
+}
+
+/// The scope of per-email limits: the team when known, else the slug as given (so an
+/// unknown hub is counted the same way as a known one). The email is hashed so rate
+/// items carry no address.
+pub fn email_scope(team_or_slug: &str, email_key: &str) -> String {
+    hex_sha256(format!("{team_or_slug}\n{email_key}").as_bytes())
+}
+
+/// Limits for `POST /register` and `POST /magic`: per team+email and per source IP.
+pub fn send_rules(cfg: &Config, scope: &str, source_ip: &str) -> Vec<RateRule> {
+    vec![
+        RateRule::Cooldown {
+            key: format!("send-cooldown#{scope}"),
+            seconds: cfg.email_cooldown,
+        },
+        RateRule::Window {
+            key: format!("send-hour#{scope}"),
+            limit: cfg.email_per_hour,
+            seconds: 3600,
+        },
+        ip_rule(cfg, source_ip),
+    ]
+}
+
+pub fn ip_rule(cfg: &Config, source_ip: &str) -> RateRule {
+    RateRule::Window {
+        key: format!("ip#{source_ip}"),
+        limit: cfg.ip_per_minute,
+        seconds: 60,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_counts_to_the_window_end_or_cooldown_end() {
+        let w = RateRule::Window {
+            key: "k".into(),
+            limit: 5,
+            seconds: 60,
+        };
+        assert_eq!(w.retry_after(125, None), 55);
+        assert_eq!(w.retry_after(179, None), 1);
+        let c = RateRule::Cooldown {
+            key: "k".into(),
+            seconds: 60,
+        };
+        assert_eq!(c.retry_after(100, Some(90)), 50);
+        assert_eq!(c.retry_after(100, Some(10)), 1);
+    }
+
+    #[test]
+    fn scope_hides_the_address_and_separates_teams() {
+        let a = email_scope("team_a", "m@example.com");
+        assert!(!a.contains("example"));
+        assert_ne!(a, email_scope("team_b", "m@example.com"));
+    }
+}

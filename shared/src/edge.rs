@@ -1,0 +1,448 @@
+//! The HTTP edge shared by every route: request id, CORS, media types, the JSON:API
+//! envelope, strict attributes, and the one place errors become JSON:API documents.
+
+use std::future::Future;
+
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::{json, Map, Value};
+use tracing::Instrument;
+
+use crate::config::Config;
+use crate::errors::{ApiError, ErrorCode};
+
+pub const JSONAPI: &str = "application/vnd.api+json";
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub const X_REQUEST_ID: &str = "x-request-id";
+
+/// What a handler learns about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub source_ip: String,
+}
+
+pub type HandlerResult = Result<Response<Body>, ApiError>;
+
+pub fn request_meta(req: &Request) -> RequestMeta {
+    let (request_id, source_ip) = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => (
+            ctx.request_id.clone().filter(|s| !s.is_empty()),
+            ctx.http.source_ip.clone().filter(|s| !s.is_empty()),
+        ),
+        _ => (None, None),
+    };
+    RequestMeta {
+        request_id: request_id.unwrap_or_else(crate::domain::secret::new_id),
+        source_ip: source_ip.unwrap_or_else(|| "unknown".into()),
+    }
+}
+
+/// Runs one route's handler: answers CORS preflights and wrong methods, logs one line
+/// per request (method, route, status, latency; never bodies), maps errors, and puts
+/// `X-Request-ID` and CORS headers on every response.
+pub async fn serve<F, Fut>(cfg: &Config, method: Method, req: Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(Request, RequestMeta) -> Fut,
+    Fut: Future<Output = HandlerResult>,
+{
+    let meta = request_meta(&req);
+    let origin = req
+        .headers()
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let allowed_origin = origin.filter(|o| cfg.cors_origins.iter().any(|a| a == o));
+    let started = std::time::Instant::now();
+    let req_method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let span = tracing::info_span!("request", request_id = %meta.request_id);
+
+    let mut resp = if req_method == Method::OPTIONS {
+        preflight(&method, allowed_origin.is_some())
+    } else if req_method != method && !(method == Method::GET && req_method == Method::HEAD) {
+        let mut r = error_response(
+            &ApiError::new(ErrorCode::MethodNotAllowed),
+            &meta.request_id,
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!("{method}, OPTIONS")) {
+            r.headers_mut().insert(http::header::ALLOW, v);
+        }
+        r
+    } else {
+        let rid = meta.request_id.clone();
+        match handler(req, meta.clone()).instrument(span.clone()).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e, &rid),
+        }
+    };
+
+    let headers = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&meta.request_id) {
+        headers.insert(HeaderName::from_static(X_REQUEST_ID), v);
+    }
+    if let Some(o) = allowed_origin {
+        if let Ok(v) = HeaderValue::from_str(&o) {
+            headers.insert("access-control-allow-origin", v);
+            headers.insert(
+                "access-control-allow-credentials",
+                HeaderValue::from_static("true"),
+            );
+            headers.insert(
+                "access-control-expose-headers",
+                HeaderValue::from_static("X-Request-ID, Retry-After, WWW-Authenticate"),
+            );
+        }
+    }
+    headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    span.in_scope(|| {
+        tracing::info!(
+            method = %req_method,
+            path = %path,
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request done"
+        );
+    });
+    resp
+}
+
+fn preflight(method: &Method, allowed: bool) -> Response<Body> {
+    let mut b = Response::builder().status(StatusCode::NO_CONTENT);
+    if allowed {
+        b = b
+            .header("access-control-allow-methods", format!("{method}, OPTIONS"))
+            .header(
+                "access-control-allow-headers",
+                "Authorization, Content-Type, X-Request-ID",
+            )
+            .header("access-control-max-age", "600");
+    }
+    b.body(Body::Empty).unwrap_or_default()
+}
+
+/// The JSON:API error document for one error.
+pub fn error_document(err: &ApiError, request_id: &str) -> Value {
+    let mut e = Map::new();
+    e.insert(
+        "status".into(),
+        json!(err.code.status().as_u16().to_string()),
+    );
+    e.insert("code".into(), json!(err.code.as_str()));
+    e.insert("title".into(), json!(err.code.title()));
+    e.insert(
+        "detail".into(),
+        json!(err.detail.as_deref().unwrap_or(err.code.default_detail())),
+    );
+    if let Some(p) = &err.pointer {
+        e.insert("source".into(), json!({ "pointer": p }));
+    }
+    e.insert("meta".into(), json!({ "request_id": request_id }));
+    json!({ "errors": [Value::Object(e)] })
+}
+
+pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
+    let mut b = Response::builder()
+        .status(err.code.status())
+        .header(CONTENT_TYPE, JSONAPI)
+        .header(http::header::CACHE_CONTROL, "no-store");
+    if let Some(s) = err.retry_after {
+        b = b.header(http::header::RETRY_AFTER, s.to_string());
+    }
+    if err.code == ErrorCode::Unauthorized {
+        b = b.header(http::header::WWW_AUTHENTICATE, "Bearer");
+    }
+    b.body(Body::Text(error_document(err, request_id).to_string()))
+        .unwrap_or_default()
+}
+
+pub fn json_response(status: StatusCode, content_type: &str, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(CONTENT_TYPE, content_type)
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .body(Body::Text(body.to_string()))
+        .unwrap_or_default()
+}
+
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .body(Body::Empty)
+        .unwrap_or_default()
+}
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b.as_slice(),
+        _ => &[],
+    }
+}
+
+/// 415 unless the Content-Type is JSON:API or JSON (parameters such as charset allowed
+/// on application/json; JSON:API allows only `ext`/`profile`).
+fn check_media_type(req: &Request) -> Result<(), ApiError> {
+    let ct = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = ct.split(';');
+    let essence = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+    let params: Vec<String> = parts.map(|p| p.trim().to_ascii_lowercase()).collect();
+    let ok = match essence.as_str() {
+        "application/json" => true,
+        JSONAPI => params
+            .iter()
+            .all(|p| p.is_empty() || p.starts_with("ext=") || p.starts_with("profile=")),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::UnsupportedMediaType))
+    }
+}
+
+/// Parses a JSON:API request document of the given `data.type` and returns its
+/// attributes. With `optional`, an empty body yields empty attributes.
+pub fn parse_document(
+    req: &Request,
+    expected_type: &str,
+    optional: bool,
+) -> Result<Attributes, ApiError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(ErrorCode::PayloadTooLarge));
+    }
+    if optional && bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Attributes(Map::new()));
+    }
+    check_media_type(req)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::validation(
+            "/data",
+            "A request body with data is required.",
+        ));
+    }
+    let doc: Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::new(ErrorCode::MalformedJson))?;
+    let data = match doc.get("data") {
+        Some(Value::Object(d)) => d,
+        _ => {
+            return Err(ApiError::validation(
+                "/data",
+                "data must be an object with type and attributes.",
+            ))
+        }
+    };
+    match data.get("type") {
+        Some(Value::String(t)) if t == expected_type => {}
+        Some(Value::String(_)) => {
+            return Err(ApiError::new(ErrorCode::TypeMismatch)
+                .at("/data/type")
+                .detail(format!(
+                    "data.type must be \"{expected_type}\" on this route."
+                )))
+        }
+        _ => {
+            return Err(ApiError::validation(
+                "/data/type",
+                format!("data.type is required and must be \"{expected_type}\"."),
+            ))
+        }
+    }
+    match data.get("attributes") {
+        Some(Value::Object(a)) => Ok(Attributes(a.clone())),
+        None if optional => Ok(Attributes(Map::new())),
+        _ => Err(ApiError::validation(
+            "/data/attributes",
+            "data.attributes must be an object.",
+        )),
+    }
+}
+
+/// The attributes of a request, read strictly.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes(pub Map<String, Value>);
+
+pub fn attr_pointer(name: &str) -> String {
+    format!("/data/attributes/{name}")
+}
+
+impl Attributes {
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// A present attribute that must not be there answers with `code`.
+    pub fn reject(&self, name: &str, code: ErrorCode) -> Result<(), ApiError> {
+        if self.has(name) {
+            Err(ApiError::new(code).at(attr_pointer(name)))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// 422 `unknown_attribute` for the first attribute not in `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        match names.into_iter().find(|k| !allowed.contains(&k.as_str())) {
+            None => Ok(()),
+            Some(k) => {
+                let shown: String = k.chars().take(64).collect();
+                Err(ApiError::new(ErrorCode::UnknownAttribute)
+                    .at(attr_pointer(k))
+                    .detail(format!(
+                        "Unknown attribute \"{shown}\". Allowed: {}.",
+                        allowed.join(", ")
+                    )))
+            }
+        }
+    }
+
+    /// A string attribute; absent or null is None; any other type is 422.
+    pub fn optional_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(ApiError::validation(
+                attr_pointer(name),
+                format!("{name} must be a string."),
+            )),
+        }
+    }
+
+    pub fn required_str(&self, name: &str) -> Result<String, ApiError> {
+        self.optional_str(name)?
+            .ok_or_else(|| ApiError::validation(attr_pointer(name), format!("{name} is required.")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ct: Option<&str>, body: &str) -> Request {
+        let mut b = http::Request::builder().method("POST").uri("/x");
+        if let Some(ct) = ct {
+            b = b.header(CONTENT_TYPE, ct);
+        }
+        b.body(Body::Text(body.to_string())).unwrap()
+    }
+
+    fn code(r: Result<Attributes, ApiError>) -> (ErrorCode, Option<String>) {
+        let e = r.unwrap_err();
+        (e.code, e.pointer)
+    }
+
+    #[test]
+    fn media_types() {
+        let body = r#"{"data":{"type":"t","attributes":{}}}"#;
+        assert!(parse_document(&req(Some(JSONAPI), body), "t", false).is_ok());
+        assert!(parse_document(
+            &req(Some("application/json; charset=utf-8"), body),
+            "t",
+            false
+        )
+        .is_ok());
+        for bad in ["text/plain", "application/x-www-form-urlencoded", ""] {
+            let ct = if bad.is_empty() { None } else { Some(bad) };
+            assert_eq!(
+                code(parse_document(&req(ct, body), "t", false)).0,
+                ErrorCode::UnsupportedMediaType
+            );
+        }
+        assert_eq!(
+            code(parse_document(
+                &req(Some("application/vnd.api+json; charset=utf-8"), body),
+                "t",
+                false
+            ))
+            .0,
+            ErrorCode::UnsupportedMediaType
+        );
+    }
+
+    #[test]
+    fn envelope_errors() {
+        let p = |b: &str| code(parse_document(&req(Some(JSONAPI), b), "t", false));
+        assert_eq!(p("{").0, ErrorCode::MalformedJson);
+        assert_eq!(p("").0, ErrorCode::ValidationError);
+        assert_eq!(p("[]"), (ErrorCode::ValidationError, Some("/data".into())));
+        assert_eq!(
+            p(r#"{"data":[]}"#),
+            (ErrorCode::ValidationError, Some("/data".into()))
+        );
+        assert_eq!(
+            p(r#"{"data":{"attributes":{}}}"#),
+            (ErrorCode::ValidationError, Some("/data/type".into()))
+        );
+        assert_eq!(
+            p(r#"{"data":{"type":"u","attributes":{}}}"#),
+            (ErrorCode::TypeMismatch, Some("/data/type".into()))
+        );
+        assert_eq!(
+            p(r#"{"data":{"type":"t","attributes":[]}}"#),
+            (ErrorCode::ValidationError, Some("/data/attributes".into()))
+        );
+        let big = format!(
+            r#"{{"data":{{"type":"t","attributes":{{"x":"{}"}}}}}}"#,
+            "a".repeat(MAX_BODY_BYTES)
+        );
+        assert_eq!(p(&big).0, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn optional_body() {
+        let a = parse_document(&req(None, ""), "t", true).unwrap();
+        assert!(a.0.is_empty());
+        let a = parse_document(&req(Some(JSONAPI), r#"{"data":{"type":"t"}}"#), "t", true).unwrap();
+        assert!(a.0.is_empty());
+    }
+
+    #[test]
+    fn strict_attributes() {
+        let a = parse_document(
+            &req(
+                Some(JSONAPI),
+                r#"{"data":{"type":"t","attributes":{"email":"x","redirectUrl":"y","n":1}}}"#,
+            ),
+            "t",
+            false,
+        )
+        .unwrap();
+        let e = a.only(&["email", "n"]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownAttribute);
+        assert_eq!(e.pointer.as_deref(), Some("/data/attributes/redirectUrl"));
+        assert_eq!(a.required_str("email").unwrap(), "x");
+        assert_eq!(
+            a.required_str("n").unwrap_err().pointer.as_deref(),
+            Some("/data/attributes/n")
+        );
+        assert_eq!(
+            a.required_str("missing").unwrap_err().code,
+            ErrorCode::ValidationError
+        );
+        assert_eq!(a.optional_str("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn error_document_shape() {
+        let e = ApiError::validation("/data/attributes/email", "email is required.");
+        let d = error_document(&e, "rid-1");
+        assert_eq!(d["errors"][0]["status"], "422");
+        assert_eq!(d["errors"][0]["code"], "validation_error");
+        assert_eq!(d["errors"][0]["title"], "Validation Error");
+        assert_eq!(
+            d["errors"][0]["source"]["pointer"],
+            "/data/attributes/email"
+        );
+        assert_eq!(d["errors"][0]["meta"]["request_id"], "rid-1");
+    }
+}

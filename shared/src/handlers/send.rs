@@ -1,0 +1,166 @@
+//! `POST /register` and `POST /magic`: validate, count, enqueue. The same work for
+//! every valid request (one hub read, cacheable; one transactional write), so neither
+//! the answer nor its timing says whether the email or the hub exists.
+
+use http::StatusCode;
+use lambda_http::Request;
+
+use crate::app::App;
+use crate::domain::email::parse_email;
+use crate::domain::model::{JobPurpose, MailJob};
+use crate::domain::rate::{email_scope, send_rules};
+use crate::domain::redirect::{origin_allowed, parse_redirect};
+use crate::domain::secret::new_id;
+use crate::edge::{attr_pointer, empty_response, parse_document, HandlerResult, RequestMeta};
+use crate::errors::{ApiError, ErrorCode};
+use crate::ports::Enqueued;
+
+pub const ATTRIBUTES: &[&str] = &["email", "slug", "team_id", "redirect_url"];
+
+/// A hub slug: 1–64 of `a-z 0-9 -`, not starting or ending with `-` (case-folded).
+pub fn parse_slug(raw: &str) -> Result<String, ApiError> {
+    let slug = raw.trim().to_ascii_lowercase();
+    let ok = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if ok {
+        Ok(slug)
+    } else {
+        Err(ApiError::validation(
+            attr_pointer("slug"),
+            "slug must be 1-64 characters of a-z, 0-9 and '-'.",
+        ))
+    }
+}
+
+/// A team id: 1–64 of `A-Z a-z 0-9 _ -`.
+pub fn parse_team_id(raw: &str) -> Result<String, ApiError> {
+    let t = raw.trim();
+    let ok = !t.is_empty()
+        && t.len() <= 64
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(t.to_string())
+    } else {
+        Err(ApiError::validation(
+            attr_pointer("team_id"),
+            "team_id must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'.",
+        ))
+    }
+}
+
+pub enum Target {
+    Slug(String),
+    Team(String),
+}
+
+/// The shared "exactly one of slug / team_id" rule (register, magic, login).
+pub fn parse_target(slug: Option<String>, team_id: Option<String>) -> Result<Target, ApiError> {
+    match (slug, team_id) {
+        (Some(s), None) => Ok(Target::Slug(parse_slug(&s)?)),
+        (None, Some(t)) => Ok(Target::Team(parse_team_id(&t)?)),
+        _ => Err(ApiError::validation(
+            "/data/attributes",
+            "Give exactly one of slug or team_id.",
+        )),
+    }
+}
+
+pub async fn handle(
+    app: &App,
+    purpose: JobPurpose,
+    req: Request,
+    meta: RequestMeta,
+) -> HandlerResult {
+    let doc_type = match purpose {
+        JobPurpose::Register => "register_requests",
+        JobPurpose::Magic => "magic_link_requests",
+    };
+    let attrs = parse_document(&req, doc_type, false)?;
+    attrs.reject("password", ErrorCode::PasswordNotAllowed)?;
+    attrs.only(ATTRIBUTES)?;
+    let email = parse_email(&attrs.required_str("email")?)
+        .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
+    let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
+    let redirect = match attrs.optional_str("redirect_url")? {
+        None => None,
+        Some(_) if matches!(target, Target::Team(_)) => {
+            return Err(
+                ApiError::new(ErrorCode::RedirectUrlRequiresSlug).at(attr_pointer("redirect_url"))
+            )
+        }
+        Some(r) => Some(
+            parse_redirect(&r)
+                .map_err(|e| ApiError::validation(attr_pointer("redirect_url"), e.detail()))?,
+        ),
+    };
+
+    let (scope, slug, team_id) = match target {
+        Target::Slug(slug) => {
+            let hub = app.hub_by_slug_cached(&slug).await?;
+            if let (Some(hub), Some((_, origin))) = (&hub, &redirect) {
+                if !origin_allowed(origin, &hub.allowed_redirect_origins) {
+                    return Err(ApiError::new(ErrorCode::RedirectUrlNotAllowed)
+                        .at(attr_pointer("redirect_url")));
+                }
+            }
+            let scope = match &hub {
+                Some(h) => h.team_id.clone(),
+                None => format!("slug:{slug}"),
+            };
+            (scope, Some(slug), None)
+        }
+        Target::Team(t) => (t.clone(), None, Some(t)),
+    };
+
+    let now = app.now();
+    let rules = send_rules(
+        &app.config,
+        &email_scope(&scope, &email.key),
+        &meta.source_ip,
+    );
+    let job = MailJob {
+        job_id: new_id(),
+        purpose,
+        slug,
+        team_id,
+        email: email.display,
+        email_key: email.key,
+        redirect_url: redirect.map(|(url, _)| url),
+        created_at: now,
+    };
+    match app.store()?.enqueue_job(&job, &rules, now).await? {
+        Enqueued::Queued => {
+            tracing::info!(job_id = %job.job_id, purpose = ?purpose, "mail job queued");
+            Ok(empty_response(StatusCode::ACCEPTED))
+        }
+        Enqueued::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_and_team_ids() {
+        assert_eq!(parse_slug(" My-Hub ").unwrap(), "my-hub");
+        for bad in ["", "-a", "a-", "a_b", "a b", &"a".repeat(65)] {
+            assert!(parse_slug(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_team_id("team_abc123").unwrap(), "team_abc123");
+        assert!(parse_team_id("team abc").is_err());
+        assert!(parse_team_id("").is_err());
+        assert!(parse_target(None, None).is_err());
+        assert!(parse_target(Some("a".into()), Some("b".into())).is_err());
+        assert_eq!(
+            parse_target(None, None).err().unwrap().pointer.as_deref(),
+            Some("/data/attributes")
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! What every `main.rs` calls: logging, the cold-start state, and the Lambda loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::dynamodb::Event as StreamEvent;
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use lambda_http::{service_fn, Error, Request};
+use lambda_runtime::LambdaEvent;
+use serde::Deserialize;
+
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::keys::load_keys;
+use crate::adapters::ses::SesMailer;
+use crate::app::App;
+use crate::config::Config;
+use crate::handlers::{self, mailer, Route};
+
+/// JSON logs, one object per line, level from `LOG_LEVEL` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// Builds the state a route needs and nothing more.
+pub async fn app_for(route: Route) -> Result<App, Error> {
+    let config = Config::from_env()?;
+    let mut app = App::new(config);
+    if route.needs_store() {
+        let store = DynamoStore::from_env(&app.config.table_name).await;
+        app = app.with_store(Arc::new(store));
+    }
+    if route.needs_keys() {
+        app = app.with_keys(Arc::new(load_keys().await?));
+    }
+    Ok(app)
+}
+
+/// The whole `main` of an HTTP function.
+pub async fn run_http(route: Route) -> Result<(), Error> {
+    init_tracing();
+    let app = app_for(route).await?;
+    let app = &app;
+    lambda_http::run(service_fn(move |req: Request| async move {
+        Ok::<_, Error>(handlers::handle(app, route, req).await)
+    }))
+    .await
+}
+
+#[derive(Deserialize)]
+struct JobRef {
+    job_id: String,
+    kind: Option<String>,
+}
+
+/// One stream record as the mailer sees it: its sequence number and, for an inserted
+/// mail job, the job id.
+pub struct JobRecord {
+    pub sequence_number: Option<String>,
+    pub job_id: Option<String>,
+}
+
+/// Processes records in order; returns the sequence numbers that failed (for
+/// `ReportBatchItemFailures`: the stream retries from the first failure).
+pub async fn process_records(app: &App, records: Vec<JobRecord>) -> Vec<String> {
+    let mut failures = Vec::new();
+    for r in records {
+        let Some(job_id) = r.job_id else { continue };
+        if let Err(e) = mailer::process_job(app, &job_id).await {
+            tracing::error!(job_id = %job_id, error = %e, "mail job failed; will be retried");
+            if let Some(seq) = r.sequence_number {
+                failures.push(seq);
+            }
+            // Later records must wait for this one (ordering of the shard).
+            break;
+        }
+    }
+    failures
+}
+
+fn job_ref_lambda(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobRecord {
+    let job_id = if rec.event_name == "INSERT" {
+        serde_dynamo::from_item::<_, JobRef>(rec.change.new_image.clone())
+            .ok()
+            .filter(|j| j.kind.as_deref() == Some("mail_job"))
+            .map(|j| j.job_id)
+    } else {
+        None
+    };
+    JobRecord {
+        sequence_number: rec.change.sequence_number.clone(),
+        job_id,
+    }
+}
+
+/// The mailer's Lambda handler for DynamoDB stream events.
+pub async fn handle_stream_event(app: &App, event: StreamEvent) -> DynamoDbEventResponse {
+    let records = event.records.iter().map(job_ref_lambda).collect();
+    let failures = process_records(app, records).await;
+    let mut resp = DynamoDbEventResponse::default();
+    resp.batch_item_failures = failures
+        .into_iter()
+        .map(|seq| {
+            let mut f = DynamoDbBatchItemFailure::default();
+            f.item_identifier = Some(seq);
+            f
+        })
+        .collect();
+    resp
+}
+
+pub async fn mailer_app() -> Result<App, Error> {
+    let config = Config::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let mailer = SesMailer::from_env().await;
+    Ok(App::new(config)
+        .with_store(Arc::new(store))
+        .with_mailer(Arc::new(mailer)))
+}
+
+/// The mailer's `main`: the Lambda loop, or `--poll` to read the table's stream
+/// directly (DynamoDB Local has no stream trigger).
+pub async fn run_mailer() -> Result<(), Error> {
+    init_tracing();
+    let app = mailer_app().await?;
+    if std::env::args().any(|a| a == "--poll") {
+        return poll_stream(&app).await;
+    }
+    let app = &app;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<StreamEvent>| async move {
+        Ok::<_, Error>(handle_stream_event(app, ev.payload).await)
+    }))
+    .await
+}
+
+/// Local poll mode: follows every shard of the table's stream from its start and feeds
+/// inserted jobs to the same code the Lambda handler runs.
+pub async fn poll_stream(app: &App) -> Result<(), Error> {
+    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+    let sdk = crate::adapters::aws::sdk_config().await;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let table = app.config.table_name.clone();
+    let stream_arn = ddb
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "describe_table failed: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(e)
+            )
+        })?
+        .table
+        .and_then(|t| t.latest_stream_arn)
+        .ok_or("the table has no stream")?;
+    tracing::info!(table = %table, "mailer polling the table stream");
+    let mut iterators: std::collections::HashMap<String, Option<String>> = Default::default();
+    let mut last_describe = std::time::Instant::now() - Duration::from_secs(60);
+    loop {
+        if last_describe.elapsed() > Duration::from_secs(2) {
+            last_describe = std::time::Instant::now();
+            match streams
+                .describe_stream()
+                .stream_arn(&stream_arn)
+                .send()
+                .await
+            {
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describe_stream failed")
+                }
+                Ok(desc) => {
+                    for shard in desc
+                        .stream_description
+                        .map(|d| d.shards.unwrap_or_default())
+                        .unwrap_or_default()
+                    {
+                        let Some(id) = shard.shard_id else { continue };
+                        if iterators.contains_key(&id) {
+                            continue;
+                        }
+                        let it = streams
+                            .get_shard_iterator()
+                            .stream_arn(&stream_arn)
+                            .shard_id(&id)
+                            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                            .send()
+                            .await
+                            .ok()
+                            .and_then(|o| o.shard_iterator);
+                        iterators.insert(id, it);
+                    }
+                }
+            }
+        }
+        let mut busy = false;
+        for it in iterators.values_mut() {
+            let Some(current) = it.clone() else { continue };
+            let out = match streams.get_records().shard_iterator(&current).send().await {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "get_records failed");
+                    continue;
+                }
+            };
+            let records: Vec<JobRecord> = out
+                .records()
+                .iter()
+                .map(|r| {
+                    let insert = r.event_name().map(|n| n.as_str()) == Some("INSERT");
+                    let image = r.dynamodb().and_then(|d| d.new_image()).cloned();
+                    let job_id = match (insert, image) {
+                        (true, Some(img)) => {
+                            serde_dynamo::aws_sdk_dynamodbstreams_1::from_item::<JobRef>(img)
+                                .ok()
+                                .filter(|j| j.kind.as_deref() == Some("mail_job"))
+                                .map(|j| j.job_id)
+                        }
+                        _ => None,
+                    };
+                    JobRecord {
+                        sequence_number: r
+                            .dynamodb()
+                            .and_then(|d| d.sequence_number())
+                            .map(str::to_string),
+                        job_id,
+                    }
+                })
+                .collect();
+            busy |= !records.is_empty();
+            let failed = !process_records(app, records).await.is_empty();
+            if failed {
+                // Keep the iterator: retry the same batch after a pause.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            *it = out.next_shard_iterator;
+        }
+        if !busy {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

