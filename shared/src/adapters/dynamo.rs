@@ -368,6 +368,37 @@ impl DynamoStore {
         }
     }
 
+    /// The demo data of `make dev` and the tests: team `team_abc123` with hubs
+    /// `member-academy` ("Member Academy", primary) and `my-hub` ("My Hub"), both
+    /// allowing the redirect origin `http://localhost:5173`.
+    pub async fn seed_demo(&self) -> PortResult<()> {
+        self.put_team(&Team {
+            team_id: "team_abc123".into(),
+            name: "Demo Team".into(),
+            primary_hub_id: Some("hub_member_academy".into()),
+        })
+        .await?;
+        for (id, slug, title) in [
+            ("hub_member_academy", "member-academy", "Member Academy"),
+            ("hub_my_hub", "my-hub", "My Hub"),
+        ] {
+            let hub = Hub {
+                hub_id: id.into(),
+                slug: slug.into(),
+                team_id: "team_abc123".into(),
+                title: title.into(),
+                allowed_redirect_origins: vec!["http://localhost:5173".into()],
+                registration_enabled: true,
+            };
+            if !self.put_hub(&hub).await? {
+                return Err(PortError::Internal(format!(
+                    "slug {slug} belongs to another hub"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Test and admin helper: set a membership's status (e.g. banned).
     pub async fn set_membership_status(
         &self,

@@ -2,4 +2,5 @@
 pub mod aws;
 pub mod dynamo;
 pub mod keys;
+pub mod schema;
 pub mod ses;

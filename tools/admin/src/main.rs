@@ -11,12 +11,9 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
-};
 use base64::Engine;
 use contact_auth::adapters::dynamo::DynamoStore;
+use contact_auth::adapters::schema;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::ports::Store;
@@ -49,126 +46,24 @@ fn table_name() -> Res<String> {
     std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_string())
 }
 
-/// The table definition, read from template.yaml's `ContactTable` resource.
-pub struct TableSpec {
-    pub attributes: Vec<(String, String)>,
-    pub keys: Vec<(String, String)>,
-    pub ttl_attribute: Option<String>,
-    pub stream_view: Option<String>,
-}
-
-pub fn table_spec(template: &str) -> Res<TableSpec> {
-    let doc: serde_yaml::Value =
-        serde_yaml::from_str(template).map_err(|e| format!("template.yaml: {e}"))?;
-    let props = &doc["Resources"]["ContactTable"]["Properties"];
-    let pairs = |list: &serde_yaml::Value, a: &str, b: &str| -> Vec<(String, String)> {
-        list.as_sequence()
-            .map(|s| {
-                s.iter()
-                    .filter_map(|e| Some((e[a].as_str()?.to_string(), e[b].as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let spec = TableSpec {
-        attributes: pairs(
-            &props["AttributeDefinitions"],
-            "AttributeName",
-            "AttributeType",
-        ),
-        keys: pairs(&props["KeySchema"], "AttributeName", "KeyType"),
-        ttl_attribute: props["TimeToLiveSpecification"]["AttributeName"]
-            .as_str()
-            .map(str::to_string),
-        stream_view: props["StreamSpecification"]["StreamViewType"]
-            .as_str()
-            .map(str::to_string),
-    };
-    if spec.keys.is_empty() || spec.attributes.is_empty() {
-        return Err("template.yaml: ContactTable has no KeySchema/AttributeDefinitions".into());
-    }
-    Ok(spec)
-}
-
 async fn create_table(store: &DynamoStore, f: &HashMap<String, String>) -> Res<()> {
     let path = f
         .get("template")
         .map(String::as_str)
         .unwrap_or("template.yaml");
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let spec = table_spec(&text)?;
-    let client = store.client();
-    let exists = client
-        .describe_table()
-        .table_name(store.table())
-        .send()
-        .await
-        .is_ok();
-    if exists {
-        if f.contains_key("if-missing") {
-            println!("table {} exists", store.table());
-            return Ok(());
-        }
-        return Err(format!("table {} already exists", store.table()));
+    let created = schema::create_table(
+        store.client(),
+        store.table(),
+        &text,
+        f.contains_key("if-missing"),
+    )
+    .await?;
+    if created {
+        println!("table {} created from {path}", store.table());
+    } else {
+        println!("table {} exists", store.table());
     }
-    let mut req = client
-        .create_table()
-        .table_name(store.table())
-        .billing_mode(BillingMode::PayPerRequest);
-    for (name, ty) in &spec.attributes {
-        req = req.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::from(ty.as_str()))
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    for (name, ty) in &spec.keys {
-        req = req.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(KeyType::from(ty.as_str()))
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    if let Some(view) = &spec.stream_view {
-        req = req.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::from(view.as_str()))
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
-    }
-    req.send().await.map_err(|e| {
-        format!(
-            "create_table: {}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(e)
-        )
-    })?;
-    if let Some(attr) = &spec.ttl_attribute {
-        client
-            .update_time_to_live()
-            .table_name(store.table())
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(attr)
-                    .enabled(true)
-                    .build()
-                    .map_err(|e| e.to_string())?,
-            )
-            .send()
-            .await
-            .map_err(|e| {
-                format!(
-                    "update_time_to_live: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e)
-                )
-            })?;
-    }
-    println!("table {} created from {path}", store.table());
     Ok(())
 }
 
@@ -191,32 +86,7 @@ async fn put_hub(store: &DynamoStore, hub: Hub) -> Res<()> {
 }
 
 async fn seed_demo(store: &DynamoStore) -> Res<()> {
-    let origins = vec!["http://localhost:5173".to_string()];
-    store
-        .put_team(&Team {
-            team_id: "team_abc123".into(),
-            name: "Demo Team".into(),
-            primary_hub_id: Some("hub_member_academy".into()),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    for (id, slug, title) in [
-        ("hub_member_academy", "member-academy", "Member Academy"),
-        ("hub_my_hub", "my-hub", "My Hub"),
-    ] {
-        put_hub(
-            store,
-            Hub {
-                hub_id: id.into(),
-                slug: slug.into(),
-                team_id: "team_abc123".into(),
-                title: title.into(),
-                allowed_redirect_origins: origins.clone(),
-                registration_enabled: true,
-            },
-        )
-        .await?;
-    }
+    store.seed_demo().await.map_err(|e| e.to_string())?;
     println!("seeded team_abc123 with hubs member-academy and my-hub");
     Ok(())
 }
@@ -302,24 +172,5 @@ async fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_the_table_schema_from_the_template() {
-        let text =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-                .unwrap();
-        let spec = table_spec(&text).unwrap();
-        assert_eq!(
-            spec.keys,
-            vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]
-        );
-        assert_eq!(spec.ttl_attribute.as_deref(), Some("expires_at"));
-        assert_eq!(spec.stream_view.as_deref(), Some("NEW_IMAGE"));
     }
 }

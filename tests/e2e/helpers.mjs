@@ -1,0 +1,136 @@
+// Shared helpers for the end-to-end tests. tools/test.mjs starts one local stack and
+// passes its URLs in the environment; every test file talks to it over HTTP.
+
+import { createHash, randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+
+function need(name) {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the e2e tests through \`make test\` (tools/test.mjs)`);
+  return v;
+}
+
+export const API_URL = need("E2E_API_URL");
+export const SES_URL = need("E2E_SES_URL");
+export const DDB_URL = need("E2E_DDB_URL");
+export const TABLE = need("E2E_TABLE");
+export const LOG_DIR = need("E2E_LOG_DIR");
+export const PREFIX = "/api/v1/contact-auth";
+export const JSONAPI = "application/vnd.api+json";
+
+/** Remembers a secret the tests saw, so the final check can prove no log holds it. */
+export function recordSecret(value) {
+  if (value) appendFileSync(join(LOG_DIR, "secrets.txt"), `${value}\n`);
+}
+
+export function uniqueEmail(tag = "m") {
+  const email = `${tag}-${randomBytes(6).toString("hex")}@example.com`;
+  recordSecret(email);
+  return email;
+}
+
+/** One request; returns status, headers and the parsed body (or text). */
+export async function call(method, path, { body, headers = {}, raw } = {}) {
+  const h = { ...headers };
+  let payload;
+  if (raw !== undefined) payload = raw;
+  else if (body !== undefined) {
+    payload = JSON.stringify(body);
+    if (!Object.keys(h).some((k) => k.toLowerCase() === "content-type")) h["Content-Type"] = JSONAPI;
+  }
+  const hosted = path === "/m" || path.startsWith("/m?") || path.startsWith("/m#");
+  const url = path.startsWith("http") ? path : `${API_URL}${hosted ? "" : PREFIX}${path}`;
+  const res = await fetch(url, { method, headers: h, body: payload, redirect: "manual" });
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+export const doc = (type, attributes) => ({ data: { type, attributes } });
+
+export function register(attributes) {
+  return call("POST", "/register", { body: doc("register_requests", attributes) });
+}
+
+export function magic(attributes) {
+  return call("POST", "/magic", { body: doc("magic_link_requests", attributes) });
+}
+
+export async function consume(token) {
+  const r = await call("POST", "/magic/consume", { body: doc("magic_link_consumes", { token }) });
+  if (r.json) {
+    recordSecret(r.json.access_token);
+    recordSecret(r.json.refresh_token);
+  }
+  return r;
+}
+
+export async function mails(to) {
+  const res = await fetch(`${SES_URL}/store`);
+  const { emails } = await res.json();
+  return emails.filter((e) => e.destination.to.includes(to));
+}
+
+/** Waits until `to` has more than `already` emails; returns the newest. */
+export async function waitForMail(to, already = 0, timeoutMs = 15000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const list = await mails(to);
+    if (list.length > already) return list[list.length - 1];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail for ${to} within ${timeoutMs} ms`);
+}
+
+export function tokenFrom(mail) {
+  const m = /#token=([A-Za-z0-9_-]{43})/.exec(mail.body.text);
+  if (!m) throw new Error("no token in mail");
+  recordSecret(m[1]);
+  return m[1];
+}
+
+/** Registers `email` on a hub and signs in through the emailed link. */
+export async function signUp(email, attributes = { slug: "member-academy" }) {
+  const before = (await mails(email)).length;
+  const r = await register({ email, ...attributes });
+  if (r.status !== 202) throw new Error(`register answered ${r.status}`);
+  const token = tokenFrom(await waitForMail(email, before));
+  const c = await consume(token);
+  if (c.status !== 200) throw new Error(`consume answered ${c.status}`);
+  return c.json;
+}
+
+/** A raw DynamoDB Local call (JSON protocol). */
+export async function ddb(op, body) {
+  const res = await fetch(DDB_URL, {
+    method: "POST",
+    headers: {
+      "X-Amz-Target": `DynamoDB_20120810.${op}`,
+      "Content-Type": "application/x-amz-json-1.0",
+      Authorization: "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+    },
+    body: JSON.stringify({ TableName: TABLE, ...body }),
+  });
+  const json = await res.json();
+  if (!res.ok) throw new Error(`${op}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+export const sha256 = (s) => createHash("sha256").update(s).digest("hex");
+
+/** Waits until no mail job is left in the table (the mailer has processed them all). */
+export async function mailerIdle(timeoutMs = 15000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const r = await ddb("Scan", { FilterExpression: "begins_with(pk, :j)", ExpressionAttributeValues: { ":j": { S: "JOB#" } } });
+    if (r.Count === 0) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error("mail jobs still pending");
+}
+
+export function errorOf(r) {
+  return r.json && r.json.errors && r.json.errors[0];
+}

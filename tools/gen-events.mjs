@@ -1,0 +1,187 @@
+#!/usr/bin/env node
+// Writes the fixtures under events/: API Gateway HTTP API (payload 2.0) events, and
+// DynamoDB stream events for the mailer, each with `<case>.expected.json` beside it.
+// The files are committed; rerun this after changing a case (`node tools/gen-events.mjs`).
+//
+// Expected-file fields: status, code, pointer, headers (names that must be present),
+// emails (mailer: mail sent to `to`), repeat (send the event N times; the last answer
+// counts), vary_email (a fresh address on every repeat), config (overrides, e.g.
+// ip_per_minute), clock_offset (seconds the handler's clock is ahead), setup (see
+// tests/replay.rs).
+
+import { mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+const OUT = join(ROOT, "events");
+const PREFIX = "/api/v1/contact-auth";
+const JSONAPI = "application/vnd.api+json";
+const TOKEN_A = "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".slice(0, 43);
+const TOKEN_B = "fixtureTokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB".slice(0, 43);
+
+function apigw(method, path, { body, headers = {}, base64 = false, id } = {}) {
+  const h = {
+    accept: "*/*",
+    host: "abc123xyz.execute-api.eu-west-1.amazonaws.com",
+    "user-agent": "curl/8.5.0",
+    "x-amzn-trace-id": "Root=1-6745c7a0-0123456789abcdef01234567",
+    "x-forwarded-for": "203.0.113.10",
+    "x-forwarded-port": "443",
+    "x-forwarded-proto": "https",
+    ...headers,
+  };
+  let b = body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body);
+  if (b !== undefined) h["content-length"] = String(Buffer.byteLength(b));
+  if (b !== undefined && base64) b = Buffer.from(b).toString("base64");
+  const ev = {
+    version: "2.0",
+    routeKey: `${method} ${path}`,
+    rawPath: path,
+    rawQueryString: "",
+    headers: h,
+    requestContext: {
+      accountId: "123456789012",
+      apiId: "abc123xyz",
+      domainName: "abc123xyz.execute-api.eu-west-1.amazonaws.com",
+      domainPrefix: "abc123xyz",
+      http: { method, path, protocol: "HTTP/1.1", sourceIp: "203.0.113.10", userAgent: "curl/8.5.0" },
+      requestId: id || "Kx1abcdEFgHIjkl=",
+      routeKey: `${method} ${path}`,
+      stage: "$default",
+      time: "26/Nov/2026:10:00:00 +0000",
+      timeEpoch: 1795687200000,
+    },
+    isBase64Encoded: base64,
+  };
+  if (b !== undefined) ev.body = b;
+  return ev;
+}
+
+const files = [];
+function add(fn, name, event, expected) {
+  files.push([join(OUT, fn, `${name}.json`), event]);
+  files.push([join(OUT, fn, `${name}.expected.json`), expected]);
+}
+
+const ct = { "content-type": JSONAPI };
+const post = (path, body, extra = {}) => apigw("POST", `${PREFIX}${path}`, { body, headers: { ...ct, ...(extra.headers || {}) }, ...extra });
+const reg = (attributes, extra) => post("/register", { data: { type: "register_requests", attributes } }, extra);
+const mag = (attributes, extra) => post("/magic", { data: { type: "magic_link_requests", attributes } }, extra);
+const con = (attributes) => post("/magic/consume", { data: { type: "magic_link_consumes", attributes } });
+const err = (status, code, pointer, more = {}) => ({ status, code, ...(pointer ? { pointer } : {}), ...more });
+
+// register
+add("register", "success-slug", reg({ email: "member@example.com", slug: "my-hub" }), { status: 202 });
+add("register", "success-team-id", reg({ email: "member@example.com", team_id: "team_abc123" }), { status: 202 });
+add("register", "success-redirect-url", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "http://localhost:5173/welcome" }), { status: 202 });
+add("register", "success-base64-body", reg({ email: "member@example.com", slug: "my-hub" }, { base64: true }), { status: 202 });
+add("register", "unknown-hub-still-202", reg({ email: "member@example.com", slug: "no-such-hub", redirect_url: "https://app.example.com/" }), { status: 202 });
+add("register", "unknown-team-still-202", reg({ email: "member@example.com", team_id: "team_nope" }), { status: 202 });
+add("register", "both-slug-and-team-id", reg({ email: "member@example.com", slug: "my-hub", team_id: "team_abc123" }), err(422, "validation_error", "/data/attributes"));
+add("register", "neither-slug-nor-team-id", reg({ email: "member@example.com" }), err(422, "validation_error", "/data/attributes"));
+add("register", "password-not-allowed", reg({ email: "member@example.com", slug: "my-hub", password: "hunter22hunter22" }), err(422, "password_not_allowed", "/data/attributes/password"));
+add("register", "redirect-url-requires-slug", reg({ email: "member@example.com", team_id: "team_abc123", redirect_url: "http://localhost:5173/" }), err(422, "redirect_url_requires_slug", "/data/attributes/redirect_url"));
+add("register", "redirect-url-origin-not-allowed", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "https://evil.example.com/welcome" }), err(422, "redirect_url_not_allowed", "/data/attributes/redirect_url"));
+add("register", "redirect-url-other-scheme-same-host", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "https://localhost:5173/welcome" }), err(422, "redirect_url_not_allowed", "/data/attributes/redirect_url"));
+add("register", "redirect-url-prefix-attack", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "http://localhost:51730/welcome" }), err(422, "redirect_url_not_allowed", "/data/attributes/redirect_url"));
+add("register", "redirect-url-not-absolute", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "/welcome" }), err(422, "validation_error", "/data/attributes/redirect_url"));
+add("register", "redirect-url-plain-http", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "http://app.example.com/" }), err(422, "validation_error", "/data/attributes/redirect_url"));
+add("register", "redirect-url-with-fragment", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "http://localhost:5173/#x" }), err(422, "validation_error", "/data/attributes/redirect_url"));
+add("register", "unknown-attribute", reg({ email: "member@example.com", slug: "my-hub", redirectUrl: "http://localhost:5173/" }), err(422, "unknown_attribute", "/data/attributes/redirectUrl"));
+add("register", "invalid-email", reg({ email: "not-an-email", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "email-without-dot-in-domain", reg({ email: "member@localhost", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "missing-email", reg({ slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "email-not-a-string", reg({ email: 42, slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "invalid-slug", reg({ email: "member@example.com", slug: "../../etc" }), err(422, "validation_error", "/data/attributes/slug"));
+add("register", "wrong-type", post("/register", { data: { type: "magic_link_requests", attributes: { email: "member@example.com", slug: "my-hub" } } }), err(409, "type_mismatch", "/data/type"));
+add("register", "missing-data", post("/register", { email: "member@example.com" }), err(422, "validation_error", "/data"));
+add("register", "attributes-not-object", post("/register", { data: { type: "register_requests", attributes: "x" } }), err(422, "validation_error", "/data/attributes"));
+add("register", "malformed-json", post("/register", '{"data": {"type": "register_requests",'), err(400, "malformed_json"));
+add("register", "unsupported-media-type", apigw("POST", `${PREFIX}/register`, { body: "email=member@example.com", headers: { "content-type": "application/x-www-form-urlencoded" } }), err(415, "unsupported_media_type"));
+add("register", "payload-too-large", reg({ email: "member@example.com", slug: "my-hub", padding: "x".repeat(17000) }), err(413, "payload_too_large"));
+add("register", "rate-limited-per-email", reg({ email: "member@example.com", slug: "my-hub" }), err(429, "rate_limited", null, { repeat: 2, headers: ["retry-after"] }));
+add("register", "rate-limited-per-ip", reg({ email: "member@example.com", slug: "my-hub" }), err(429, "rate_limited", null, { repeat: 4, vary_email: true, config: { ip_per_minute: 3 }, headers: ["retry-after"] }));
+add("register", "method-not-allowed", apigw("GET", `${PREFIX}/register`), err(405, "method_not_allowed"));
+add("register", "cors-preflight", apigw("OPTIONS", `${PREFIX}/register`, { headers: { origin: "http://localhost:5173", "access-control-request-method": "POST", "access-control-request-headers": "content-type" } }), { status: 204, headers: ["access-control-allow-origin", "access-control-allow-credentials"] });
+
+// magic
+add("magic", "success", mag({ email: "member@example.com", slug: "member-academy" }), { status: 202 });
+add("magic", "success-team-id", mag({ email: "member@example.com", team_id: "team_abc123" }), { status: 202 });
+add("magic", "unknown-email-still-202", mag({ email: "nobody@example.com", slug: "member-academy" }), { status: 202 });
+add("magic", "both-slug-and-team-id", mag({ email: "member@example.com", slug: "member-academy", team_id: "team_abc123" }), err(422, "validation_error", "/data/attributes"));
+add("magic", "password-not-allowed", mag({ email: "member@example.com", slug: "member-academy", password: "x" }), err(422, "password_not_allowed", "/data/attributes/password"));
+add("magic", "redirect-url-requires-slug", mag({ email: "member@example.com", team_id: "team_abc123", redirect_url: "http://localhost:5173/" }), err(422, "redirect_url_requires_slug", "/data/attributes/redirect_url"));
+add("magic", "redirect-url-origin-not-allowed", mag({ email: "member@example.com", slug: "member-academy", redirect_url: "https://evil.example.com/" }), err(422, "redirect_url_not_allowed", "/data/attributes/redirect_url"));
+add("magic", "wrong-type", post("/magic", { data: { type: "register_requests", attributes: { email: "member@example.com", slug: "member-academy" } } }), err(409, "type_mismatch", "/data/type"));
+add("magic", "rate-limited-per-email", mag({ email: "member@example.com", slug: "member-academy" }), err(429, "rate_limited", null, { repeat: 2, headers: ["retry-after"] }));
+
+// magic-consume
+const linkSetup = (token, more = {}) => ({ op: "magic_link", token, email: "member@example.com", slug: "member-academy", ...more });
+add("magic-consume", "success", con({ token: TOKEN_A }), { status: 200, setup: [linkSetup(TOKEN_A)], headers: ["set-cookie"] });
+add("magic-consume", "unknown-token", con({ token: TOKEN_B }), err(401, "magic_link_invalid"));
+add("magic-consume", "malformed-token", con({ token: "not-a-token" }), err(401, "magic_link_invalid"));
+add("magic-consume", "already-used", con({ token: TOKEN_A }), err(401, "magic_link_invalid", null, { setup: [linkSetup(TOKEN_A, { used: true })] }));
+add("magic-consume", "expired", con({ token: TOKEN_A }), err(401, "magic_link_invalid", null, { setup: [linkSetup(TOKEN_A)], clock_offset: 901 }));
+add("magic-consume", "superseded", con({ token: TOKEN_A }), err(401, "magic_link_invalid", null, { setup: [linkSetup(TOKEN_A), linkSetup(TOKEN_B)] }));
+add("magic-consume", "missing-token", con({}), err(422, "validation_error", "/data/attributes/token"));
+add("magic-consume", "unknown-attribute", con({ token: TOKEN_A, email: "member@example.com" }), err(422, "unknown_attribute", "/data/attributes/email"));
+add("magic-consume", "wrong-type", post("/magic/consume", { data: { type: "magic_links", attributes: { token: TOKEN_A } } }), err(409, "type_mismatch", "/data/type"));
+
+// jwks, hosted page
+add("jwks", "success", apigw("GET", `${PREFIX}/.well-known/jwks.json`), { status: 200 });
+add("hosted-page", "success", apigw("GET", "/m"), { status: 200, headers: ["content-security-policy", "referrer-policy"] });
+
+// me-get
+const bearer = (t) => ({ headers: { authorization: `Bearer ${t}` } });
+add("me-get", "success", apigw("GET", `${PREFIX}/me`, bearer("{{ACCESS_TOKEN}}")), { status: 200, setup: [{ op: "session", email: "member@example.com" }] });
+add("me-get", "missing-token", apigw("GET", `${PREFIX}/me`), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+add("me-get", "garbage-token", apigw("GET", `${PREFIX}/me`, bearer("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+
+// mailer: DynamoDB stream events (the shape Lambda delivers; the filter in template.yaml
+// passes only INSERTs of mail jobs, the handler checks again).
+function streamEvent(eventName, image) {
+  const record = {
+    eventID: "c81e728d9d4c2f636f067f89cc14862c",
+    eventName,
+    eventVersion: "1.1",
+    eventSource: "aws:dynamodb",
+    awsRegion: "eu-west-1",
+    dynamodb: {
+      ApproximateCreationDateTime: 1795687200,
+      Keys: { pk: { S: image.pk.S }, sk: { S: image.sk.S } },
+      SequenceNumber: "111100000000012345678901",
+      SizeBytes: 312,
+      StreamViewType: "NEW_IMAGE",
+    },
+    eventSourceARN: "arn:aws:dynamodb:eu-west-1:123456789012:table/contact-auth-ContactTable-ABC/stream/2026-11-26T10:00:00.000",
+  };
+  if (eventName !== "REMOVE") record.dynamodb.NewImage = image;
+  return { Records: [record] };
+}
+const jobImage = (jobId, purpose, email, target) => ({
+  pk: { S: `JOB#${jobId}` }, sk: { S: "JOB" }, kind: { S: "mail_job" }, job_id: { S: jobId },
+  purpose: { S: purpose }, email: { S: email }, email_key: { S: email.toLowerCase() },
+  slug: target.slug ? { S: target.slug } : { NULL: true }, team_id: target.team_id ? { S: target.team_id } : { NULL: true },
+  redirect_url: { NULL: true }, created_at: { N: "1795687200" }, expires_at: { N: "1795773600" },
+});
+const jobSetup = (jobId, purpose, email, target) => ({ op: "job", job_id: jobId, purpose, email, ...target });
+add("mailer", "register-new-email-sends-link", streamEvent("INSERT", jobImage("job-fixture-1", "register", "new-member@example.com", { slug: "member-academy" })),
+  { emails: 1, to: "new-member@example.com", subject: "Confirm your email for Member Academy", setup: [jobSetup("job-fixture-1", "register", "new-member@example.com", { slug: "member-academy" })] });
+add("mailer", "register-by-team-id-names-primary-hub", streamEvent("INSERT", jobImage("job-fixture-2", "register", "team-member@example.com", { team_id: "team_abc123" })),
+  { emails: 1, to: "team-member@example.com", subject: "Confirm your email for Member Academy", setup: [jobSetup("job-fixture-2", "register", "team-member@example.com", { team_id: "team_abc123" })] });
+add("mailer", "magic-unknown-email-sends-nothing", streamEvent("INSERT", jobImage("job-fixture-3", "magic", "stranger@example.com", { slug: "member-academy" })),
+  { emails: 0, to: "stranger@example.com", setup: [jobSetup("job-fixture-3", "magic", "stranger@example.com", { slug: "member-academy" })] });
+add("mailer", "magic-existing-member-sends-sign-in", streamEvent("INSERT", jobImage("job-fixture-4", "magic", "member@example.com", { slug: "my-hub" })),
+  { emails: 1, to: "member@example.com", subject: "Sign in to My Hub", setup: [{ op: "session", email: "member@example.com" }, jobSetup("job-fixture-4", "magic", "member@example.com", { slug: "my-hub" })] });
+add("mailer", "redelivered-record-sends-nothing", streamEvent("INSERT", jobImage("job-fixture-5", "register", "again@example.com", { slug: "member-academy" })),
+  { emails: 0, to: "again@example.com" });
+add("mailer", "remove-event-ignored", streamEvent("REMOVE", jobImage("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" })),
+  { emails: 0, to: "gone@example.com" });
+
+rmSync(OUT, { recursive: true, force: true });
+for (const [path, content] of files) {
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(content, null, 2)}\n`);
+}
+console.log(`wrote ${files.length / 2} fixtures under events/`);
