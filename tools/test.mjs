@@ -13,6 +13,30 @@ rmSync(logDir, { recursive: true, force: true });
 mkdirSync(logDir, { recursive: true });
 
 let failed = false;
+const totals = { passed: 0, failed: 0 };
+
+/** Runs a test command, streams its output, and adds its counts to the totals. */
+function runSuite(cmd, args, env) {
+  const r = spawnSync(cmd, args, { cwd: ROOT, env, encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  process.stdout.write(r.stdout || "");
+  process.stderr.write(r.stderr || "");
+  const out = `${r.stdout}\n${r.stderr}`;
+  for (const m of out.matchAll(/test result: \w+\. (\d+) passed; (\d+) failed/g)) {
+    totals.passed += Number(m[1]);
+    totals.failed += Number(m[2]);
+  }
+  const pass = /^# pass (\d+)$/m.exec(out);
+  const fail = /^# fail (\d+)$/m.exec(out);
+  if (pass) totals.passed += Number(pass[1]);
+  if (fail) totals.failed += Number(fail[1]);
+  if (r.status !== 0) failed = true;
+}
+
+if (!process.env.E2E_ONLY) {
+  console.log("== unit tests ==");
+  runSuite("cargo", ["test", "--workspace"], process.env);
+}
+
 const stack = await startStack({
   logDir,
   table: `e2e-${Date.now().toString(36)}`,
@@ -46,14 +70,12 @@ try {
   const only = process.env.E2E_ONLY;
   if (!only) {
     console.log("\n== fixture replay (events/) against DynamoDB Local and the SES sink ==");
-    const r = spawnSync("cargo", ["test", "-p", "integration-tests", "--", "--include-ignored", "--test-threads", "1"], { cwd: ROOT, env, stdio: "inherit" });
-    if (r.status !== 0) failed = true;
+    runSuite("cargo", ["test", "--workspace", "--test", "replay", "--", "--include-ignored", "--test-threads", "1"], env);
   }
   console.log("\n== end-to-end over HTTP (tests/e2e) ==");
   const dir = join(ROOT, "tests", "e2e");
   const files = readdirSync(dir).filter((f) => f.endsWith(".test.mjs")).filter((f) => !only || f.includes(only)).map((f) => join(dir, f));
-  const r = spawnSync("node", ["--test", "--test-concurrency=1", ...files], { cwd: ROOT, env, stdio: "inherit" });
-  if (r.status !== 0) failed = true;
+  runSuite("node", ["--test", "--test-concurrency=1", ...files], env);
 } finally {
   await stop();
 }
@@ -82,5 +104,7 @@ if (secrets.length < 10) {
 } else {
   console.log(`no secret in any log: ${checked}`);
 }
+if (leaks || secrets.length < 10) totals.failed += 1; else totals.passed += 1;
 console.log(failed ? "\nmake test: FAILED" : "\nmake test: all suites passed");
+console.log(`${totals.passed} passed, ${totals.failed} failed`);
 process.exit(failed ? 1 : 0);

