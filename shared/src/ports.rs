@@ -43,6 +43,48 @@ pub enum Consumed {
     VersionChanged,
 }
 
+/// Login's first read (one BatchGetItem).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginLookup {
+    pub contact_id: Option<String>,
+    /// Failed logins for this team+email in the current window.
+    pub failures: u32,
+    /// Requests from this source IP in the current window.
+    pub ip_count: u32,
+}
+
+/// A fixed-window counter item: its key (window start included) and when it lapses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub key: String,
+    pub expires_at: i64,
+}
+
+/// A refresh token record as stored, with its rotation state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshState {
+    pub record: RefreshRecord,
+    pub rotated_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    Done,
+    /// The presented token changed under us (a concurrent rotation): read it again.
+    OldChanged,
+    /// Family revoked, token version moved, or the token lapsed.
+    Rejected,
+}
+
+/// PATCH /me changes; `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileChanges {
+    pub tos_accepted_at: Option<Option<String>>,
+    pub tos_version: Option<Option<String>>,
+    pub pending_email: Option<String>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     async fn hub_by_slug(&self, slug: &str) -> PortResult<Option<Hub>>;
@@ -77,6 +119,48 @@ pub trait Store: Send + Sync {
         refresh: &RefreshRecord,
         now: i64,
     ) -> PortResult<Consumed>;
+
+    async fn login_lookup(&self, email_key: &str, failures: &Counter, ip: &Counter) -> PortResult<LoginLookup>;
+    /// Profile and membership in one read (dummy keys when there is no contact, so every
+    /// login does the same reads).
+    async fn contact_with_membership(
+        &self,
+        contact_id: Option<&str>,
+        team_id: &str,
+    ) -> PortResult<(Option<Contact>, Option<Membership>)>;
+    /// Counts a failed login and the request from its IP, in one write.
+    async fn record_login_failure(&self, failures: &Counter, ip: &Counter) -> PortResult<()>;
+    /// Stores the session, counts the IP, clears the failure count and, when given,
+    /// replaces the password hash (old, new) — one transaction.
+    async fn record_login_success(
+        &self,
+        refresh: &RefreshRecord,
+        failures: &Counter,
+        ip: &Counter,
+        rehash: Option<(&str, &str)>,
+    ) -> PortResult<()>;
+
+    async fn refresh_state(&self, token_hash: &str) -> PortResult<Option<RefreshState>>;
+    /// Rotates `old` into `new` in one transaction. With `grace_since`, `old` was already
+    /// rotated at or after that time and stays as it is (a second tab's refresh).
+    async fn rotate_refresh(
+        &self,
+        old: &RefreshState,
+        new: &RefreshRecord,
+        now: i64,
+        grace_since: Option<i64>,
+    ) -> PortResult<Rotation>;
+    /// Revokes a whole token family (and marks `token_hash` revoked when given).
+    async fn revoke_family(&self, family_id: &str, token_hash: Option<&str>, now: i64, until: i64) -> PortResult<()>;
+
+    /// Ends every session: token version + 1.
+    async fn bump_token_version(&self, contact_id: &str) -> PortResult<()>;
+    /// Sets the first password; false when one is already set.
+    async fn set_first_password(&self, contact_id: &str, hash: &str) -> PortResult<bool>;
+    /// Replaces the password and bumps the token version (only if neither moved since
+    /// `contact` was read) and stores the caller's new session — one transaction.
+    async fn change_password(&self, contact: &Contact, new_hash: &str, refresh: &RefreshRecord) -> PortResult<bool>;
+    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

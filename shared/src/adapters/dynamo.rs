@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -21,7 +21,10 @@ use crate::domain::model::{
 };
 use crate::domain::rate::{email_scope, window_start, RateRule};
 use crate::errors::PortError;
-use crate::ports::{ConsumeAs, Consumed, Enqueued, PortResult, Store};
+use crate::ports::{
+    ConsumeAs, Consumed, Counter, Enqueued, LoginLookup, PortResult, ProfileChanges, RefreshState,
+    Rotation, Store,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -128,6 +131,9 @@ pub mod keys {
     }
     pub fn rate(key: &str) -> (String, String) {
         (format!("RATE#{key}"), "RATE".into())
+    }
+    pub fn family(id: &str) -> (String, String) {
+        (format!("RTFAMILY#{id}"), "RTFAMILY".into())
     }
 }
 
@@ -274,6 +280,53 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_err(op, e))?;
         Ok(out.item)
+    }
+
+    /// One BatchGetItem (consistent), retrying unprocessed keys; items come back in any order.
+    async fn batch_get(&self, op: &str, keys: Vec<(String, String)>) -> PortResult<Vec<Item>> {
+        let mut pending: Vec<Item> = keys.into_iter().map(key_map).collect();
+        let mut found = Vec::new();
+        for _ in 0..4 {
+            if pending.is_empty() {
+                break;
+            }
+            let ka = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(build_err)?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, ka)
+                .send()
+                .await
+                .map_err(|e| sdk_err(op, e))?;
+            if let Some(mut r) = out.responses {
+                found.extend(r.remove(&self.table).unwrap_or_default());
+            }
+            if let Some(mut u) = out.unprocessed_keys {
+                if let Some(ka) = u.remove(&self.table) {
+                    pending = ka.keys;
+                }
+            }
+        }
+        if !pending.is_empty() {
+            return Err(PortError::Unavailable(format!("dynamodb {op}: unprocessed keys")));
+        }
+        Ok(found)
+    }
+
+    fn counter_add(&self, c: &Counter) -> PortResult<TransactWriteItem> {
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::rate(&c.key))))
+            .update_expression("ADD n :one SET expires_at = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(c.expires_at))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(u).build())
     }
 
     fn put(&self, item: Item, cond: Option<&str>) -> PortResult<TransactWriteItem> {
@@ -762,6 +815,325 @@ impl Store for DynamoStore {
             }
         }
     }
+
+    async fn login_lookup(&self, email_key: &str, failures: &Counter, ip: &Counter) -> PortResult<LoginLookup> {
+        let items = self
+            .batch_get(
+                "login_lookup",
+                vec![keys::email(email_key), keys::rate(&failures.key), keys::rate(&ip.key)],
+            )
+            .await?;
+        let (email_pk, _) = keys::email(email_key);
+        Ok(LoginLookup {
+            contact_id: items
+                .iter()
+                .find(|i| get_s(i, "pk").as_deref() == Some(email_pk.as_str()))
+                .and_then(|i| get_s(i, "contact_id")),
+            failures: counter_value(&items, &failures.key),
+            ip_count: counter_value(&items, &ip.key),
+        })
+    }
+
+    async fn contact_with_membership(
+        &self,
+        contact_id: Option<&str>,
+        team_id: &str,
+    ) -> PortResult<(Option<Contact>, Option<Membership>)> {
+        // Without a contact, read two keys that never exist: the same cost either way.
+        let id = contact_id.unwrap_or("none");
+        let items = self
+            .batch_get("contact_with_membership", vec![keys::profile(id), keys::membership(id, team_id)])
+            .await?;
+        if contact_id.is_none() {
+            return Ok((None, None));
+        }
+        let contact = items
+            .iter()
+            .find(|i| get_s(i, "sk").as_deref() == Some("PROFILE"))
+            .and_then(contact_from);
+        let membership = items
+            .iter()
+            .find(|i| get_s(i, "sk").is_some_and(|sk| sk.starts_with("TEAM#")))
+            .and_then(membership_from);
+        Ok((contact, membership))
+    }
+
+    async fn record_login_failure(&self, failures: &Counter, ip: &Counter) -> PortResult<()> {
+        let items = vec![self.counter_add(failures)?, self.counter_add(ip)?];
+        match self.transact("record_login_failure", items).await? {
+            TxOutcome::Ok => Ok(()),
+            TxOutcome::Cancelled(_) => Err(PortError::Internal("login failure count cancelled".into())),
+        }
+    }
+
+    async fn record_login_success(
+        &self,
+        refresh: &RefreshRecord,
+        failures: &Counter,
+        ip: &Counter,
+        rehash: Option<(&str, &str)>,
+    ) -> PortResult<()> {
+        let build = |rehash: Option<(&str, &str)>| -> PortResult<Vec<TransactWriteItem>> {
+            let mut items = vec![
+                self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+                self.counter_add(ip)?,
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key_map(keys::rate(&failures.key))))
+                            .build()
+                            .map_err(build_err)?,
+                    )
+                    .build(),
+            ];
+            if let Some((old, new)) = rehash {
+                let u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::profile(&refresh.contact_id))))
+                    .update_expression("SET password_hash = :new")
+                    .condition_expression("password_hash = :old")
+                    .expression_attribute_values(":new", s(new))
+                    .expression_attribute_values(":old", s(old))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().update(u).build());
+            }
+            Ok(items)
+        };
+        match self.transact("record_login_success", build(rehash)?).await? {
+            TxOutcome::Ok => Ok(()),
+            // The password changed meanwhile: keep the session, skip the rehash.
+            TxOutcome::Cancelled(_) if rehash.is_some() => {
+                match self.transact("record_login_success", build(None)?).await? {
+                    TxOutcome::Ok => Ok(()),
+                    TxOutcome::Cancelled(_) => Err(PortError::Internal("login session write cancelled".into())),
+                }
+            }
+            TxOutcome::Cancelled(_) => Err(PortError::Internal("login session write cancelled".into())),
+        }
+    }
+
+    async fn refresh_state(&self, token_hash: &str) -> PortResult<Option<RefreshState>> {
+        Ok(self
+            .get("refresh_state", keys::refresh(token_hash))
+            .await?
+            .and_then(|i| refresh_state_from(token_hash, &i)))
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &RefreshState,
+        new: &RefreshRecord,
+        now: i64,
+        grace_since: Option<i64>,
+    ) -> PortResult<Rotation> {
+        let old_key = key_map(keys::refresh(&old.record.token_hash));
+        let first = match grace_since {
+            None => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(old_key))
+                        .update_expression("SET rotated_at = :now, replaced_by = :new")
+                        .condition_expression(
+                            "attribute_exists(pk) AND attribute_not_exists(rotated_at) AND attribute_not_exists(revoked_at) AND expires_at > :now",
+                        )
+                        .expression_attribute_values(":now", n(now))
+                        .expression_attribute_values(":new", s(&new.token_hash))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build(),
+            Some(since) => TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(old_key))
+                        .condition_expression(
+                            "rotated_at >= :since AND attribute_not_exists(revoked_at) AND expires_at > :now",
+                        )
+                        .expression_attribute_values(":since", n(since))
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .map_err(build_err)?,
+                )
+                .build(),
+        };
+        let family = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::family(&old.record.family_id))))
+            .condition_expression("attribute_not_exists(revoked_at)")
+            .build()
+            .map_err(build_err)?;
+        let version = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(&old.record.contact_id))))
+            .condition_expression("attribute_exists(pk) AND token_version <= :tv")
+            .expression_attribute_values(":tv", n(old.record.token_version))
+            .build()
+            .map_err(build_err)?;
+        let items = vec![
+            first,
+            TransactWriteItem::builder().condition_check(family).build(),
+            TransactWriteItem::builder().condition_check(version).build(),
+            self.put(refresh_item(new), Some("attribute_not_exists(pk)"))?,
+        ];
+        match self.transact("rotate_refresh", items).await? {
+            TxOutcome::Ok => Ok(Rotation::Done),
+            TxOutcome::Cancelled(reasons) => {
+                if reasons.first().is_some_and(|(c, _)| c == "ConditionalCheckFailed") {
+                    Ok(Rotation::OldChanged)
+                } else {
+                    Ok(Rotation::Rejected)
+                }
+            }
+        }
+    }
+
+    async fn revoke_family(&self, family_id: &str, token_hash: Option<&str>, now: i64, until: i64) -> PortResult<()> {
+        let fam = HashMap::from([
+            ("revoked_at".to_string(), n(now)),
+            ("expires_at".to_string(), n(until.max(now + 60))),
+        ]);
+        let mut items = vec![self.put(with_key(fam, keys::family(family_id)), None)?];
+        if let Some(h) = token_hash {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(keys::refresh(h))))
+                .update_expression("SET revoked_at = :now")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":now", n(now))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        // A token that vanished meanwhile needs no revoking: a cancel is fine.
+        self.transact("revoke_family", items).await?;
+        Ok(())
+    }
+
+    async fn bump_token_version(&self, contact_id: &str) -> PortResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .update_expression("ADD token_version :one")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| sdk_err("bump_token_version", e))?;
+        Ok(())
+    }
+
+    async fn set_first_password(&self, contact_id: &str, hash: &str) -> PortResult<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .update_expression("SET password_hash = :h")
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(password_hash)")
+            .expression_attribute_values(":h", s(hash))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_err("set_first_password", e)),
+        }
+    }
+
+    async fn change_password(&self, contact: &Contact, new_hash: &str, refresh: &RefreshRecord) -> PortResult<bool> {
+        let old = contact.password_hash.clone().unwrap_or_default();
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(&contact.contact_id))))
+            .update_expression("SET password_hash = :new, token_version = :next")
+            .condition_expression("password_hash = :old AND token_version = :tv")
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":old", s(old))
+            .expression_attribute_values(":tv", n(contact.token_version))
+            .expression_attribute_values(":next", n(contact.token_version + 1))
+            .build()
+            .map_err(build_err)?;
+        let items = vec![
+            TransactWriteItem::builder().update(u).build(),
+            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+        ];
+        Ok(matches!(self.transact("change_password", items).await?, TxOutcome::Ok))
+    }
+
+    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {
+        let mut set = vec![];
+        let mut remove = vec![];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .condition_expression("attribute_exists(pk)");
+        let fields = [
+            ("tos_accepted_at", changes.tos_accepted_at.clone()),
+            ("tos_version", changes.tos_version.clone()),
+            ("pending_email", changes.pending_email.clone().map(Some)),
+        ];
+        for (name, change) in fields {
+            match change {
+                None => {}
+                Some(None) => remove.push(name.to_string()),
+                Some(Some(v)) => {
+                    set.push(format!("{name} = :{name}"));
+                    req = req.expression_attribute_values(format!(":{name}"), s(v));
+                }
+            }
+        }
+        if set.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        let mut expr = String::new();
+        if !set.is_empty() {
+            expr.push_str(&format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        req.update_expression(expr.trim())
+            .send()
+            .await
+            .map_err(|e| sdk_err("update_profile", e))?;
+        Ok(())
+    }
+}
+
+fn refresh_state_from(hash: &str, item: &Item) -> Option<RefreshState> {
+    Some(RefreshState {
+        record: RefreshRecord {
+            token_hash: hash.to_string(),
+            contact_id: get_s(item, "contact_id")?,
+            team_id: get_s(item, "team_id")?,
+            hub_id: get_s(item, "hub_id"),
+            family_id: get_s(item, "family_id")?,
+            token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
+            amr: get_list_s(item, "amr"),
+            auth_time: get_n(item, "auth_time").unwrap_or(0),
+            created_at: get_n(item, "created_at").unwrap_or(0),
+            expires_at: get_n(item, "expires_at")?,
+        },
+        rotated_at: get_n(item, "rotated_at"),
+        revoked_at: get_n(item, "revoked_at"),
+    })
+}
+
+fn counter_value(items: &[Item], key: &str) -> u32 {
+    let (pk, _) = keys::rate(key);
+    items
+        .iter()
+        .find(|i| get_s(i, "pk").as_deref() == Some(pk.as_str()))
+        .and_then(|i| get_n(i, "n"))
+        .unwrap_or(0)
+        .max(0) as u32
 }
 
 pub fn refresh_item(r: &RefreshRecord) -> Item {

@@ -2,6 +2,7 @@
 pub mod email;
 pub mod jwt;
 pub mod model;
+pub mod password;
 pub mod rate;
 pub mod redirect;
 pub mod secret;

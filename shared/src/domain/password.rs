@@ -1,0 +1,139 @@
+//! Passwords: argon2id via the `argon2` crate (PHC strings), the policy, and the
+//! common-password list of the `passwords` crate (feature `common-password`).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+use crate::errors::ErrorCode;
+
+/// OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane.
+pub const M_COST_KIB: u32 = 19_456;
+pub const T_COST: u32 = 2;
+pub const P_COST: u32 = 1;
+pub const MIN_CHARS: usize = 8;
+pub const MAX_CHARS: usize = 256;
+
+/// A well-formed argon2id hash with today's parameters that no known password matches:
+/// verifying against it costs what a real verification costs (unknown email, no
+/// password set), so failures take the same time.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bm90LWEtcmVhbC1zYWx0$0vqg1q7dB1+XW3rj9UU0qV0p8pbd0aJk3B2p7GQ3Y0M";
+
+fn hasher() -> Argon2<'static> {
+    // The parameters are constants within argon2's bounds; fall back to its defaults
+    // (which are the same OWASP values) rather than panic.
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// The policy for a new password. `email_key` is the contact's identity key.
+pub fn check_policy(password: &str, email_key: &str) -> Result<(), ErrorCode> {
+    let chars = password.chars().count();
+    if chars < MIN_CHARS {
+        return Err(ErrorCode::PasswordTooShort);
+    }
+    if chars > MAX_CHARS {
+        return Err(ErrorCode::PasswordTooLong);
+    }
+    let lower = password.to_lowercase();
+    if passwords::analyzer::is_common_password(password)
+        || passwords::analyzer::is_common_password(&lower)
+    {
+        return Err(ErrorCode::PasswordTooCommon);
+    }
+    let local = email_key.split('@').next().unwrap_or("");
+    if lower.contains(email_key) || (local.chars().count() >= 3 && lower == local) {
+        return Err(ErrorCode::PasswordContainsEmail);
+    }
+    Ok(())
+}
+
+pub fn hash(password: &str) -> Result<String, String> {
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|_| "OS random source failed".to_string())?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Constant work whatever the stored value: an unparsable hash verifies against the
+/// dummy hash and fails.
+pub fn verify(stored: Option<&str>, password: &str) -> bool {
+    let real = stored.and_then(|s| PasswordHash::new(s).ok());
+    let parsed = match &real {
+        Some(p) => p.clone(),
+        None => match PasswordHash::new(DUMMY_HASH) {
+            Ok(p) => p,
+            Err(_) => return false,
+        },
+    };
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    ok && real.is_some()
+}
+
+/// Whether a stored hash uses weaker parameters (or another algorithm) than today's.
+pub fn needs_rehash(stored: &str) -> bool {
+    let Ok(h) = PasswordHash::new(stored) else { return true };
+    if h.algorithm.as_str() != "argon2id" {
+        return true;
+    }
+    let get = |k: &str| h.params.get_decimal(k).unwrap_or(0);
+    get("m") < M_COST_KIB || get("t") < T_COST || get("p") < P_COST
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_phc_with_owasp_parameters_and_verify() {
+        let h = hash("correct horse battery staple").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(Some(&h), "correct horse battery staple"));
+        assert!(!verify(Some(&h), "correct horse battery stapl"));
+        assert!(!needs_rehash(&h));
+        assert_ne!(h, hash("correct horse battery staple").unwrap(), "salted");
+    }
+
+    #[test]
+    fn the_dummy_hash_parses_and_never_verifies() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(!needs_rehash(DUMMY_HASH));
+        assert!(!verify(None, "anything"));
+        assert!(!verify(Some("not a phc string"), "anything"));
+    }
+
+    #[test]
+    fn weaker_parameters_need_a_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(4096, 1, 1, None).unwrap(),
+        );
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let h = weak.hash_password(b"pw-pw-pw-pw", &salt).unwrap().to_string();
+        assert!(needs_rehash(&h));
+        assert!(verify(Some(&h), "pw-pw-pw-pw"), "old hashes still verify");
+    }
+
+    #[test]
+    fn policy() {
+        let email = "member@example.com";
+        assert_eq!(check_policy("short", email), Err(ErrorCode::PasswordTooShort));
+        assert_eq!(check_policy(&"x".repeat(257), email), Err(ErrorCode::PasswordTooLong));
+        assert_eq!(check_policy("password", email), Err(ErrorCode::PasswordTooCommon));
+        assert_eq!(check_policy("12345678", email), Err(ErrorCode::PasswordTooCommon));
+        assert_eq!(check_policy("Password1", email), Err(ErrorCode::PasswordTooCommon));
+        assert_eq!(check_policy("Member@Example.com", email), Err(ErrorCode::PasswordContainsEmail));
+        assert_eq!(check_policy("member@example.com!", email), Err(ErrorCode::PasswordContainsEmail));
+        assert!(check_policy("correct horse battery staple", email).is_ok());
+        // Length counts characters, not bytes.
+        assert!(check_policy("éüöäßçñø", email).is_ok());
+        assert_eq!(check_policy("éüöäßçñ", email), Err(ErrorCode::PasswordTooShort));
+        assert!(check_policy(&"ü7".repeat(128), email).is_ok(), "256 characters is allowed");
+    }
+}
