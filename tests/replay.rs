@@ -228,6 +228,7 @@ async fn setup(env: &Env, steps: &[Value]) -> HashMap<&'static str, String> {
                     email_key: s("email").to_lowercase(),
                     redirect_url: None,
                     created_at: env.app.now(),
+                    contact_id: None,
                 };
                 env.store
                     .enqueue_job(&job, &[], env.app.now())

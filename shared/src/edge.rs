@@ -43,7 +43,13 @@ pub fn request_meta(req: &Request) -> RequestMeta {
 /// Runs one route's handler: answers CORS preflights and wrong methods, logs one line
 /// per request (method, route, status, latency; never bodies), maps errors, and puts
 /// `X-Request-ID` and CORS headers on every response.
-pub async fn serve<F, Fut>(cfg: &Config, method: Method, req: Request, handler: F) -> Response<Body>
+pub async fn serve<F, Fut>(
+    cfg: &Config,
+    method: Method,
+    path_methods: &str,
+    req: Request,
+    handler: F,
+) -> Response<Body>
 where
     F: FnOnce(Request, RequestMeta) -> Fut,
     Fut: Future<Output = HandlerResult>,
@@ -61,7 +67,7 @@ where
     let span = tracing::info_span!("request", request_id = %meta.request_id);
 
     let mut resp = if req_method == Method::OPTIONS {
-        preflight(&method, allowed_origin.is_some())
+        preflight(path_methods, allowed_origin.is_some())
     } else if req_method != method && !(method == Method::GET && req_method == Method::HEAD) {
         let mut r = error_response(
             &ApiError::new(ErrorCode::MethodNotAllowed),
@@ -109,11 +115,11 @@ where
     resp
 }
 
-fn preflight(method: &Method, allowed: bool) -> Response<Body> {
+fn preflight(path_methods: &str, allowed: bool) -> Response<Body> {
     let mut b = Response::builder().status(StatusCode::NO_CONTENT);
     if allowed {
         b = b
-            .header("access-control-allow-methods", format!("{method}, OPTIONS"))
+            .header("access-control-allow-methods", format!("{path_methods}, OPTIONS"))
             .header(
                 "access-control-allow-headers",
                 "Authorization, Content-Type, X-Request-ID",

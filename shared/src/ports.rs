@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
+pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
 use crate::errors::PortError;
 
@@ -30,6 +31,12 @@ pub enum ConsumeAs {
         token_version: u64,
         join: bool,
     },
+    /// Move an existing contact to the link's address (from `old_email_key`).
+    ChangeEmail {
+        contact_id: String,
+        token_version: u64,
+        old_email_key: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +58,6 @@ pub struct LoginLookup {
     pub failures: u32,
     /// Requests from this source IP in the current window.
     pub ip_count: u32,
-}
-
-/// A fixed-window counter item: its key (window start included) and when it lapses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counter {
-    pub key: String,
-    pub expires_at: i64,
 }
 
 /// A refresh token record as stored, with its rotation state.
@@ -120,7 +120,12 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> PortResult<Consumed>;
 
-    async fn login_lookup(&self, email_key: &str, failures: &Counter, ip: &Counter) -> PortResult<LoginLookup>;
+    async fn login_lookup(
+        &self,
+        email_key: &str,
+        failures: &Counter,
+        ip: &Counter,
+    ) -> PortResult<LoginLookup>;
     /// Profile and membership in one read (dummy keys when there is no contact, so every
     /// login does the same reads).
     async fn contact_with_membership(
@@ -151,7 +156,13 @@ pub trait Store: Send + Sync {
         grace_since: Option<i64>,
     ) -> PortResult<Rotation>;
     /// Revokes a whole token family (and marks `token_hash` revoked when given).
-    async fn revoke_family(&self, family_id: &str, token_hash: Option<&str>, now: i64, until: i64) -> PortResult<()>;
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        token_hash: Option<&str>,
+        now: i64,
+        until: i64,
+    ) -> PortResult<()>;
 
     /// Ends every session: token version + 1.
     async fn bump_token_version(&self, contact_id: &str) -> PortResult<()>;
@@ -159,7 +170,12 @@ pub trait Store: Send + Sync {
     async fn set_first_password(&self, contact_id: &str, hash: &str) -> PortResult<bool>;
     /// Replaces the password and bumps the token version (only if neither moved since
     /// `contact` was read) and stores the caller's new session — one transaction.
-    async fn change_password(&self, contact: &Contact, new_hash: &str, refresh: &RefreshRecord) -> PortResult<bool>;
+    async fn change_password(
+        &self,
+        contact: &Contact,
+        new_hash: &str,
+        refresh: &RefreshRecord,
+    ) -> PortResult<bool>;
     async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()>;
 }
 

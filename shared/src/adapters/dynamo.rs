@@ -215,6 +215,7 @@ fn purpose_str(p: LinkPurpose) -> &'static str {
         LinkPurpose::Register => "register",
         LinkPurpose::Join => "join",
         LinkPurpose::SignIn => "sign_in",
+        LinkPurpose::EmailChange => "email_change",
     }
 }
 
@@ -223,6 +224,7 @@ fn magic_from(hash: &str, item: &Item) -> Option<(MagicLink, Option<u64>)> {
         "register" => LinkPurpose::Register,
         "join" => LinkPurpose::Join,
         "sign_in" => LinkPurpose::SignIn,
+        "email_change" => LinkPurpose::EmailChange,
         _ => return None,
     };
     let link = MagicLink {
@@ -312,7 +314,9 @@ impl DynamoStore {
             }
         }
         if !pending.is_empty() {
-            return Err(PortError::Unavailable(format!("dynamodb {op}: unprocessed keys")));
+            return Err(PortError::Unavailable(format!(
+                "dynamodb {op}: unprocessed keys"
+            )));
         }
         Ok(found)
     }
@@ -792,6 +796,53 @@ impl Store for DynamoStore {
                     items.push(TransactWriteItem::builder().condition_check(c).build());
                 }
             }
+            ConsumeAs::ChangeEmail {
+                contact_id,
+                token_version,
+                old_email_key,
+            } => {
+                // 2: the new address must be free; 3: release the old one;
+                // 4: switch the profile; 5: still a member of the link's team.
+                items.push(self.put(
+                    with_key(
+                        HashMap::from([("contact_id".to_string(), s(contact_id))]),
+                        keys::email(&link.email_key),
+                    ),
+                    Some("attribute_not_exists(pk)"),
+                )?);
+                let release = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::email(old_email_key))))
+                    .condition_expression("contact_id = :c")
+                    .expression_attribute_values(":c", s(contact_id))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().delete(release).build());
+                let switch = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::profile(contact_id))))
+                    .update_expression(
+                        "SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE pending_email",
+                    )
+                    .condition_expression("attribute_exists(pk) AND email_key = :old AND token_version = :tv")
+                    .expression_attribute_values(":e", s(&link.email))
+                    .expression_attribute_values(":k", s(&link.email_key))
+                    .expression_attribute_values(":old", s(old_email_key))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":tv", n(*token_version))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().update(switch).build());
+                let member = ConditionCheck::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::membership(contact_id, &link.team_id))))
+                    .condition_expression("#st = :active")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":active", s("active"))
+                    .build()
+                    .map_err(build_err)?;
+                items.push(TransactWriteItem::builder().condition_check(member).build());
+            }
         }
         items.push(self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?);
 
@@ -808,6 +859,11 @@ impl Store for DynamoStore {
                 }
                 match who {
                     ConsumeAs::NewContact { .. } if failed(3) => Ok(Consumed::EmailTaken),
+                    ConsumeAs::ChangeEmail { .. } if failed(2) => Ok(Consumed::EmailTaken),
+                    ConsumeAs::ChangeEmail { .. } if failed(3) || failed(4) => {
+                        Ok(Consumed::VersionChanged)
+                    }
+                    ConsumeAs::ChangeEmail { .. } if failed(5) => Ok(Consumed::Invalid),
                     ConsumeAs::Existing { .. } if failed(2) => Ok(Consumed::VersionChanged),
                     ConsumeAs::Existing { .. } if failed(3) => Ok(Consumed::Invalid),
                     _ => Err(PortError::Internal("consume transaction cancelled".into())),
@@ -816,11 +872,20 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn login_lookup(&self, email_key: &str, failures: &Counter, ip: &Counter) -> PortResult<LoginLookup> {
+    async fn login_lookup(
+        &self,
+        email_key: &str,
+        failures: &Counter,
+        ip: &Counter,
+    ) -> PortResult<LoginLookup> {
         let items = self
             .batch_get(
                 "login_lookup",
-                vec![keys::email(email_key), keys::rate(&failures.key), keys::rate(&ip.key)],
+                vec![
+                    keys::email(email_key),
+                    keys::rate(&failures.key),
+                    keys::rate(&ip.key),
+                ],
             )
             .await?;
         let (email_pk, _) = keys::email(email_key);
@@ -842,7 +907,10 @@ impl Store for DynamoStore {
         // Without a contact, read two keys that never exist: the same cost either way.
         let id = contact_id.unwrap_or("none");
         let items = self
-            .batch_get("contact_with_membership", vec![keys::profile(id), keys::membership(id, team_id)])
+            .batch_get(
+                "contact_with_membership",
+                vec![keys::profile(id), keys::membership(id, team_id)],
+            )
             .await?;
         if contact_id.is_none() {
             return Ok((None, None));
@@ -862,7 +930,9 @@ impl Store for DynamoStore {
         let items = vec![self.counter_add(failures)?, self.counter_add(ip)?];
         match self.transact("record_login_failure", items).await? {
             TxOutcome::Ok => Ok(()),
-            TxOutcome::Cancelled(_) => Err(PortError::Internal("login failure count cancelled".into())),
+            TxOutcome::Cancelled(_) => {
+                Err(PortError::Internal("login failure count cancelled".into()))
+            }
         }
     }
 
@@ -901,16 +971,23 @@ impl Store for DynamoStore {
             }
             Ok(items)
         };
-        match self.transact("record_login_success", build(rehash)?).await? {
+        match self
+            .transact("record_login_success", build(rehash)?)
+            .await?
+        {
             TxOutcome::Ok => Ok(()),
             // The password changed meanwhile: keep the session, skip the rehash.
             TxOutcome::Cancelled(_) if rehash.is_some() => {
                 match self.transact("record_login_success", build(None)?).await? {
                     TxOutcome::Ok => Ok(()),
-                    TxOutcome::Cancelled(_) => Err(PortError::Internal("login session write cancelled".into())),
+                    TxOutcome::Cancelled(_) => {
+                        Err(PortError::Internal("login session write cancelled".into()))
+                    }
                 }
             }
-            TxOutcome::Cancelled(_) => Err(PortError::Internal("login session write cancelled".into())),
+            TxOutcome::Cancelled(_) => {
+                Err(PortError::Internal("login session write cancelled".into()))
+            }
         }
     }
 
@@ -976,13 +1053,18 @@ impl Store for DynamoStore {
         let items = vec![
             first,
             TransactWriteItem::builder().condition_check(family).build(),
-            TransactWriteItem::builder().condition_check(version).build(),
+            TransactWriteItem::builder()
+                .condition_check(version)
+                .build(),
             self.put(refresh_item(new), Some("attribute_not_exists(pk)"))?,
         ];
         match self.transact("rotate_refresh", items).await? {
             TxOutcome::Ok => Ok(Rotation::Done),
             TxOutcome::Cancelled(reasons) => {
-                if reasons.first().is_some_and(|(c, _)| c == "ConditionalCheckFailed") {
+                if reasons
+                    .first()
+                    .is_some_and(|(c, _)| c == "ConditionalCheckFailed")
+                {
                     Ok(Rotation::OldChanged)
                 } else {
                     Ok(Rotation::Rejected)
@@ -991,7 +1073,13 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn revoke_family(&self, family_id: &str, token_hash: Option<&str>, now: i64, until: i64) -> PortResult<()> {
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        token_hash: Option<&str>,
+        now: i64,
+        until: i64,
+    ) -> PortResult<()> {
         let fam = HashMap::from([
             ("revoked_at".to_string(), n(now)),
             ("expires_at".to_string(), n(until.max(now + 60))),
@@ -1045,7 +1133,12 @@ impl Store for DynamoStore {
         }
     }
 
-    async fn change_password(&self, contact: &Contact, new_hash: &str, refresh: &RefreshRecord) -> PortResult<bool> {
+    async fn change_password(
+        &self,
+        contact: &Contact,
+        new_hash: &str,
+        refresh: &RefreshRecord,
+    ) -> PortResult<bool> {
         let old = contact.password_hash.clone().unwrap_or_default();
         let u = Update::builder()
             .table_name(&self.table)
@@ -1062,7 +1155,10 @@ impl Store for DynamoStore {
             TransactWriteItem::builder().update(u).build(),
             self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
         ];
-        Ok(matches!(self.transact("change_password", items).await?, TxOutcome::Ok))
+        Ok(matches!(
+            self.transact("change_password", items).await?,
+            TxOutcome::Ok
+        ))
     }
 
     async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {

@@ -25,6 +25,8 @@ pub struct Team {
 pub enum JobPurpose {
     Register,
     Magic,
+    /// Confirm a new address for `contact_id` (PATCH /me).
+    EmailChange,
 }
 
 /// A mail job: written by `register`/`magic`, consumed by the mailer.
@@ -39,6 +41,9 @@ pub struct MailJob {
     pub email_key: String,
     pub redirect_url: Option<String>,
     pub created_at: i64,
+    /// For `EmailChange`: whose address changes.
+    #[serde(default)]
+    pub contact_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,6 +85,8 @@ pub enum LinkPurpose {
     Join,
     /// Existing member: plain sign-in.
     SignIn,
+    /// Switch the contact's address to this link's (verified) email.
+    EmailChange,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -77,7 +77,9 @@ pub fn verify(stored: Option<&str>, password: &str) -> bool {
 
 /// Whether a stored hash uses weaker parameters (or another algorithm) than today's.
 pub fn needs_rehash(stored: &str) -> bool {
-    let Ok(h) = PasswordHash::new(stored) else { return true };
+    let Ok(h) = PasswordHash::new(stored) else {
+        return true;
+    };
     if h.algorithm.as_str() != "argon2id" {
         return true;
     }
@@ -115,7 +117,10 @@ mod tests {
             Params::new(4096, 1, 1, None).unwrap(),
         );
         let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
-        let h = weak.hash_password(b"pw-pw-pw-pw", &salt).unwrap().to_string();
+        let h = weak
+            .hash_password(b"pw-pw-pw-pw", &salt)
+            .unwrap()
+            .to_string();
         assert!(needs_rehash(&h));
         assert!(verify(Some(&h), "pw-pw-pw-pw"), "old hashes still verify");
     }
@@ -123,17 +128,44 @@ mod tests {
     #[test]
     fn policy() {
         let email = "member@example.com";
-        assert_eq!(check_policy("short", email), Err(ErrorCode::PasswordTooShort));
-        assert_eq!(check_policy(&"x".repeat(257), email), Err(ErrorCode::PasswordTooLong));
-        assert_eq!(check_policy("password", email), Err(ErrorCode::PasswordTooCommon));
-        assert_eq!(check_policy("12345678", email), Err(ErrorCode::PasswordTooCommon));
-        assert_eq!(check_policy("Password1", email), Err(ErrorCode::PasswordTooCommon));
-        assert_eq!(check_policy("Member@Example.com", email), Err(ErrorCode::PasswordContainsEmail));
-        assert_eq!(check_policy("member@example.com!", email), Err(ErrorCode::PasswordContainsEmail));
+        assert_eq!(
+            check_policy("short", email),
+            Err(ErrorCode::PasswordTooShort)
+        );
+        assert_eq!(
+            check_policy(&"x".repeat(257), email),
+            Err(ErrorCode::PasswordTooLong)
+        );
+        assert_eq!(
+            check_policy("password", email),
+            Err(ErrorCode::PasswordTooCommon)
+        );
+        assert_eq!(
+            check_policy("12345678", email),
+            Err(ErrorCode::PasswordTooCommon)
+        );
+        assert_eq!(
+            check_policy("Password1", email),
+            Err(ErrorCode::PasswordTooCommon)
+        );
+        assert_eq!(
+            check_policy("Member@Example.com", email),
+            Err(ErrorCode::PasswordContainsEmail)
+        );
+        assert_eq!(
+            check_policy("member@example.com!", email),
+            Err(ErrorCode::PasswordContainsEmail)
+        );
         assert!(check_policy("correct horse battery staple", email).is_ok());
         // Length counts characters, not bytes.
         assert!(check_policy("éüöäßçñø", email).is_ok());
-        assert_eq!(check_policy("éüöäßçñ", email), Err(ErrorCode::PasswordTooShort));
-        assert!(check_policy(&"ü7".repeat(128), email).is_ok(), "256 characters is allowed");
+        assert_eq!(
+            check_policy("éüöäßçñ", email),
+            Err(ErrorCode::PasswordTooShort)
+        );
+        assert!(
+            check_policy(&"ü7".repeat(128), email).is_ok(),
+            "256 characters is allowed"
+        );
     }
 }

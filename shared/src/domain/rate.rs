@@ -32,6 +32,35 @@ impl RateRule {
     }
 }
 
+/// A fixed-window counter item: its key (window start included) and when it lapses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub key: String,
+    pub expires_at: i64,
+}
+
+impl Counter {
+    pub fn window(key: &str, now: i64, seconds: i64) -> Counter {
+        let start = window_start(now, seconds);
+        Counter {
+            key: format!("{key}#{start}"),
+            expires_at: start + seconds,
+        }
+    }
+}
+
+/// Failed logins per team+email: a 15-minute window.
+pub const LOGIN_FAILURE_WINDOW: i64 = 900;
+
+pub fn login_failures(scope: &str, now: i64) -> Counter {
+    Counter::window(&format!("login-fail#{scope}"), now, LOGIN_FAILURE_WINDOW)
+}
+
+/// The per-IP counter shared by register, magic and login (the same key as `ip_rule`).
+pub fn ip_counter(source_ip: &str, now: i64) -> Counter {
+    Counter::window(&format!("ip#{source_ip}"), now, 60)
+}
+
 pub fn window_start(now: i64, seconds: i64) -> i64 {
     now - now.rem_euclid(seconds.max(1))
 }

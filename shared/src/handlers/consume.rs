@@ -34,6 +34,14 @@ pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResul
         (LinkPurpose::Register, _) => ConsumeAs::NewContact {
             contact_id: new_id(),
         },
+        (LinkPurpose::EmailChange, Some(cid)) => {
+            let contact = store.contact(cid).await?.ok_or_else(invalid)?;
+            ConsumeAs::ChangeEmail {
+                contact_id: cid.clone(),
+                token_version: contact.token_version,
+                old_email_key: contact.email_key,
+            }
+        }
         (purpose, Some(cid)) => ConsumeAs::Existing {
             contact_id: cid.clone(),
             token_version: contact_tv.unwrap_or(0),
@@ -47,6 +55,11 @@ pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResul
         let (contact_id, token_version) = match &who {
             ConsumeAs::NewContact { contact_id } => (contact_id.clone(), 0),
             ConsumeAs::Existing {
+                contact_id,
+                token_version,
+                ..
+            }
+            | ConsumeAs::ChangeEmail {
                 contact_id,
                 token_version,
                 ..
@@ -75,6 +88,9 @@ pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResul
                 );
             }
             Consumed::Invalid => return Err(invalid()),
+            Consumed::EmailTaken if link.purpose == LinkPurpose::EmailChange => {
+                return Err(ApiError::new(ErrorCode::EmailTaken));
+            }
             Consumed::EmailTaken => {
                 let cid = store
                     .contact_id_by_email(&link.email_key)
@@ -89,8 +105,19 @@ pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResul
             }
             Consumed::VersionChanged => {
                 let contact = store.contact(&contact_id).await?.ok_or_else(invalid)?;
-                if let ConsumeAs::Existing { token_version, .. } = &mut who {
-                    *token_version = contact.token_version;
+                match &mut who {
+                    ConsumeAs::Existing { token_version, .. } => {
+                        *token_version = contact.token_version
+                    }
+                    ConsumeAs::ChangeEmail {
+                        token_version,
+                        old_email_key,
+                        ..
+                    } => {
+                        *token_version = contact.token_version;
+                        *old_email_key = contact.email_key;
+                    }
+                    ConsumeAs::NewContact { .. } => {}
                 }
             }
         }

@@ -68,7 +68,12 @@ pub async fn process_job(app: &App, job_id: &str) -> Result<Outcome, PortError> 
         None => Outcome::Nothing,
         Some(target) => {
             let registration_open = target.hub.as_ref().is_none_or(|h| h.registration_enabled);
-            let contact_id = store.contact_id_by_email(&job.email_key).await?;
+            // An address change concerns the requesting contact, not the address's owner.
+            let contact_id = match (job.purpose, &job.contact_id) {
+                (JobPurpose::EmailChange, Some(cid)) => Some(cid.clone()),
+                (JobPurpose::EmailChange, None) => None,
+                _ => store.contact_id_by_email(&job.email_key).await?,
+            };
             let (contact, membership) = match &contact_id {
                 Some(cid) => (
                     store.contact(cid).await?,
@@ -78,6 +83,10 @@ pub async fn process_job(app: &App, job_id: &str) -> Result<Outcome, PortError> 
             };
             let status = membership.map(|m| m.status);
             let purpose = match (job.purpose, &contact, status) {
+                (JobPurpose::EmailChange, Some(_), Some(MembershipStatus::Active)) => {
+                    Some(LinkPurpose::EmailChange)
+                }
+                (JobPurpose::EmailChange, _, _) => None,
                 (_, Some(_), Some(MembershipStatus::Active)) => Some(LinkPurpose::SignIn),
                 (_, Some(_), Some(MembershipStatus::Banned)) => None,
                 (JobPurpose::Register, Some(_), _) if registration_open => Some(LinkPurpose::Join),
@@ -179,6 +188,11 @@ pub fn render(
             format!("Sign in to {hub}"),
             format!("Use the link below to sign in to {hub}."),
             "Sign in",
+        ),
+        LinkPurpose::EmailChange => (
+            format!("Confirm your new email for {hub}"),
+            format!("Confirm this address as your new email for {hub} with the link below."),
+            "Confirm new email",
         ),
     };
     let note = format!(

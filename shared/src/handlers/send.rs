@@ -79,7 +79,7 @@ pub async fn handle(
 ) -> HandlerResult {
     let doc_type = match purpose {
         JobPurpose::Register => "register_requests",
-        JobPurpose::Magic => "magic_link_requests",
+        _ => "magic_link_requests",
     };
     let attrs = parse_document(&req, doc_type, false)?;
     attrs.reject("password", ErrorCode::PasswordNotAllowed)?;
@@ -133,6 +133,7 @@ pub async fn handle(
         email_key: email.key,
         redirect_url: redirect.map(|(url, _)| url),
         created_at: now,
+        contact_id: None,
     };
     match app.store()?.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {

@@ -1,0 +1,5 @@
+//! `login`: see contact_auth::handlers::Route::Login for its route.
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    contact_auth::runtime::run_http(contact_auth::handlers::Route::Login).await
+}

@@ -1,0 +1,5 @@
+//! `me-patch`: see contact_auth::handlers::Route::MePatch for its route.
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    contact_auth::runtime::run_http(contact_auth::handlers::Route::MePatch).await
+}

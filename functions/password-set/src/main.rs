@@ -1,0 +1,5 @@
+//! `password-set`: see contact_auth::handlers::Route::PasswordSet for its route.
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    contact_auth::runtime::run_http(contact_auth::handlers::Route::PasswordSet).await
+}

@@ -1,0 +1,94 @@
+//! `POST /login`: email + password for a hub or team. Every failure — unknown hub,
+//! unknown email, no password, wrong password, not a member, banned — is the same 401
+//! `invalid_credentials` after the same work (a dummy argon2 verification when there is
+//! no real hash; the same reads either way). DynamoDB: one batch read (email index,
+//! failure and IP counters), one batch read (profile, membership), one write.
+
+use lambda_http::Request;
+use serde_json::json;
+
+use crate::app::App;
+use crate::domain::email::parse_email;
+use crate::domain::model::MembershipStatus;
+use crate::domain::password;
+use crate::domain::rate::{email_scope, ip_counter, login_failures, LOGIN_FAILURE_WINDOW};
+use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
+use crate::errors::{ApiError, ErrorCode};
+use crate::handlers::send::{parse_target, Target};
+use crate::handlers::session::{new_refresh, token_pair_response, SessionSubject};
+
+pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
+    let attrs = parse_document(&req, "login_requests", false)?;
+    attrs.only(&["email", "password", "slug", "team_id"])?;
+    let email = parse_email(&attrs.required_str("email")?)
+        .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
+    let pw = attrs.required_str("password")?;
+    if pw.is_empty() {
+        return Err(ApiError::validation(
+            attr_pointer("password"),
+            "password is required.",
+        ));
+    }
+    let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
+    let store = app.store()?;
+    let now = app.now();
+
+    let (team_id, hub_id, scope) = match target {
+        Target::Slug(slug) => match app.hub_by_slug_cached(&slug).await? {
+            Some(h) => (Some(h.team_id.clone()), Some(h.hub_id), h.team_id),
+            None => (None, None, format!("slug:{slug}")),
+        },
+        Target::Team(t) => (Some(t.clone()), None, t),
+    };
+    let failures = login_failures(&email_scope(&scope, &email.key), now);
+    let ip = ip_counter(&meta.source_ip, now);
+    let lookup = store.login_lookup(&email.key, &failures, &ip).await?;
+    if lookup.ip_count >= app.config.ip_per_minute {
+        return Err(ApiError::rate_limited((ip.expires_at - now).max(1) as u64));
+    }
+    if lookup.failures >= app.config.login_failures_per_15min {
+        let retry = (failures.expires_at - now).clamp(1, LOGIN_FAILURE_WINDOW);
+        return Err(ApiError::rate_limited(retry as u64));
+    }
+    let (contact, membership) = store
+        .contact_with_membership(
+            lookup.contact_id.as_deref(),
+            team_id.as_deref().unwrap_or("none"),
+        )
+        .await?;
+    let stored = contact.as_ref().and_then(|c| c.password_hash.clone());
+    let verified = password::verify(stored.as_deref(), &pw);
+    let member = membership.is_some_and(|m| m.status == MembershipStatus::Active);
+    let (Some(contact), Some(team_id), true, true) = (contact, team_id, verified, member) else {
+        store.record_login_failure(&failures, &ip).await?;
+        tracing::info!("login refused");
+        return Err(ApiError::new(ErrorCode::InvalidCredentials));
+    };
+
+    let subject = SessionSubject {
+        contact_id: contact.contact_id.clone(),
+        team_id,
+        hub_id,
+        token_version: contact.token_version,
+        amr: vec!["pwd".into()],
+        auth_time: now,
+    };
+    let refresh = new_refresh(app, &subject, None)?;
+    // Rehash with today's parameters when the stored hash is older.
+    let rehashed = match &stored {
+        Some(old) if password::needs_rehash(old) => {
+            password::hash(&pw).ok().map(|new| (old.clone(), new))
+        }
+        _ => None,
+    };
+    store
+        .record_login_success(
+            &refresh.record,
+            &failures,
+            &ip,
+            rehashed.as_ref().map(|(o, n)| (o.as_str(), n.as_str())),
+        )
+        .await?;
+    tracing::info!(contact_id = %contact.contact_id, rehashed = rehashed.is_some(), "login");
+    token_pair_response(app, &subject, &refresh, json!({}))
+}
