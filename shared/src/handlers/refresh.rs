@@ -17,9 +17,6 @@ use crate::handlers::session::{
 };
 use crate::ports::Rotation;
 
-/// Seconds a rotated-out token still yields a pair in its family.
-pub const GRACE_SECONDS: i64 = 10;
-
 /// The presented refresh token: cookie first, else the body.
 fn presented(app: &App, req: &Request) -> Result<Option<String>, ApiError> {
     let attrs = parse_document(req, "refresh_requests", true)?;
@@ -44,7 +41,7 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
         }
         let grace_since = match state.rotated_at {
             None => None,
-            Some(at) if now - at <= GRACE_SECONDS => Some(now - GRACE_SECONDS),
+            Some(at) if now - at <= app.config.refresh_grace => Some(now - app.config.refresh_grace),
             Some(_) => {
                 store
                     .revoke_family(
