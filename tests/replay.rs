@@ -96,7 +96,10 @@ fn mails_to(ses: &str, to: &str) -> Vec<Value> {
 }
 
 struct Env {
+    /// The app under test (its clock may be ahead, per fixture).
     app: App,
+    /// The same ports on the real clock: setup happens "now".
+    setup_app: App,
     store: Arc<DynamoStore>,
 }
 
@@ -113,12 +116,21 @@ async fn fresh(config: &Value, clock_offset: i64) -> Env {
         cfg.ip_per_minute = n as u32;
     }
     let keys = Arc::new(KeySet::from_json(KEY_DOC).unwrap());
+    let mailer = Arc::new(SesMailer::from_env().await);
+    let setup_app = App::new(cfg.clone())
+        .with_store(store.clone())
+        .with_keys(keys.clone())
+        .with_mailer(mailer.clone());
     let app = App::new(cfg)
         .with_store(store.clone())
         .with_keys(keys)
-        .with_mailer(Arc::new(SesMailer::from_env().await))
+        .with_mailer(mailer)
         .with_clock(Arc::new(OffsetClock(clock_offset)));
-    Env { app, store }
+    Env {
+        app,
+        setup_app,
+        store,
+    }
 }
 
 fn request(text: &str) -> lambda_http::Request {
@@ -133,17 +145,32 @@ fn body_json(resp: &http::Response<Body>) -> Value {
     }
 }
 
+fn refresh_event(token: &str) -> String {
+    post_event(
+        "/api/v1/contact-auth/refresh",
+        json!({"data": {"type": "refresh_requests", "attributes": {"refresh_token": token}}}),
+    )
+}
+
 fn consume_event(token: &str) -> String {
+    post_event(
+        "/api/v1/contact-auth/magic/consume",
+        json!({"data": {"type": "magic_link_consumes", "attributes": {"token": token}}}),
+    )
+}
+
+/// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
+fn post_event(path: &str, body: Value) -> String {
     json!({
-        "version": "2.0", "routeKey": "POST /api/v1/contact-auth/magic/consume",
-        "rawPath": "/api/v1/contact-auth/magic/consume", "rawQueryString": "",
+        "version": "2.0", "routeKey": format!("POST {path}"),
+        "rawPath": path, "rawQueryString": "",
         "headers": {"content-type": "application/vnd.api+json"},
-        "requestContext": {"http": {"method": "POST", "path": "/api/v1/contact-auth/magic/consume",
+        "requestContext": {"http": {"method": "POST", "path": path,
             "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "replay"},
-            "requestId": new_id(), "routeKey": "POST /api/v1/contact-auth/magic/consume", "stage": "$default",
+            "requestId": new_id(), "routeKey": format!("POST {path}"), "stage": "$default",
             "accountId": "123456789012", "apiId": "abc", "domainName": "x", "domainPrefix": "x",
             "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 1795687200000u64},
-        "body": json!({"data": {"type": "magic_link_consumes", "attributes": {"token": token}}}).to_string(),
+        "body": body.to_string(),
         "isBase64Encoded": false
     })
     .to_string()
@@ -172,12 +199,11 @@ async fn put_link(env: &Env, token: &str, email: &str, slug: &str) {
 }
 
 async fn consume(env: &Env, token: &str) -> (u16, Value) {
-    let resp = handlers::handle(
-        &env.app,
-        Route::MagicConsume,
-        request(&consume_event(token)),
-    )
-    .await;
+    consume_with(&env.app, token).await
+}
+
+async fn consume_with(app: &App, token: &str) -> (u16, Value) {
+    let resp = handlers::handle(app, Route::MagicConsume, request(&consume_event(token))).await;
     let body = body_json(&resp);
     for k in ["access_token", "refresh_token"] {
         if let Some(t) = body[k].as_str() {
@@ -197,7 +223,7 @@ async fn setup(env: &Env, steps: &[Value]) -> HashMap<&'static str, String> {
                 put_link(env, &s("token"), &s("email"), &s("slug")).await;
                 if step["used"].as_bool() == Some(true) {
                     assert_eq!(
-                        consume(env, &s("token")).await.0,
+                        consume_with(&env.setup_app, &s("token")).await.0,
                         200,
                         "setup: first consume"
                     );
@@ -206,12 +232,42 @@ async fn setup(env: &Env, steps: &[Value]) -> HashMap<&'static str, String> {
             Some("session") => {
                 let token = new_token().unwrap();
                 put_link(env, &token, &s("email"), "member-academy").await;
-                let (status, body) = consume(env, &token).await;
+                let (status, body) = consume_with(&env.setup_app, &token).await;
                 assert_eq!(status, 200, "setup: session");
                 vars.insert(
                     "ACCESS_TOKEN",
                     body["access_token"].as_str().unwrap().to_string(),
                 );
+                vars.insert(
+                    "REFRESH_TOKEN",
+                    body["refresh_token"].as_str().unwrap().to_string(),
+                );
+                let email_key = s("email").to_lowercase();
+                let contact = env
+                    .store
+                    .contact_id_by_email(&email_key)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                vars.insert("CONTACT_ID", contact);
+            }
+            Some("password") => {
+                let hash = contact_auth::domain::password::hash(&s("password")).unwrap();
+                record_secret(&s("password"));
+                assert!(env
+                    .store
+                    .set_first_password(&vars["CONTACT_ID"], &hash)
+                    .await
+                    .unwrap());
+            }
+            Some("rotate") => {
+                // Rotate the session's refresh token now; the fixture presents the old one.
+                let ev = refresh_event(&vars["REFRESH_TOKEN"]);
+                let resp = handlers::handle(&env.setup_app, Route::Refresh, request(&ev)).await;
+                assert_eq!(resp.status(), 200, "setup: rotate");
+                if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
+                    record_secret(t);
+                }
             }
             Some("job") => {
                 let purpose = if s("purpose") == "magic" {

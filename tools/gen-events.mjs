@@ -138,6 +138,60 @@ add("me-get", "success", apigw("GET", `${PREFIX}/me`, bearer("{{ACCESS_TOKEN}}")
 add("me-get", "missing-token", apigw("GET", `${PREFIX}/me`), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
 add("me-get", "garbage-token", apigw("GET", `${PREFIX}/me`, bearer("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
 
+// login, refresh, logout, logout-everywhere, me-patch, password-set, password-change
+const session = { op: "session", email: "member@example.com" };
+const withPassword = [session, { op: "password", password: "violet-kettle-harbour-42" }];
+const login = (attributes) => post("/login", { data: { type: "login_requests", attributes } });
+add("login", "success", login({ email: "member@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" }), { status: 200, setup: withPassword, headers: ["set-cookie"] });
+add("login", "wrong-password", login({ email: "member@example.com", password: "not-the-password", slug: "member-academy" }), err(401, "invalid_credentials", null, { setup: withPassword }));
+add("login", "unknown-email", login({ email: "nobody@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" }), err(401, "invalid_credentials"));
+add("login", "no-password-set", login({ email: "member@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" }), err(401, "invalid_credentials", null, { setup: [session] }));
+add("login", "unknown-hub", login({ email: "member@example.com", password: "violet-kettle-harbour-42", slug: "no-such-hub" }), err(401, "invalid_credentials", null, { setup: withPassword }));
+add("login", "neither-slug-nor-team-id", login({ email: "member@example.com", password: "x" }), err(422, "validation_error", "/data/attributes"));
+add("login", "missing-password", login({ email: "member@example.com", slug: "member-academy" }), err(422, "validation_error", "/data/attributes/password"));
+add("login", "wrong-type", post("/login", { data: { type: "register_requests", attributes: { email: "member@example.com", password: "x", slug: "member-academy" } } }), err(409, "type_mismatch", "/data/type"));
+add("login", "too-many-failures", login({ email: "member@example.com", password: "not-the-password", slug: "member-academy" }), err(429, "rate_limited", null, { setup: withPassword, repeat: 11, headers: ["retry-after"] }));
+
+const refresh = (attributes) => post("/refresh", { data: { type: "refresh_requests", attributes } });
+add("refresh", "success-body", refresh({ refresh_token: "{{REFRESH_TOKEN}}" }), { status: 200, setup: [session], headers: ["set-cookie"] });
+add("refresh", "success-cookie", apigw("POST", `${PREFIX}/refresh`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}" } }), { status: 200, setup: [session] });
+add("refresh", "missing", apigw("POST", `${PREFIX}/refresh`), err(401, "refresh_token_missing"));
+add("refresh", "unknown", refresh({ refresh_token: TOKEN_B }), err(401, "refresh_token_invalid"));
+add("refresh", "unknown-attribute", refresh({ token: TOKEN_B }), err(422, "unknown_attribute", "/data/attributes/token"));
+add("refresh", "reused-after-grace", refresh({ refresh_token: "{{REFRESH_TOKEN}}" }), err(401, "refresh_token_reused", null, { setup: [session, { op: "rotate" }], clock_offset: 11 }));
+
+add("logout", "with-cookie", apigw("POST", `${PREFIX}/logout`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}" } }), { status: 204, setup: [session], headers: ["set-cookie"] });
+add("logout", "without-token", apigw("POST", `${PREFIX}/logout`), { status: 204, headers: ["set-cookie"] });
+add("logout", "malformed-json", post("/logout", "{"), err(400, "malformed_json"));
+
+add("logout-everywhere", "success", apigw("POST", `${PREFIX}/logout-everywhere`, bearer("{{ACCESS_TOKEN}}")), { status: 204, setup: [session] });
+add("logout-everywhere", "missing-token", apigw("POST", `${PREFIX}/logout-everywhere`), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+
+const patchMe = (attributes, auth = bearer("{{ACCESS_TOKEN}}")) =>
+  apigw("PATCH", `${PREFIX}/me`, { body: { data: { type: "contacts", attributes } }, headers: { ...ct, ...auth.headers } });
+add("me-patch", "terms-of-service", patchMe({ tos_accepted_at: "2026-11-24T10:00:00Z", tos_version: "2026-11" }), { status: 200, setup: [session] });
+add("me-patch", "email-change-pending", patchMe({ email: "new-address@example.com" }), { status: 200, setup: [session] });
+add("me-patch", "invalid-date", patchMe({ tos_accepted_at: "soon" }), err(422, "validation_error", "/data/attributes/tos_accepted_at", { setup: [session] }));
+add("me-patch", "read-only-attribute", patchMe({ has_password: true }), err(422, "unknown_attribute", "/data/attributes/has_password", { setup: [session] }));
+add("me-patch", "missing-token", patchMe({ tos_version: "1" }, { headers: {} }), err(401, "unauthorized"));
+
+const pwSet = (attributes) => apigw("POST", `${PREFIX}/me/password`, { body: { data: { type: "password_sets", attributes } }, headers: { ...ct, authorization: "Bearer {{ACCESS_TOKEN}}" } });
+add("password-set", "success", pwSet({ password: "violet-kettle-harbour-42" }), { status: 200, setup: [session] });
+add("password-set", "already-set", pwSet({ password: "violet-kettle-harbour-42" }), err(409, "password_already_set", null, { setup: withPassword }));
+add("password-set", "too-short", pwSet({ password: "short" }), err(422, "password_too_short", "/data/attributes/password", { setup: [session] }));
+add("password-set", "too-long", pwSet({ password: "x".repeat(257) }), err(422, "password_too_long", "/data/attributes/password", { setup: [session] }));
+add("password-set", "too-common", pwSet({ password: "password123" }), err(422, "password_too_common", "/data/attributes/password", { setup: [session] }));
+add("password-set", "contains-email", pwSet({ password: "member@example.com" }), err(422, "password_contains_email", "/data/attributes/password", { setup: [session] }));
+add("password-set", "missing-token", apigw("POST", `${PREFIX}/me/password`, { body: { data: { type: "password_sets", attributes: { password: "x" } } }, headers: ct }), err(401, "unauthorized"));
+
+const pwChange = (attributes) => apigw("POST", `${PREFIX}/me/password/change`, { body: { data: { type: "password_changes", attributes } }, headers: { ...ct, authorization: "Bearer {{ACCESS_TOKEN}}" } });
+add("password-change", "success", pwChange({ current_password: "violet-kettle-harbour-42", new_password: "amber-lantern-orchard-17" }), { status: 200, setup: withPassword, headers: ["set-cookie"] });
+add("password-change", "forgotten-password-after-magic-link", pwChange({ new_password: "amber-lantern-orchard-17" }), { status: 200, setup: withPassword });
+add("password-change", "forgotten-password-too-late", pwChange({ new_password: "amber-lantern-orchard-17" }), err(422, "validation_error", "/data/attributes/current_password", { setup: withPassword, clock_offset: 601 }));
+add("password-change", "current-password-incorrect", pwChange({ current_password: "not-it-at-all", new_password: "amber-lantern-orchard-17" }), err(422, "current_password_incorrect", "/data/attributes/current_password", { setup: withPassword }));
+add("password-change", "password-not-set", pwChange({ current_password: "x", new_password: "amber-lantern-orchard-17" }), err(400, "password_not_set", null, { setup: [session] }));
+add("password-change", "new-password-too-common", pwChange({ current_password: "violet-kettle-harbour-42", new_password: "12345678" }), err(422, "password_too_common", "/data/attributes/new_password", { setup: withPassword }));
+
 // mailer: DynamoDB stream events (the shape Lambda delivers; the filter in template.yaml
 // passes only INSERTs of mail jobs, the handler checks again).
 function streamEvent(eventName, image) {

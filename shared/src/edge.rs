@@ -119,7 +119,10 @@ fn preflight(path_methods: &str, allowed: bool) -> Response<Body> {
     let mut b = Response::builder().status(StatusCode::NO_CONTENT);
     if allowed {
         b = b
-            .header("access-control-allow-methods", format!("{path_methods}, OPTIONS"))
+            .header(
+                "access-control-allow-methods",
+                format!("{path_methods}, OPTIONS"),
+            )
             .header(
                 "access-control-allow-headers",
                 "Authorization, Content-Type, X-Request-ID",

@@ -41,7 +41,9 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
         }
         let grace_since = match state.rotated_at {
             None => None,
-            Some(at) if now - at <= app.config.refresh_grace => Some(now - app.config.refresh_grace),
+            Some(at) if now - at <= app.config.refresh_grace => {
+                Some(now - app.config.refresh_grace)
+            }
             Some(_) => {
                 store
                     .revoke_family(
