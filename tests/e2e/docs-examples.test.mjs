@@ -74,4 +74,20 @@ test("the docs page's curl examples work verbatim", async () => {
   assert.equal(ok.status, 200, ok.body);
   recordSecret(JSON.parse(ok.body).access_token);
   recordSecret(JSON.parse(ok.body).refresh_token);
+
+  // The login example (its password is a placeholder) is the uniform 401; with the member's
+  // real password the same command signs in.
+  const loginEx = examples[4];
+  assert.match(loginEx, /contact-auth\/login/);
+  const refused = run(loginEx);
+  assert.equal(refused.status, 401);
+  assert.equal(JSON.parse(refused.body).errors[0].code, "invalid_credentials");
+  const access = JSON.parse(ok.body).access_token;
+  const set = run(`curl -X POST "$MIO_BASE_URL/api/v1/contact-auth/me/password" -H "Authorization: Bearer ${access}" -H "Content-Type: application/vnd.api+json" -d '{"data":{"type":"password_sets","attributes":{"password":"docs-example-pass-93"}}}'`);
+  assert.equal(set.status, 200, set.body);
+  recordSecret("docs-example-pass-93");
+  const signedIn = run(loginEx.replace('"password": "password"', '"password": "docs-example-pass-93"'));
+  assert.equal(signedIn.status, 200, signedIn.body);
+  recordSecret(JSON.parse(signedIn.body).access_token);
+  recordSecret(JSON.parse(signedIn.body).refresh_token);
 });
