@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { API_URL, uniqueEmail, register, waitForMail, mails, tokenFrom, consume } from "./helpers.mjs";
+import { API_URL, uniqueEmail, register, waitForMail, mails, tokenFrom, consume, recordSecret } from "./helpers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, ".dev", "hosted-page.png");
@@ -93,6 +93,19 @@ test("a real link: token stripped from the URL, not consumed on load, consumed o
 
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+
+    // The page offers a first password: a weak one is refused with the API's detail,
+    // a good one is set.
+    assert.ok(await page.locator("#password-offer").isVisible());
+    await page.locator("#password").fill("12345678");
+    await page.locator("#set-password").click();
+    await page.locator("#password-result.error").waitFor({ state: "visible" });
+    assert.match(await page.locator("#password-result").textContent(), /too common/);
+    recordSecret("hosted-page-password-61");
+    await page.locator("#password").fill("hosted-page-password-61");
+    await page.locator("#set-password").click();
+    await page.locator("#password-result.ok").waitFor({ state: "visible" });
+    assert.equal((await page.locator("#password-result").textContent()).trim(), "Password set.");
 
     assert.deepEqual(errors, [], "page errors");
   } finally {
