@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev
+.PHONY: help install dev test unit lint fmt build-dev bench
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -35,3 +35,7 @@ test: lint
 	@tools/install.sh --browser
 	cargo build --workspace --bins --tests
 	node tools/test.mjs
+
+# CPU figures of the pure hot paths (release build); see README "Performance".
+bench:
+	cargo bench -p contact-auth --bench core
