@@ -107,11 +107,14 @@ check("openapi.yaml has examples to check", examples >= 15, f"only {examples}")
 
 # 3. Route lists.
 template_routes = {}
+template_preflight = {}
 for name, res in template["Resources"].items():
     if res.get("Type") != "AWS::Serverless::Function":
         continue
     for ev in (res["Properties"].get("Events") or {}).values():
-        if ev.get("Type") == "HttpApi":
+        if ev.get("Type") == "HttpApi" and ev["Properties"]["Method"].upper() == "OPTIONS":
+            template_preflight[ev["Properties"]["Path"]] = name
+        elif ev.get("Type") == "HttpApi":
             template_routes[(ev["Properties"]["Method"].upper(), ev["Properties"]["Path"])] = name
 router_routes = {}
 for path, entries in router.items():
@@ -137,6 +140,10 @@ check("template.yaml has one function per crate under functions/", crates == bui
 api_paths = {p for (_, p) in router_routes if p.startswith("/api/")}
 preflight = {p for p, entries in router.items() if any(e["method"] == "OPTIONS" for e in entries)}
 check("every API path answers CORS preflights locally", api_paths <= preflight, f"{sorted(api_paths - preflight)}")
+local_preflight = {p: e["function"] for p, entries in router.items() for e in entries if e["method"] == "OPTIONS"}
+deployed_preflight = {p: logical_to_crate(n) for p, n in template_preflight.items()}
+check("template.yaml routes the same preflights to the same functions", local_preflight == deployed_preflight,
+      f"{sorted(set(local_preflight.items()) ^ set(deployed_preflight.items()))}")
 
 # 4. Error codes.
 rust_codes = set(re.findall(r'=> "([a-z_]+)",', (ROOT / "shared/src/errors.rs").read_text().split("pub fn status")[0]))
