@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench
+.PHONY: help install dev test unit lint fmt build-dev bench check-template build invoke deploy
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -31,7 +31,7 @@ fmt:
 unit:
 	cargo test --workspace
 
-test: lint
+test: lint check-template
 	@tools/install.sh --browser
 	cargo build --workspace --bins --tests
 	node tools/test.mjs
@@ -39,3 +39,35 @@ test: lint
 # CPU figures of the pure hot paths (release build); see README "Performance".
 bench:
 	cargo bench -p contact-auth --bench core
+
+# Template checks: sam validate --lint, then the SAM-translated template through cfn-lint
+# (catches bad references inside functions and invalid IAM actions). Offline.
+TEMPLATE_REGION ?= eu-west-1
+check-template: install
+	@mkdir -p .dev
+	AWS_DEFAULT_REGION=$(TEMPLATE_REGION) SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint
+	AWS_DEFAULT_REGION=$(TEMPLATE_REGION) .venv/bin/python tools/sam_translate.py .dev/template.cfn.json
+	.venv/bin/cfn-lint .dev/template.cfn.json
+
+# Every bootstrap for Lambda (arm64, release, cross-compiled by cargo-lambda with zig).
+build: install
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64
+
+# `sam build` calls build-<LogicalId> (BuildMethod: makefile): one function's bootstrap.
+crate_Register := register
+crate_Magic := magic
+crate_MagicConsume := magic-consume
+crate_Jwks := jwks
+crate_HostedPage := hosted-page
+crate_MeGet := me-get
+crate_Login := login
+crate_Refresh := refresh
+crate_Logout := logout
+crate_LogoutEverywhere := logout-everywhere
+crate_MePatch := me-patch
+crate_PasswordSet := password-set
+crate_PasswordChange := password-change
+crate_Mailer := mailer
+build-%Function:
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin $(crate_$*)
+	cp "$(CARGO_TARGET_DIR)/lambda/$(crate_$*)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"

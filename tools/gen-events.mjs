@@ -189,6 +189,7 @@ add("password-change", "success", pwChange({ current_password: "violet-kettle-ha
 add("password-change", "forgotten-password-after-magic-link", pwChange({ new_password: "amber-lantern-orchard-17" }), { status: 200, setup: withPassword });
 add("password-change", "forgotten-password-too-late", pwChange({ new_password: "amber-lantern-orchard-17" }), err(422, "validation_error", "/data/attributes/current_password", { setup: withPassword, clock_offset: 601 }));
 add("password-change", "current-password-incorrect", pwChange({ current_password: "not-it-at-all", new_password: "amber-lantern-orchard-17" }), err(422, "current_password_incorrect", "/data/attributes/current_password", { setup: withPassword }));
+add("password-change", "wrong-current-password-rate-limited", pwChange({ current_password: "not-it-at-all", new_password: "amber-lantern-orchard-17" }), err(429, "rate_limited", null, { setup: withPassword, repeat: 11, headers: ["retry-after"] }));
 add("password-change", "password-not-set", pwChange({ current_password: "x", new_password: "amber-lantern-orchard-17" }), err(400, "password_not_set", null, { setup: [session] }));
 add("password-change", "new-password-too-common", pwChange({ current_password: "violet-kettle-harbour-42", new_password: "12345678" }), err(422, "password_too_common", "/data/attributes/new_password", { setup: withPassword }));
 

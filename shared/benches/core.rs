@@ -14,7 +14,10 @@ fn stats(name: &str, mut samples: Vec<f64>) {
     samples.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let med = samples[samples.len() / 2];
     let p99 = samples[(samples.len() * 99 / 100).min(samples.len() - 1)];
-    println!("{name:<44} median {med:>10.3} ms   p99 {p99:>10.3} ms   (n={})", samples.len());
+    println!(
+        "{name:<44} median {med:>10.3} ms   p99 {p99:>10.3} ms   (n={})",
+        samples.len()
+    );
 }
 
 fn time<F: FnMut()>(n: usize, mut f: F) -> Vec<f64> {
@@ -28,19 +31,34 @@ fn time<F: FnMut()>(n: usize, mut f: F) -> Vec<f64> {
 }
 
 fn main() {
-    println!("contact-auth bench ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "contact-auth bench ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     let hash = password::hash("violet-kettle-harbour-42").unwrap();
-    stats("argon2id hash (m=19456 KiB, t=2, p=1)", time(30, || {
-        password::hash("violet-kettle-harbour-42").unwrap();
-    }));
-    stats("argon2id verify (m=19456 KiB, t=2, p=1)", time(30, || {
-        assert!(password::verify(Some(&hash), "violet-kettle-harbour-42"));
-    }));
-    stats("argon2id verify, dummy hash (unknown email)", time(30, || {
-        assert!(!password::verify(None, "violet-kettle-harbour-42"));
-    }));
+    stats(
+        "argon2id hash (m=19456 KiB, t=2, p=1)",
+        time(30, || {
+            password::hash("violet-kettle-harbour-42").unwrap();
+        }),
+    );
+    stats(
+        "argon2id verify (m=19456 KiB, t=2, p=1)",
+        time(30, || {
+            assert!(password::verify(Some(&hash), "violet-kettle-harbour-42"));
+        }),
+    );
+    stats(
+        "argon2id verify, dummy hash (unknown email)",
+        time(30, || {
+            assert!(!password::verify(None, "violet-kettle-harbour-42"));
+        }),
+    );
 
-    let keys = KeySet::from_json(r#"{"signing_secret":"bench-signing-secret-0123456789abcdef"}"#).unwrap();
+    let keys =
+        KeySet::from_json(r#"{"signing_secret":"bench-signing-secret-0123456789abcdef"}"#).unwrap();
     let now = 1_795_687_200;
     let claims = AccessClaims {
         iss: "https://auth.example.com/api/v1/contact-auth".into(),
@@ -56,24 +74,34 @@ fn main() {
         jti: "j".into(),
     };
     let token = keys.sign(&claims).unwrap();
-    stats("JWT sign (EdDSA)", time(2000, || {
-        keys.sign(&claims).unwrap();
-    }));
-    stats("JWT verify (EdDSA)", time(2000, || {
-        keys.verify(&token, &claims.iss, &claims.aud).unwrap();
-    }));
+    stats(
+        "JWT sign (EdDSA)",
+        time(2000, || {
+            keys.sign(&claims).unwrap();
+        }),
+    );
+    stats(
+        "JWT verify (EdDSA)",
+        time(2000, || {
+            keys.verify(&token, &claims.iss, &claims.aud).unwrap();
+        }),
+    );
 
     let body = r#"{"data":{"type":"register_requests","attributes":{"email":"Member@Example.com","slug":"member-academy","redirect_url":"http://localhost:5173/welcome"}}}"#;
-    stats("register request: parse + validate", time(5000, || {
-        let req = http::Request::builder()
-            .method("POST")
-            .uri("/api/v1/contact-auth/register")
-            .header("content-type", "application/vnd.api+json")
-            .body(Body::Text(body.to_string()))
-            .unwrap();
-        let a = parse_document(&req, "register_requests", false).unwrap();
-        a.only(&["email", "slug", "team_id", "redirect_url"]).unwrap();
-        parse_email(&a.required_str("email").unwrap()).unwrap();
-        parse_redirect(&a.required_str("redirect_url").unwrap()).unwrap();
-    }));
+    stats(
+        "register request: parse + validate",
+        time(5000, || {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri("/api/v1/contact-auth/register")
+                .header("content-type", "application/vnd.api+json")
+                .body(Body::Text(body.to_string()))
+                .unwrap();
+            let a = parse_document(&req, "register_requests", false).unwrap();
+            a.only(&["email", "slug", "team_id", "redirect_url"])
+                .unwrap();
+            parse_email(&a.required_str("email").unwrap()).unwrap();
+            parse_redirect(&a.required_str("redirect_url").unwrap()).unwrap();
+        }),
+    );
 }

@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::domain::email::parse_email;
 use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::password;
-use crate::domain::rate::{email_scope, send_rules};
+use crate::domain::rate::{email_scope, ip_counter, login_failures, send_rules};
 use crate::domain::secret::new_id;
 use crate::edge::{
     attr_pointer, empty_response, json_response, parse_document, HandlerResult, RequestMeta,
@@ -171,7 +171,7 @@ pub async fn handle_password_set(app: &App, req: Request, _meta: RequestMeta) ->
     ))
 }
 
-pub async fn handle_password_change(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
+pub async fn handle_password_change(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
     let (claims, contact) = authenticate(app, &req).await?;
     let attrs = parse_document(&req, "password_changes", false)?;
     attrs.only(&["current_password", "new_password"])?;
@@ -183,7 +183,21 @@ pub async fn handle_password_change(app: &App, req: Request, _meta: RequestMeta)
     let now = app.now();
     match current {
         Some(cur) => {
+            // Wrong current passwords count as failed logins (a stolen access token must
+            // not allow unlimited guessing).
+            let store = app.store()?;
+            let failures = login_failures(&email_scope(&claims.tid, &contact.email_key), now);
+            let ip = ip_counter(&meta.source_ip, now);
+            let seen = store
+                .login_lookup(&contact.email_key, &failures, &ip)
+                .await?;
+            if seen.failures >= app.config.login_failures_per_15min {
+                return Err(ApiError::rate_limited(
+                    (failures.expires_at - now).max(1) as u64
+                ));
+            }
             if !password::verify(Some(&stored), &cur) {
+                store.record_login_failure(&failures, &ip).await?;
                 return Err(ApiError::new(ErrorCode::CurrentPasswordIncorrect)
                     .at(attr_pointer("current_password")));
             }
