@@ -50,7 +50,8 @@ check-template: install
 	.venv/bin/cfn-lint .dev/template.cfn.json
 
 # Every bootstrap for Lambda (arm64, release, cross-compiled by cargo-lambda with zig).
-build: install
+build:
+	@tools/install.sh --arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64
 
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile): one function's bootstrap.
@@ -69,5 +70,11 @@ crate_PasswordSet := password-set
 crate_PasswordChange := password-change
 crate_Mailer := mailer
 build-%Function:
+	@tools/install.sh --arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin $(crate_$*)
 	cp "$(CARGO_TARGET_DIR)/lambda/$(crate_$*)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
+
+# Guided first deploy (writes samconfig.toml); later deploys reuse it. Needs AWS credentials.
+deploy:
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(TEMPLATE_REGION)} .venv/bin/sam build --build-in-source
+	.venv/bin/sam deploy --guided --capabilities CAPABILITY_IAM

@@ -3,13 +3,17 @@
 #   node_modules  <- package-lock.json (DynamoDB Local, the SES v2 sink, playwright-core)
 #   .venv         <- tools/requirements.txt (cargo-lambda)
 #   chromium      <- Debian's package, only with --browser (the hosted-page test)
+#   aarch64 std   <- rustup, only with --arm64 (cross-compiling the Lambda bootstraps; zig
+#                    comes with cargo-lambda's PyPI dependency `ziglang`)
 # Needs Rust, Node/npm, Python 3 and Java 17 on the machine. Safe to rerun: it does
 # nothing when everything is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_browser=0
+want_arm64=0
 [ "${1:-}" = "--browser" ] && want_browser=1
+[ "${1:-}" = "--arm64" ] && want_arm64=1
 
 for tool in cargo node npm python3 java; do
   command -v "$tool" >/dev/null || { echo "install: $tool is required" >&2; exit 1; }
@@ -30,6 +34,11 @@ if [ ! -x .venv/bin/cargo-lambda ] || ! cmp -s tools/requirements.txt .venv/requ
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tools/requirements.txt
   cp tools/requirements.txt .venv/requirements.installed
+fi
+
+if [ "$want_arm64" = 1 ] && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+  echo "install: the Rust standard library for aarch64-unknown-linux-gnu (Lambda arm64)"
+  rustup target add aarch64-unknown-linux-gnu
 fi
 
 if [ "$want_browser" = 1 ] && [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromium >/dev/null; then

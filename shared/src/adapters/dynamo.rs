@@ -333,6 +333,32 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().update(u).build())
     }
 
+    /// The email index entry for `email_key`, only if no contact holds it yet.
+    fn claim_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
+        let item = HashMap::from([("contact_id".to_string(), s(contact_id))]);
+        self.put(
+            with_key(item, keys::email(email_key)),
+            Some("attribute_not_exists(pk)"),
+        )
+    }
+
+    /// A transaction condition: the contact is an active member of the team.
+    fn active_member_check(
+        &self,
+        contact_id: &str,
+        team_id: &str,
+    ) -> PortResult<TransactWriteItem> {
+        let c = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::membership(contact_id, team_id))))
+            .condition_expression("#st = :active")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":active", s("active"))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().condition_check(c).build())
+    }
+
     fn put(&self, item: Item, cond: Option<&str>) -> PortResult<TransactWriteItem> {
         let p = Put::builder()
             .table_name(&self.table)
@@ -738,13 +764,7 @@ impl Store for DynamoStore {
                     with_key(profile, keys::profile(contact_id)),
                     Some("attribute_not_exists(pk)"),
                 )?);
-                items.push(self.put(
-                    with_key(
-                        HashMap::from([("contact_id".to_string(), s(contact_id))]),
-                        keys::email(&link.email_key),
-                    ),
-                    Some("attribute_not_exists(pk)"),
-                )?);
+                items.push(self.claim_email(contact_id, &link.email_key)?);
                 items.push(self.put(
                     with_key(membership, keys::membership(contact_id, &link.team_id)),
                     Some("attribute_not_exists(pk)"),
@@ -785,15 +805,7 @@ impl Store for DynamoStore {
                         .map_err(build_err)?;
                     items.push(TransactWriteItem::builder().update(u).build());
                 } else {
-                    let c = ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .condition_expression("#st = :active")
-                        .expression_attribute_names("#st", "status")
-                        .expression_attribute_values(":active", s("active"))
-                        .build()
-                        .map_err(build_err)?;
-                    items.push(TransactWriteItem::builder().condition_check(c).build());
+                    items.push(self.active_member_check(contact_id, &link.team_id)?);
                 }
             }
             ConsumeAs::ChangeEmail {
@@ -803,13 +815,7 @@ impl Store for DynamoStore {
             } => {
                 // 2: the new address must be free; 3: release the old one;
                 // 4: switch the profile; 5: still a member of the link's team.
-                items.push(self.put(
-                    with_key(
-                        HashMap::from([("contact_id".to_string(), s(contact_id))]),
-                        keys::email(&link.email_key),
-                    ),
-                    Some("attribute_not_exists(pk)"),
-                )?);
+                items.push(self.claim_email(contact_id, &link.email_key)?);
                 let release = Delete::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::email(old_email_key))))
@@ -833,15 +839,7 @@ impl Store for DynamoStore {
                     .build()
                     .map_err(build_err)?;
                 items.push(TransactWriteItem::builder().update(switch).build());
-                let member = ConditionCheck::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(keys::membership(contact_id, &link.team_id))))
-                    .condition_expression("#st = :active")
-                    .expression_attribute_names("#st", "status")
-                    .expression_attribute_values(":active", s("active"))
-                    .build()
-                    .map_err(build_err)?;
-                items.push(TransactWriteItem::builder().condition_check(member).build());
+                items.push(self.active_member_check(contact_id, &link.team_id)?);
             }
         }
         items.push(self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?);
