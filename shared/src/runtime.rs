@@ -14,7 +14,7 @@ use crate::adapters::keys::load_keys;
 use crate::adapters::ses::SesMailer;
 use crate::app::App;
 use crate::config::Config;
-use crate::handlers::{self, mailer, Route};
+use crate::handlers::{self, mailer, RouteFn};
 
 /// JSON logs, one object per line, level from `LOG_LEVEL` (default `info`).
 pub fn init_tracing() {
@@ -30,27 +30,27 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// Builds the state a route needs and nothing more.
-pub async fn app_for(route: Route) -> Result<App, Error> {
-    let config = Config::from_env()?;
-    let mut app = App::new(config);
-    if route.needs_store() {
-        let store = DynamoStore::from_env(&app.config.table_name).await;
-        app = app.with_store(Arc::new(store));
-    }
-    if route.needs_keys() {
-        app = app.with_keys(Arc::new(load_keys().await?));
-    }
-    Ok(app)
+/// The cold-start state of a function: its config and only the ports it uses. Each
+/// piece is a separate step (no branching on the route), so a function binary links only
+/// the SDK clients it calls.
+pub async fn base_app() -> Result<App, Error> {
+    Ok(App::new(Config::from_env()?))
 }
 
-/// The whole `main` of an HTTP function.
-pub async fn run_http(route: Route) -> Result<(), Error> {
-    init_tracing();
-    let app = app_for(route).await?;
+pub async fn with_store(app: App) -> App {
+    let store = DynamoStore::from_env(&app.config.table_name).await;
+    app.with_store(Arc::new(store))
+}
+
+pub async fn with_keys(app: App) -> Result<App, Error> {
+    Ok(app.with_keys(Arc::new(load_keys().await?)))
+}
+
+/// The rest of an HTTP function's `main`: logging, then the Lambda loop over `H`.
+pub async fn serve_http<H: RouteFn>(app: App) -> Result<(), Error> {
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(handlers::handle(app, route, req).await)
+        Ok::<_, Error>(handlers::handle_route::<H>(app, req).await)
     }))
     .await
 }

@@ -1,5 +1,9 @@
-//! `hosted-page`: see contact_auth::handlers::Route::HostedPage for its route.
+//! `hosted-page`: the route `Route::HostedPage` (see contact_auth::handlers). Needs config only.
+use contact_auth::{handlers::HostedPageFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::HostedPage).await
+    runtime::init_tracing();
+    let app = runtime::base_app().await?;
+    runtime::serve_http::<HostedPageFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `jwks`: see contact_auth::handlers::Route::Jwks for its route.
+//! `jwks`: the route `Route::Jwks` (see contact_auth::handlers). Needs the signing keys.
+use contact_auth::{handlers::JwksFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Jwks).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::base_app().await?).await?;
+    runtime::serve_http::<JwksFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `login`: see contact_auth::handlers::Route::Login for its route.
+//! `login`: the route `Route::Login` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::LoginFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Login).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<LoginFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `logout-everywhere`: see contact_auth::handlers::Route::LogoutEverywhere for its route.
+//! `logout-everywhere`: the route `Route::LogoutEverywhere` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::LogoutEverywhereFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::LogoutEverywhere).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<LogoutEverywhereFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `logout`: see contact_auth::handlers::Route::Logout for its route.
+//! `logout`: the route `Route::Logout` (see contact_auth::handlers). Needs the table.
+use contact_auth::{handlers::LogoutFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Logout).await
+    runtime::init_tracing();
+    let app = runtime::with_store(runtime::base_app().await?).await;
+    runtime::serve_http::<LogoutFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `magic-consume`: see contact_auth::handlers::Route::MagicConsume for its route.
+//! `magic-consume`: the route `Route::MagicConsume` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::MagicConsumeFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::MagicConsume).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<MagicConsumeFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `magic`: see contact_auth::handlers::Route::Magic for its route.
+//! `magic`: the route `Route::Magic` (see contact_auth::handlers). Needs the table.
+use contact_auth::{handlers::MagicFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Magic).await
+    runtime::init_tracing();
+    let app = runtime::with_store(runtime::base_app().await?).await;
+    runtime::serve_http::<MagicFn>(app).await
 }

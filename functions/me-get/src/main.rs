@@ -1,5 +1,9 @@
-//! `me-get`: see contact_auth::handlers::Route::MeGet for its route.
+//! `me-get`: the route `Route::MeGet` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::MeGetFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::MeGet).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<MeGetFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `me-patch`: see contact_auth::handlers::Route::MePatch for its route.
+//! `me-patch`: the route `Route::MePatch` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::MePatchFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::MePatch).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<MePatchFn>(app).await
 }

@@ -1,5 +1,9 @@
-//! `password-set`: see contact_auth::handlers::Route::PasswordSet for its route.
+//! `password-set`: the route `Route::PasswordSet` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::PasswordSetFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::PasswordSet).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<PasswordSetFn>(app).await
 }

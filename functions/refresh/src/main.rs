@@ -1,5 +1,9 @@
-//! `refresh`: see contact_auth::handlers::Route::Refresh for its route.
+//! `refresh`: the route `Route::Refresh` (see contact_auth::handlers). Needs the table and the signing keys.
+use contact_auth::{handlers::RefreshFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Refresh).await
+    runtime::init_tracing();
+    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
+    runtime::serve_http::<RefreshFn>(app).await
 }

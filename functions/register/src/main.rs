@@ -1,5 +1,9 @@
-//! `register`: see contact_auth::handlers::Route::Register for its route.
+//! `register`: the route `Route::Register` (see contact_auth::handlers). Needs the table.
+use contact_auth::{handlers::RegisterFn, runtime};
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    contact_auth::runtime::run_http(contact_auth::handlers::Route::Register).await
+    runtime::init_tracing();
+    let app = runtime::with_store(runtime::base_app().await?).await;
+    runtime::serve_http::<RegisterFn>(app).await
 }

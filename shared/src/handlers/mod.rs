@@ -12,12 +12,14 @@ pub mod refresh;
 pub mod send;
 pub mod session;
 
+use std::future::Future;
+
 use http::Method;
 use lambda_http::{Body, Request, Response};
 
 use crate::app::App;
 use crate::domain::model::JobPurpose;
-use crate::edge;
+use crate::edge::{self, HandlerResult, RequestMeta};
 
 /// Every HTTP function. `template.yaml` is the source of truth for paths and methods;
 /// a test checks this list, the local router and `openapi.yaml` against it.
@@ -99,53 +101,132 @@ impl Route {
         }
     }
 
-    pub fn needs_store(self) -> bool {
-        !matches!(self, Route::Jwks | Route::HostedPage)
-    }
-
-    pub fn needs_keys(self) -> bool {
-        !matches!(
-            self,
-            Route::Register | Route::Magic | Route::HostedPage | Route::Logout
-        )
-    }
-
     pub fn by_function(name: &str) -> Option<Route> {
         Route::ALL.iter().copied().find(|r| r.function() == name)
     }
 }
 
-/// Serves one request of `route` through the edge.
+/// Serves one request of `route` through the edge (any route: tests, tools).
 pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
-    // A preflight names every method on the path (GET and PATCH /me share it).
-    let path_methods = Route::ALL
-        .iter()
-        .filter(|r| r.path() == route.path())
-        .map(|r| r.method().to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
     edge::serve(
         &app.config,
         route.method(),
-        &path_methods,
+        &path_methods(route),
         req,
         |req, meta| async move {
             match route {
-                Route::Register => send::handle(app, JobPurpose::Register, req, meta).await,
-                Route::Magic => send::handle(app, JobPurpose::Magic, req, meta).await,
-                Route::MagicConsume => consume::handle(app, req, meta).await,
-                Route::Jwks => jwks::handle(app, req, meta).await,
-                Route::HostedPage => hosted_page::handle(app, req, meta).await,
-                Route::MeGet => me::handle_get(app, req, meta).await,
-                Route::Login => login::handle(app, req, meta).await,
-                Route::Refresh => refresh::handle_refresh(app, req, meta).await,
-                Route::Logout => refresh::handle_logout(app, req, meta).await,
-                Route::LogoutEverywhere => account::handle_logout_everywhere(app, req, meta).await,
-                Route::MePatch => account::handle_patch_me(app, req, meta).await,
-                Route::PasswordSet => account::handle_password_set(app, req, meta).await,
-                Route::PasswordChange => account::handle_password_change(app, req, meta).await,
+                Route::Register => RegisterFn::call(app, req, meta).await,
+                Route::Magic => MagicFn::call(app, req, meta).await,
+                Route::MagicConsume => MagicConsumeFn::call(app, req, meta).await,
+                Route::Jwks => JwksFn::call(app, req, meta).await,
+                Route::HostedPage => HostedPageFn::call(app, req, meta).await,
+                Route::MeGet => MeGetFn::call(app, req, meta).await,
+                Route::Login => LoginFn::call(app, req, meta).await,
+                Route::Refresh => RefreshFn::call(app, req, meta).await,
+                Route::Logout => LogoutFn::call(app, req, meta).await,
+                Route::LogoutEverywhere => LogoutEverywhereFn::call(app, req, meta).await,
+                Route::MePatch => MePatchFn::call(app, req, meta).await,
+                Route::PasswordSet => PasswordSetFn::call(app, req, meta).await,
+                Route::PasswordChange => PasswordChangeFn::call(app, req, meta).await,
             }
         },
     )
     .await
 }
+
+/// The methods of every route on `route`'s path, for preflights (GET and PATCH /me).
+fn path_methods(route: Route) -> String {
+    Route::ALL
+        .iter()
+        .filter(|r| r.path() == route.path())
+        .map(|r| r.method().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One route's handler as a type: a function binary is generic over it, so no `match`
+/// over routes (and none of the other routes' code) ends up in it.
+pub trait RouteFn {
+    const ROUTE: Route;
+    fn call(
+        app: &App,
+        req: Request,
+        meta: RequestMeta,
+    ) -> impl Future<Output = HandlerResult> + Send + '_;
+}
+
+/// Serves one request of `H`'s route through the edge: what a function's binary runs.
+pub async fn handle_route<H: RouteFn>(app: &App, req: Request) -> Response<Body> {
+    edge::serve(
+        &app.config,
+        H::ROUTE.method(),
+        &path_methods(H::ROUTE),
+        req,
+        |req, meta| H::call(app, req, meta),
+    )
+    .await
+}
+
+macro_rules! route_fn {
+    ($name:ident, $route:expr, |$app:ident, $req:ident, $meta:ident| $call:expr) => {
+        pub struct $name;
+        impl RouteFn for $name {
+            const ROUTE: Route = $route;
+            fn call(
+                $app: &App,
+                $req: Request,
+                $meta: RequestMeta,
+            ) -> impl Future<Output = HandlerResult> + Send + '_ {
+                $call
+            }
+        }
+    };
+}
+
+route_fn!(RegisterFn, Route::Register, |app, req, meta| send::handle(
+    app,
+    JobPurpose::Register,
+    req,
+    meta
+));
+route_fn!(MagicFn, Route::Magic, |app, req, meta| send::handle(
+    app,
+    JobPurpose::Magic,
+    req,
+    meta
+));
+route_fn!(MagicConsumeFn, Route::MagicConsume, |app, req, meta| {
+    consume::handle(app, req, meta)
+});
+route_fn!(JwksFn, Route::Jwks, |app, req, meta| jwks::handle(
+    app, req, meta
+));
+route_fn!(HostedPageFn, Route::HostedPage, |app, req, meta| {
+    hosted_page::handle(app, req, meta)
+});
+route_fn!(MeGetFn, Route::MeGet, |app, req, meta| me::handle_get(
+    app, req, meta
+));
+route_fn!(LoginFn, Route::Login, |app, req, meta| login::handle(
+    app, req, meta
+));
+route_fn!(RefreshFn, Route::Refresh, |app, req, meta| {
+    refresh::handle_refresh(app, req, meta)
+});
+route_fn!(LogoutFn, Route::Logout, |app, req, meta| {
+    refresh::handle_logout(app, req, meta)
+});
+route_fn!(
+    LogoutEverywhereFn,
+    Route::LogoutEverywhere,
+    |app, req, meta| account::handle_logout_everywhere(app, req, meta)
+);
+route_fn!(MePatchFn, Route::MePatch, |app, req, meta| {
+    account::handle_patch_me(app, req, meta)
+});
+route_fn!(PasswordSetFn, Route::PasswordSet, |app, req, meta| {
+    account::handle_password_set(app, req, meta)
+});
+route_fn!(PasswordChangeFn, Route::PasswordChange, |app, req, meta| {
+    account::handle_password_change(app, req, meta)
+});
