@@ -106,34 +106,6 @@ impl Route {
     }
 }
 
-/// Serves one request of `route` through the edge (any route: tests, tools).
-pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
-    edge::serve(
-        &app.config,
-        route.method(),
-        &path_methods(route),
-        req,
-        |req, meta| async move {
-            match route {
-                Route::Register => RegisterFn::call(app, req, meta).await,
-                Route::Magic => MagicFn::call(app, req, meta).await,
-                Route::MagicConsume => MagicConsumeFn::call(app, req, meta).await,
-                Route::Jwks => JwksFn::call(app, req, meta).await,
-                Route::HostedPage => HostedPageFn::call(app, req, meta).await,
-                Route::MeGet => MeGetFn::call(app, req, meta).await,
-                Route::Login => LoginFn::call(app, req, meta).await,
-                Route::Refresh => RefreshFn::call(app, req, meta).await,
-                Route::Logout => LogoutFn::call(app, req, meta).await,
-                Route::LogoutEverywhere => LogoutEverywhereFn::call(app, req, meta).await,
-                Route::MePatch => MePatchFn::call(app, req, meta).await,
-                Route::PasswordSet => PasswordSetFn::call(app, req, meta).await,
-                Route::PasswordChange => PasswordChangeFn::call(app, req, meta).await,
-            }
-        },
-    )
-    .await
-}
-
 /// The methods of every route on `route`'s path, for preflights (GET and PATCH /me).
 fn path_methods(route: Route) -> String {
     Route::ALL
@@ -167,66 +139,45 @@ pub async fn handle_route<H: RouteFn>(app: &App, req: Request) -> Response<Body>
     .await
 }
 
-macro_rules! route_fn {
-    ($name:ident, $route:expr, |$app:ident, $req:ident, $meta:ident| $call:expr) => {
-        pub struct $name;
-        impl RouteFn for $name {
-            const ROUTE: Route = $route;
-            fn call(
-                $app: &App,
-                $req: Request,
-                $meta: RequestMeta,
-            ) -> impl Future<Output = HandlerResult> + Send + '_ {
-                $call
+/// The one table of route -> handler: it defines a `RouteFn` type per route and
+/// `handle`, which dispatches on a runtime `Route` (for tests and tools; function binaries
+/// use `handle_route::<XFn>` and so contain no such `match`).
+macro_rules! routes {
+    ($($route:ident => $name:ident: |$app:ident, $req:ident, $meta:ident| $call:expr;)*) => {
+        $(
+            pub struct $name;
+            impl RouteFn for $name {
+                const ROUTE: Route = Route::$route;
+                fn call($app: &App, $req: Request, $meta: RequestMeta) -> impl Future<Output = HandlerResult> + Send + '_ {
+                    $call
+                }
             }
+        )*
+
+        /// Serves one request of `route` through the edge (any route: tests, tools).
+        pub async fn handle(app: &App, route: Route, req: Request) -> Response<Body> {
+            edge::serve(&app.config, route.method(), &path_methods(route), req, |req, meta| async move {
+                match route {
+                    $(Route::$route => $name::call(app, req, meta).await,)*
+                }
+            })
+            .await
         }
     };
 }
 
-route_fn!(RegisterFn, Route::Register, |app, req, meta| send::handle(
-    app,
-    JobPurpose::Register,
-    req,
-    meta
-));
-route_fn!(MagicFn, Route::Magic, |app, req, meta| send::handle(
-    app,
-    JobPurpose::Magic,
-    req,
-    meta
-));
-route_fn!(MagicConsumeFn, Route::MagicConsume, |app, req, meta| {
-    consume::handle(app, req, meta)
-});
-route_fn!(JwksFn, Route::Jwks, |app, req, meta| jwks::handle(
-    app, req, meta
-));
-route_fn!(HostedPageFn, Route::HostedPage, |app, req, meta| {
-    hosted_page::handle(app, req, meta)
-});
-route_fn!(MeGetFn, Route::MeGet, |app, req, meta| me::handle_get(
-    app, req, meta
-));
-route_fn!(LoginFn, Route::Login, |app, req, meta| login::handle(
-    app, req, meta
-));
-route_fn!(RefreshFn, Route::Refresh, |app, req, meta| {
-    refresh::handle_refresh(app, req, meta)
-});
-route_fn!(LogoutFn, Route::Logout, |app, req, meta| {
-    refresh::handle_logout(app, req, meta)
-});
-route_fn!(
-    LogoutEverywhereFn,
-    Route::LogoutEverywhere,
-    |app, req, meta| account::handle_logout_everywhere(app, req, meta)
-);
-route_fn!(MePatchFn, Route::MePatch, |app, req, meta| {
-    account::handle_patch_me(app, req, meta)
-});
-route_fn!(PasswordSetFn, Route::PasswordSet, |app, req, meta| {
-    account::handle_password_set(app, req, meta)
-});
-route_fn!(PasswordChangeFn, Route::PasswordChange, |app, req, meta| {
-    account::handle_password_change(app, req, meta)
-});
+routes! {
+    Register => RegisterFn: |app, req, meta| send::handle(app, JobPurpose::Register, req, meta);
+    Magic => MagicFn: |app, req, meta| send::handle(app, JobPurpose::Magic, req, meta);
+    MagicConsume => MagicConsumeFn: |app, req, meta| consume::handle(app, req, meta);
+    Jwks => JwksFn: |app, req, meta| jwks::handle(app, req, meta);
+    HostedPage => HostedPageFn: |app, req, meta| hosted_page::handle(app, req, meta);
+    MeGet => MeGetFn: |app, req, meta| me::handle_get(app, req, meta);
+    Login => LoginFn: |app, req, meta| login::handle(app, req, meta);
+    Refresh => RefreshFn: |app, req, meta| refresh::handle_refresh(app, req, meta);
+    Logout => LogoutFn: |app, req, meta| refresh::handle_logout(app, req, meta);
+    LogoutEverywhere => LogoutEverywhereFn: |app, req, meta| account::handle_logout_everywhere(app, req, meta);
+    MePatch => MePatchFn: |app, req, meta| account::handle_patch_me(app, req, meta);
+    PasswordSet => PasswordSetFn: |app, req, meta| account::handle_password_set(app, req, meta);
+    PasswordChange => PasswordChangeFn: |app, req, meta| account::handle_password_change(app, req, meta);
+}
