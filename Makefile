@@ -39,6 +39,8 @@ test: lint check-template
 # CPU figures of the pure hot paths (release build); see README "Performance".
 bench:
 	cargo bench -p contact-auth --bench core
+	cargo build --release --bin hosted-page --bin jwks --bin register --bin login --bin mailer --bin contact-auth-admin
+	node tools/init-bench.mjs
 
 # Template checks: sam validate --lint, then the SAM-translated template through cfn-lint
 # (catches bad references inside functions and invalid IAM actions). Offline.
