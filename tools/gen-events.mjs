@@ -171,6 +171,7 @@ const patchMe = (attributes, auth = bearer("{{ACCESS_TOKEN}}")) =>
   apigw("PATCH", `${PREFIX}/me`, { body: { data: { type: "contacts", attributes } }, headers: { ...ct, ...auth.headers } });
 add("me-patch", "terms-of-service", patchMe({ tos_accepted_at: "2026-11-24T10:00:00Z", tos_version: "2026-11" }), { status: 200, setup: [session] });
 add("me-patch", "email-change-pending", patchMe({ email: "new-address@example.com" }), { status: 200, setup: [session] });
+add("me-patch", "email-change-rate-limited", patchMe({ email: "new-address@example.com" }), err(429, "rate_limited", null, { setup: [session], repeat: 2, headers: ["retry-after"] }));
 add("me-patch", "invalid-date", patchMe({ tos_accepted_at: "soon" }), err(422, "validation_error", "/data/attributes/tos_accepted_at", { setup: [session] }));
 add("me-patch", "read-only-attribute", patchMe({ has_password: true }), err(422, "unknown_attribute", "/data/attributes/has_password", { setup: [session] }));
 add("me-patch", "missing-token", patchMe({ tos_version: "1" }, { headers: {} }), err(401, "unauthorized"));
