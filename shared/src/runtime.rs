@@ -118,12 +118,8 @@ pub async fn handle_stream_event(app: &App, event: StreamEvent) -> DynamoDbEvent
 }
 
 pub async fn mailer_app() -> Result<App, Error> {
-    let config = Config::from_env()?;
-    let store = DynamoStore::from_env(&config.table_name).await;
-    let mailer = SesMailer::from_env().await;
-    Ok(App::new(config)
-        .with_store(Arc::new(store))
-        .with_mailer(Arc::new(mailer)))
+    let app = with_store(base_app().await?).await;
+    Ok(app.with_mailer(Arc::new(SesMailer::from_env().await)))
 }
 
 /// The mailer's `main`: the Lambda loop, or `--poll` to read the table's stream

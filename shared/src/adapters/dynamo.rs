@@ -19,7 +19,7 @@ use crate::domain::model::{
     Contact, Hub, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus, RefreshRecord,
     Team,
 };
-use crate::domain::rate::{email_scope, window_start, RateRule};
+use crate::domain::rate::{email_scope, RateRule};
 use crate::errors::PortError;
 use crate::ports::{
     ConsumeAs, Consumed, Counter, Enqueued, LoginLookup, PortResult, ProfileChanges, RefreshState,
@@ -573,15 +573,16 @@ impl Store for DynamoStore {
                     limit,
                     seconds,
                 } => {
-                    let start = window_start(now, *seconds);
+                    // The same item login reads and counts (`Counter::window`).
+                    let counter = Counter::window(key, now, *seconds);
                     Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(key_map(keys::rate(&format!("{key}#{start}")))))
+                        .set_key(Some(key_map(keys::rate(&counter.key))))
                         .update_expression("ADD n :one SET expires_at = :exp")
                         .condition_expression("attribute_not_exists(n) OR n < :limit")
                         .expression_attribute_values(":one", n(1))
                         .expression_attribute_values(":limit", n(*limit))
-                        .expression_attribute_values(":exp", n(start + seconds))
+                        .expression_attribute_values(":exp", n(counter.expires_at))
                 }
             };
             let u = u.build().map_err(build_err)?;

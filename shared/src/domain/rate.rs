@@ -56,9 +56,16 @@ pub fn login_failures(scope: &str, now: i64) -> Counter {
     Counter::window(&format!("login-fail#{scope}"), now, LOGIN_FAILURE_WINDOW)
 }
 
-/// The per-IP counter shared by register, magic and login (the same key as `ip_rule`).
+/// The per-IP window: register, magic and login count into the same item.
+const IP_WINDOW: i64 = 60;
+
+fn ip_key(source_ip: &str) -> String {
+    format!("ip#{source_ip}")
+}
+
+/// The per-IP counter as login reads and counts it (the item `ip_rule` limits).
 pub fn ip_counter(source_ip: &str, now: i64) -> Counter {
-    Counter::window(&format!("ip#{source_ip}"), now, 60)
+    Counter::window(&ip_key(source_ip), now, IP_WINDOW)
 }
 
 pub fn window_start(now: i64, seconds: i64) -> i64 {
@@ -90,9 +97,9 @@ pub fn send_rules(cfg: &Config, scope: &str, source_ip: &str) -> Vec<RateRule> {
 
 pub fn ip_rule(cfg: &Config, source_ip: &str) -> RateRule {
     RateRule::Window {
-        key: format!("ip#{source_ip}"),
+        key: ip_key(source_ip),
         limit: cfg.ip_per_minute,
-        seconds: 60,
+        seconds: IP_WINDOW,
     }
 }
 
@@ -115,6 +122,19 @@ mod tests {
         };
         assert_eq!(c.retry_after(100, Some(90)), 50);
         assert_eq!(c.retry_after(100, Some(10)), 1);
+    }
+
+    #[test]
+    fn login_counts_the_same_ip_item_register_limits() {
+        let cfg = Config::for_table("t");
+        let RateRule::Window { key, seconds, .. } = ip_rule(&cfg, "203.0.113.10") else {
+            panic!("ip_rule is a window")
+        };
+        assert_eq!(
+            Counter::window(&key, 125, seconds),
+            ip_counter("203.0.113.10", 125)
+        );
+        assert_eq!(ip_counter("203.0.113.10", 125).expires_at, 180);
     }
 
     #[test]
