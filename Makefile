@@ -10,6 +10,8 @@ help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
 	@echo "make test   lint, unit tests, fixture replay, end-to-end and browser tests"
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make invoke FN=login EVENT=events/login/success.json   one fixture through one function (cargo lambda)"
+	@echo "make build  every bootstrap for Lambda (arm64, release); make deploy"
 
 install:
 	@tools/install.sh
@@ -75,6 +77,12 @@ build-%Function:
 	@tools/install.sh --arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin $(crate_$*)
 	cp "$(CARGO_TARGET_DIR)/lambda/$(crate_$*)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
+
+# One fixture through one function's binary with cargo lambda's Runtime API emulator and
+# `cargo lambda invoke` (no Docker); checks the result against <case>.expected.json.
+invoke: install
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<function>/<case>.json"; exit 2; fi
+	node tools/invoke.mjs "$(FN)" "$(EVENT)"
 
 # Guided first deploy (writes samconfig.toml); later deploys reuse it. Needs AWS credentials.
 deploy:

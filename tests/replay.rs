@@ -4,7 +4,6 @@
 //! template.yaml. `make test` starts those servers and sets REPLAY_DYNAMODB_URL and
 //! REPLAY_SES_URL; a plain `cargo test` skips these tests (they are `#[ignore]`).
 
-use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
@@ -15,13 +14,13 @@ use contact_auth::adapters::ses::SesMailer;
 use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::jwt::KeySet;
-use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
-use contact_auth::domain::secret::{hash_token, new_id, new_token};
+use contact_auth::domain::secret::{new_id, new_token};
+use contact_auth::fixtures::{self, body_json, consume_event};
 use contact_auth::handlers::{self, Route};
-use contact_auth::ports::{Clock, OffsetClock, Store, SystemClock};
+use contact_auth::ports::{OffsetClock, Store};
 use contact_auth::runtime::handle_stream_event;
 use lambda_http::Body;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 const KEY_DOC: &str = r#"{"signing_secret":"replay-test-signing-secret-0123456789abcdef"}"#;
@@ -96,9 +95,9 @@ fn mails_to(ses: &str, to: &str) -> Vec<Value> {
 }
 
 struct Env {
-    /// The app under test (its clock may be ahead, per fixture).
+    /// The app under test, on the real clock.
     app: App,
-    /// The same ports on the real clock: setup happens "now".
+    /// The same ports with the clock `clock_offset` seconds behind: setup happened then.
     setup_app: App,
     store: Arc<DynamoStore>,
 }
@@ -117,15 +116,16 @@ async fn fresh(config: &Value, clock_offset: i64) -> Env {
     }
     let keys = Arc::new(KeySet::from_json(KEY_DOC).unwrap());
     let mailer = Arc::new(SesMailer::from_env().await);
+    // A fixture's clock_offset is how long ago its setup happened.
     let setup_app = App::new(cfg.clone())
         .with_store(store.clone())
         .with_keys(keys.clone())
-        .with_mailer(mailer.clone());
+        .with_mailer(mailer.clone())
+        .with_clock(Arc::new(OffsetClock(-clock_offset)));
     let app = App::new(cfg)
         .with_store(store.clone())
         .with_keys(keys)
-        .with_mailer(mailer)
-        .with_clock(Arc::new(OffsetClock(clock_offset)));
+        .with_mailer(mailer);
     Env {
         app,
         setup_app,
@@ -134,167 +134,37 @@ async fn fresh(config: &Value, clock_offset: i64) -> Env {
 }
 
 fn request(text: &str) -> lambda_http::Request {
-    lambda_http::request::from_str(text).expect("fixture is a valid API Gateway event")
+    fixtures::request(text).expect("fixture is a valid API Gateway event")
 }
 
-fn body_json(resp: &http::Response<Body>) -> Value {
-    match resp.body() {
-        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
-        Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
-        _ => Value::Null,
-    }
-}
-
-fn refresh_event(token: &str) -> String {
-    post_event(
-        "/api/v1/contact-auth/refresh",
-        json!({"data": {"type": "refresh_requests", "attributes": {"refresh_token": token}}}),
-    )
-}
-
-fn consume_event(token: &str) -> String {
-    post_event(
-        "/api/v1/contact-auth/magic/consume",
-        json!({"data": {"type": "magic_link_consumes", "attributes": {"token": token}}}),
-    )
-}
-
-/// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
-fn post_event(path: &str, body: Value) -> String {
-    json!({
-        "version": "2.0", "routeKey": format!("POST {path}"),
-        "rawPath": path, "rawQueryString": "",
-        "headers": {"content-type": "application/vnd.api+json"},
-        "requestContext": {"http": {"method": "POST", "path": path,
-            "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "replay"},
-            "requestId": new_id(), "routeKey": format!("POST {path}"), "stage": "$default",
-            "accountId": "123456789012", "apiId": "abc", "domainName": "x", "domainPrefix": "x",
-            "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 1795687200000u64},
-        "body": body.to_string(),
-        "isBase64Encoded": false
-    })
-    .to_string()
-}
-
-/// A registration link for `email` on hub `slug`, stored as the mailer would.
 async fn put_link(env: &Env, token: &str, email: &str, slug: &str) {
-    let hub = env.store.hub_by_slug(slug).await.unwrap().expect("hub");
-    // Setup happens at the real time; a fixture's clock_offset moves only the handler.
-    let now = SystemClock.now();
-    let link = MagicLink {
-        token_hash: hash_token(token),
-        purpose: LinkPurpose::Register,
-        team_id: hub.team_id,
-        hub_id: Some(hub.hub_id),
-        email: email.into(),
-        email_key: email.to_lowercase(),
-        contact_id: None,
-        redirect_url: None,
-        created_at: now,
-        expires_at: now + 900,
-        used_at: None,
-    };
-    env.store.put_magic_link(&link, None).await.unwrap();
+    fixtures::put_link(&env.setup_app, token, email, slug)
+        .await
+        .expect("put link");
     record_secret(token);
 }
 
 async fn consume(env: &Env, token: &str) -> (u16, Value) {
-    consume_with(&env.app, token).await
-}
-
-async fn consume_with(app: &App, token: &str) -> (u16, Value) {
-    let resp = handlers::handle(app, Route::MagicConsume, request(&consume_event(token))).await;
-    let body = body_json(&resp);
+    let (status, body) = fixtures::consume(&env.app, token)
+        .await
+        .expect("consume event");
     for k in ["access_token", "refresh_token"] {
         if let Some(t) = body[k].as_str() {
             record_secret(t);
         }
     }
-    (resp.status().as_u16(), body)
+    (status, body)
 }
 
-/// Runs the setup steps of an expected file; returns placeholder values.
-async fn setup(env: &Env, steps: &[Value]) -> HashMap<&'static str, String> {
-    let mut vars = HashMap::new();
-    for step in steps {
-        let s = |k: &str| step[k].as_str().unwrap_or_default().to_string();
-        match step["op"].as_str() {
-            Some("magic_link") => {
-                put_link(env, &s("token"), &s("email"), &s("slug")).await;
-                if step["used"].as_bool() == Some(true) {
-                    assert_eq!(
-                        consume_with(&env.setup_app, &s("token")).await.0,
-                        200,
-                        "setup: first consume"
-                    );
-                }
-            }
-            Some("session") => {
-                let token = new_token().unwrap();
-                put_link(env, &token, &s("email"), "member-academy").await;
-                let (status, body) = consume_with(&env.setup_app, &token).await;
-                assert_eq!(status, 200, "setup: session");
-                vars.insert(
-                    "ACCESS_TOKEN",
-                    body["access_token"].as_str().unwrap().to_string(),
-                );
-                vars.insert(
-                    "REFRESH_TOKEN",
-                    body["refresh_token"].as_str().unwrap().to_string(),
-                );
-                let email_key = s("email").to_lowercase();
-                let contact = env
-                    .store
-                    .contact_id_by_email(&email_key)
-                    .await
-                    .unwrap()
-                    .unwrap();
-                vars.insert("CONTACT_ID", contact);
-            }
-            Some("password") => {
-                let hash = contact_auth::domain::password::hash(&s("password")).unwrap();
-                record_secret(&s("password"));
-                assert!(env
-                    .store
-                    .set_first_password(&vars["CONTACT_ID"], &hash)
-                    .await
-                    .unwrap());
-            }
-            Some("rotate") => {
-                // Rotate the session's refresh token now; the fixture presents the old one.
-                let ev = refresh_event(&vars["REFRESH_TOKEN"]);
-                let resp = handlers::handle(&env.setup_app, Route::Refresh, request(&ev)).await;
-                assert_eq!(resp.status(), 200, "setup: rotate");
-                if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
-                    record_secret(t);
-                }
-            }
-            Some("job") => {
-                let purpose = if s("purpose") == "magic" {
-                    JobPurpose::Magic
-                } else {
-                    JobPurpose::Register
-                };
-                let job = MailJob {
-                    job_id: s("job_id"),
-                    purpose,
-                    slug: step["slug"].as_str().map(str::to_string),
-                    team_id: step["team_id"].as_str().map(str::to_string),
-                    email: s("email"),
-                    email_key: s("email").to_lowercase(),
-                    redirect_url: None,
-                    created_at: env.app.now(),
-                    contact_id: None,
-                };
-                env.store
-                    .enqueue_job(&job, &[], env.app.now())
-                    .await
-                    .unwrap();
-            }
-            other => panic!("unknown setup op {other:?}"),
-        }
+/// Runs the setup steps of an expected file (at the fixture's past time).
+async fn setup(env: &Env, steps: &[Value]) -> fixtures::Prepared {
+    let prepared = fixtures::setup(&env.setup_app, steps)
+        .await
+        .unwrap_or_else(|e| panic!("fixture setup: {e}"));
+    for s in &prepared.secrets {
+        record_secret(s);
     }
-    vars
+    prepared
 }
 
 async fn count_jobs(store: &DynamoStore) -> usize {
@@ -348,16 +218,13 @@ fn fixtures() -> Vec<(String, PathBuf, Value)> {
 async fn replay_http(function: &str, path: &Path, exp: &Value) -> Result<(), String> {
     let route = Route::by_function(function).ok_or(format!("no route for function {function}"))?;
     let env = fresh(&exp["config"], exp["clock_offset"].as_i64().unwrap_or(0)).await;
-    let vars = setup(
+    let prepared = setup(
         &env,
         exp["setup"].as_array().map(Vec::as_slice).unwrap_or(&[]),
     )
     .await;
     let jobs_before = count_jobs(&env.store).await;
-    let mut text = std::fs::read_to_string(path).unwrap();
-    for (k, v) in &vars {
-        text = text.replace(&format!("{{{{{k}}}}}"), v);
-    }
+    let text = prepared.resolve(&std::fs::read_to_string(path).unwrap());
     let repeat = exp["repeat"].as_u64().unwrap_or(1);
     let mut last = None;
     for i in 0..repeat {

@@ -13,8 +13,8 @@ import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, "target");
-const BIN = join(TARGET, "debug");
+export const TARGET = process.env.CARGO_TARGET_DIR || join(ROOT, "target");
+export const BIN = join(TARGET, "debug");
 
 export function freePort() {
   return new Promise((res, rej) => {
@@ -30,7 +30,7 @@ export function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, fn, timeoutMs = 120000) {
+export async function waitFor(what, fn, timeoutMs = 120000) {
   const start = Date.now();
   let last;
   while (Date.now() - start < timeoutMs) {
@@ -57,20 +57,15 @@ export function cargoBuild() {
 }
 
 /**
- * Starts the whole stack. Options: apiPort, dynamoPort, sesPort, logDir, env (extra
- * function environment), inheritLogs (print API and mailer logs to this terminal),
- * concurrency (instances per function).
+ * Runs child processes in their own process groups, logging to `logDir/<name>.log`
+ * (or this terminal); stop() ends them all.
  */
-export async function startStack(opts = {}) {
-  const apiPort = opts.apiPort || (await freePort());
-  const dynamoPort = opts.dynamoPort || (await freePort());
-  const sesPort = opts.sesPort || (await freePort());
-  const logDir = opts.logDir || join(ROOT, ".dev", "logs");
+export function processGroup(logDir) {
   mkdirSync(logDir, { recursive: true });
   const procs = [];
-  const out = (name) => openSync(join(logDir, `${name}.log`), "a");
+  let stopping = false;
   const start = (name, cmd, args, env, inherit = false) => {
-    const fd = out(name);
+    const fd = openSync(join(logDir, `${name}.log`), "a");
     const p = spawn(cmd, args, {
       cwd: ROOT,
       env: { ...process.env, ...env },
@@ -84,10 +79,9 @@ export async function startStack(opts = {}) {
     });
     return p;
   };
-  let stopping = false;
   const stop = async () => {
     stopping = true;
-    for (const p of procs.reverse()) {
+    for (const p of [...procs].reverse()) {
       try { process.kill(-p.pid, "SIGTERM"); } catch {}
     }
     await sleep(300);
@@ -95,52 +89,77 @@ export async function startStack(opts = {}) {
       try { process.kill(-p.pid, "SIGKILL"); } catch {}
     }
   };
+  return { start, stop, procs };
+}
+
+/** DynamoDB Local and the SES v2 sink, started in `group`; resolves when both answer. */
+export async function startServices(group, dynamoPort, sesPort) {
+  const ddbUrl = `http://127.0.0.1:${dynamoPort}`;
+  const sesUrl = `http://127.0.0.1:${sesPort}`;
+  const jarDir = dynamoJar();
+  group.start("dynamodb", "java", [
+    `-Djava.library.path=${join(jarDir, "DynamoDBLocal_lib")}`,
+    "-jar", join(jarDir, "DynamoDBLocal.jar"),
+    "-inMemory", "-sharedDb", "-disableTelemetry", "-port", String(dynamoPort),
+  ], {});
+  group.start("ses", join(ROOT, "node_modules", ".bin", "aws-ses-v2-local"), ["--host", "127.0.0.1", "--port", String(sesPort)], {});
+  await waitFor("DynamoDB Local", async () => {
+    const r = await fetch(ddbUrl, { method: "POST" });
+    return r.status >= 400;
+  });
+  await waitFor("SES sink", async () => (await fetch(`${sesUrl}/health-check`)).ok);
+  return { ddbUrl, sesUrl };
+}
+
+/** The environment every function gets locally (AWS endpoints, table, key file). */
+export function functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl }) {
+  return {
+    AWS_REGION: "us-east-1",
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_ENDPOINT_URL_DYNAMODB: ddbUrl,
+    AWS_ENDPOINT_URL_DYNAMODB_STREAMS: ddbUrl,
+    AWS_ENDPOINT_URL_SESV2: sesUrl,
+    TABLE_NAME: table,
+    PUBLIC_BASE_URL: publicBaseUrl,
+    CORS_ALLOWED_ORIGINS: "http://localhost:5173",
+    SENDER_ADDRESS: "no-reply@contact-auth.local",
+    SIGNING_KEY_FILE: join(ROOT, ".dev", "signing-key.json"),
+    LOG_LEVEL: "info",
+    CARGO_TARGET_DIR: TARGET,
+  };
+}
+
+/** Runs contact-auth-admin with `env`; returns its stdout. */
+export function admin(env, ...args) {
+  const r = spawnSync(join(BIN, "contact-auth-admin"), args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`admin ${args[0]} failed: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * Starts the whole stack. Options: apiPort, dynamoPort, sesPort, logDir, env (extra
+ * function environment), inheritLogs (print API and mailer logs to this terminal),
+ * concurrency (instances per function).
+ */
+export async function startStack(opts = {}) {
+  const apiPort = opts.apiPort || (await freePort());
+  const dynamoPort = opts.dynamoPort || (await freePort());
+  const sesPort = opts.sesPort || (await freePort());
+  const logDir = opts.logDir || join(ROOT, ".dev", "logs");
+  const group = processGroup(logDir);
+  const { start, stop, procs } = group;
 
   try {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const ddbUrl = `http://127.0.0.1:${dynamoPort}`;
-    const sesUrl = `http://127.0.0.1:${sesPort}`;
+    const { ddbUrl, sesUrl } = await startServices(group, dynamoPort, sesPort);
     const table = opts.table || `contact-auth-${Date.now().toString(36)}`;
-    const env = {
-      AWS_REGION: "us-east-1",
-      AWS_ACCESS_KEY_ID: "local",
-      AWS_SECRET_ACCESS_KEY: "local",
-      AWS_EC2_METADATA_DISABLED: "true",
-      AWS_ENDPOINT_URL_DYNAMODB: ddbUrl,
-      AWS_ENDPOINT_URL_DYNAMODB_STREAMS: ddbUrl,
-      AWS_ENDPOINT_URL_SESV2: sesUrl,
-      TABLE_NAME: table,
-      PUBLIC_BASE_URL: apiUrl,
-      CORS_ALLOWED_ORIGINS: "http://localhost:5173",
-      SENDER_ADDRESS: "no-reply@contact-auth.local",
-      SIGNING_KEY_FILE: join(ROOT, ".dev", "signing-key.json"),
-      LOG_LEVEL: "info",
-      CARGO_TARGET_DIR: TARGET,
-      ...(opts.env || {}),
-    };
-
-    const jarDir = dynamoJar();
-    start("dynamodb", "java", [
-      `-Djava.library.path=${join(jarDir, "DynamoDBLocal_lib")}`,
-      "-jar", join(jarDir, "DynamoDBLocal.jar"),
-      "-inMemory", "-sharedDb", "-disableTelemetry", "-port", String(dynamoPort),
-    ], {});
-    start("ses", join(ROOT, "node_modules", ".bin", "aws-ses-v2-local"), ["--host", "127.0.0.1", "--port", String(sesPort)], {});
-
-    await waitFor("DynamoDB Local", async () => {
-      const r = await fetch(ddbUrl, { method: "POST" });
-      return r.status >= 400;
-    });
-    await waitFor("SES sink", async () => (await fetch(`${sesUrl}/health-check`)).ok);
-
-    const admin = (...args) => {
-      const r = spawnSync(join(BIN, "contact-auth-admin"), args, { cwd: ROOT, env: { ...process.env, ...env }, encoding: "utf8" });
-      if (r.status !== 0) throw new Error(`admin ${args.join(" ")} failed: ${r.stderr}`);
-      return r.stdout;
-    };
-    admin("dev-key", "--out", env.SIGNING_KEY_FILE);
-    admin("create-table", "--template", join(ROOT, "template.yaml"));
-    admin("seed-demo");
+    const env = { ...functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: apiUrl }), ...(opts.env || {}) };
+    const adminCmd = (...args) => admin(env, ...args);
+    adminCmd("dev-key", "--out", env.SIGNING_KEY_FILE);
+    adminCmd("create-table", "--template", join(ROOT, "template.yaml"));
+    adminCmd("seed-demo");
 
     start("mailer", join(BIN, "mailer"), ["--poll"], env, !!opts.inheritLogs);
     const watchArgs = [
@@ -153,7 +172,7 @@ export async function startStack(opts = {}) {
     // The first request to a function starts it; wait for the router, then warm each.
     await waitFor("the API", async () => (await fetch(`${apiUrl}/m`)).status === 200, 300000);
 
-    return { apiUrl, ddbUrl, sesUrl, table, env, logDir, admin, stop, procs };
+    return { apiUrl, ddbUrl, sesUrl, table, env, logDir, admin: adminCmd, stop, procs };
   } catch (e) {
     await stop();
     throw e;

@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod edge;
 pub mod errors;
+pub mod fixtures;
 pub mod handlers;
 pub mod ports;
 pub mod runtime;

@@ -7,15 +7,25 @@
 //!   hub --id ID --slug SLUG --team TEAM_ID --title TITLE [--origins a,b] [--registration on|off]
 //!   origins --slug SLUG --set ORIGIN[,ORIGIN...]             replace a hub's allowed redirect origins
 //!   dev-key --out PATH                                       write a local signing secret if missing
+//!   fixture --event F.json --out PATH [--secrets PATH]       a fresh table, seeded, with the setup of
+//!                                                            F.expected.json done; the event with its
+//!                                                            placeholders filled in goes to PATH
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 
 use base64::Engine;
+use std::sync::Arc;
+
 use contact_auth::adapters::dynamo::DynamoStore;
+use contact_auth::adapters::keys::load_keys;
 use contact_auth::adapters::schema;
+use contact_auth::app::App;
+use contact_auth::config::Config;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
+use contact_auth::fixtures;
+use contact_auth::ports::OffsetClock;
 use contact_auth::ports::Store;
 
 type Res<T> = Result<T, String>;
@@ -157,10 +167,56 @@ async fn run(args: Vec<String>) -> Res<()> {
             hub.allowed_redirect_origins = origins(f.get("set"))?;
             put_hub(&store, hub).await
         }
+        "fixture" => fixture(store, &f).await,
         _ => Err(format!(
-            "unknown command {cmd:?}; commands: create-table, seed-demo, team, hub, origins, dev-key"
+            "unknown command {cmd:?}; commands: create-table, seed-demo, team, hub, origins, dev-key, fixture"
         )),
     }
+}
+
+/// Prepares one `events/` fixture for `make invoke` (tools/invoke.mjs): the table in
+/// TABLE_NAME is created and seeded, the `setup` steps of the expected file run through
+/// the real handlers (`contact_auth::fixtures`, the same code the replay tests use), and
+/// the event is written out with its placeholders filled in.
+async fn fixture(store: DynamoStore, f: &HashMap<String, String>) -> Res<()> {
+    let event_path = need(f, "event")?;
+    let out = need(f, "out")?;
+    let expected_path = event_path.replace(".json", ".expected.json");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&expected_path).map_err(|e| format!("{expected_path}: {e}"))?,
+    )
+    .map_err(|e| format!("{expected_path}: {e}"))?;
+    let event = std::fs::read_to_string(event_path).map_err(|e| format!("{event_path}: {e}"))?;
+    let template = f
+        .get("template")
+        .map(String::as_str)
+        .unwrap_or("template.yaml");
+    let template = std::fs::read_to_string(template).map_err(|e| format!("{template}: {e}"))?;
+    schema::create_table(store.client(), store.table(), &template, true).await?;
+    store.seed_demo().await.map_err(|e| e.to_string())?;
+    let offset = expected["clock_offset"].as_i64().unwrap_or(0);
+    let app = App::new(Config::from_env().map_err(|e| e.to_string())?)
+        .with_store(Arc::new(store))
+        .with_keys(Arc::new(load_keys().await?))
+        .with_clock(Arc::new(OffsetClock(-offset)));
+    let steps = expected["setup"].as_array().cloned().unwrap_or_default();
+    let prepared = fixtures::setup(&app, &steps).await?;
+    std::fs::write(out, prepared.resolve(&event)).map_err(|e| format!("{out}: {e}"))?;
+    if let Some(path) = f.get("secrets") {
+        let mut lines = prepared.secrets.join("\n");
+        lines.push('\n');
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, lines.as_bytes()))
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    println!(
+        "fixture {event_path} prepared in table {}",
+        app.config.table_name
+    );
+    Ok(())
 }
 
 #[tokio::main]

@@ -1,0 +1,148 @@
+#!/usr/bin/env node
+// `make invoke FN=<function> EVENT=<file>`: one fixture through one function's binary,
+// with cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`) and
+// `cargo lambda invoke`. No Docker.
+//
+//   1. The fixture's state: a fresh table in DynamoDB Local, seeded, with the `setup` of
+//      <file>.expected.json done (`contact-auth-admin fixture`; the same code the replay
+//      tests use) and the event's {{placeholders}} filled in.
+//   2. The function's binary runs against the emulator exactly as Lambda runs `bootstrap`:
+//      it polls the Runtime API, handles the event, posts the response.
+//   3. The response is printed and checked against the expected file (status, error code,
+//      headers; for the mailer: no batch item failures and the mails sent). Exit 1 when
+//      it differs.
+//
+// Which binary: BOOTSTRAP=<path> if given, else this machine's build of the function
+// (`cargo build --bin <function>`). Lambda's `bootstrap` from `make build` is the same
+// crate cross-compiled for arm64; on an arm64 Linux machine pass
+// BOOTSTRAP=target/lambda/<function>/bootstrap to run that very file.
+//
+// DynamoDB Local and the SES sink: INVOKE_DYNAMODB_URL and INVOKE_SES_URL reuse running
+// ones (the tests do); otherwise private ones start on free ports and stop afterwards.
+
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve, basename } from "node:path";
+import { createConnection } from "node:net";
+import { ROOT, BIN, freePort, waitFor, processGroup, startServices, functionEnv, admin } from "./stack.mjs";
+
+const [fn, eventArg] = process.argv.slice(2);
+if (!fn || !eventArg) {
+  console.error("usage: make invoke FN=<function> EVENT=<events/<function>/<case>.json>");
+  process.exit(2);
+}
+const fnDir = join(ROOT, "events", fn);
+if (!existsSync(join(ROOT, "functions", fn)) || !existsSync(fnDir)) {
+  console.error(`no function ${fn}; functions: see events/ (one folder per function)`);
+  process.exit(2);
+}
+const eventPath = resolve(eventArg);
+const expectedPath = eventPath.replace(/\.json$/, ".expected.json");
+if (!existsSync(eventPath) || !existsSync(expectedPath)) {
+  console.error(`${eventArg} or its .expected.json does not exist`);
+  process.exit(2);
+}
+const expected = JSON.parse(readFileSync(expectedPath, "utf8"));
+const cargoLambda = join(ROOT, ".venv", "bin", "cargo-lambda");
+
+let bootstrap = process.env.BOOTSTRAP;
+if (!bootstrap) {
+  const r = spawnSync("cargo", ["build", "--quiet", "--bin", fn, "--bin", "contact-auth-admin"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) process.exit(1);
+  bootstrap = join(BIN, fn);
+}
+
+const workDir = join(ROOT, ".dev", "invoke");
+const logDir = process.env.E2E_LOG_DIR || join(ROOT, ".dev", "logs");
+mkdirSync(workDir, { recursive: true });
+const group = processGroup(logDir);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  let ddbUrl = process.env.INVOKE_DYNAMODB_URL;
+  let sesUrl = process.env.INVOKE_SES_URL;
+  if (!ddbUrl || !sesUrl) {
+    ({ ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort()));
+  }
+  const table = `invoke-${fn}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const env = functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: "http://localhost:3000" });
+  if (expected.config?.ip_per_minute) env.RATE_IP_PER_MINUTE = String(expected.config.ip_per_minute);
+  admin(env, "dev-key", "--out", env.SIGNING_KEY_FILE);
+  const resolved = join(workDir, `${fn}-${basename(eventPath)}`);
+  const fixtureArgs = ["fixture", "--event", eventPath, "--out", resolved, "--template", join(ROOT, "template.yaml")];
+  if (process.env.E2E_LOG_DIR) fixtureArgs.push("--secrets", join(process.env.E2E_LOG_DIR, "secrets.txt"));
+  admin(env, ...fixtureArgs);
+
+  // The Runtime API (cargo lambda) and the function polling it, like Lambda runs bootstrap.
+  const rtPort = await freePort();
+  group.start(`invoke-emulator`, cargoLambda, ["lambda", "watch", "--only-lambda-apis", "--invoke-address", "127.0.0.1", "--invoke-port", String(rtPort)], {});
+  await waitFor("the cargo lambda Runtime API", () => new Promise((res) => {
+    const s = createConnection(rtPort, "127.0.0.1", () => { s.end(); res(true); });
+    s.on("error", () => res(false));
+  }), 60000);
+  group.start(`invoke-${fn}`, bootstrap, [], {
+    ...env,
+    // With --only-lambda-apis the emulator serves one function, named "_".
+    AWS_LAMBDA_RUNTIME_API: `http://127.0.0.1:${rtPort}/.rt`,
+    AWS_LAMBDA_FUNCTION_NAME: "_",
+    AWS_LAMBDA_FUNCTION_VERSION: "1",
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "1769",
+  });
+
+  const mailsTo = async (to) => {
+    const store = await (await fetch(`${sesUrl}/store`)).json();
+    return (store.emails || []).filter((m) => (m.destination?.to || []).includes(to));
+  };
+  const mailsBefore = expected.to ? (await mailsTo(expected.to)).length : 0;
+
+  const repeat = expected.repeat || 1;
+  const text = readFileSync(resolved, "utf8");
+  let out;
+  for (let i = 0; i < repeat; i++) {
+    let payload = resolved;
+    if (expected.vary_email) {
+      payload = join(workDir, `${fn}-${i}-${basename(eventPath)}`);
+      writeFileSync(payload, text.replaceAll("member@example.com", `member${i}@example.com`));
+    }
+    const r = spawnSync(cargoLambda, ["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", String(rtPort), "--data-file", payload, "--output-format", "json", "_"], { cwd: ROOT, encoding: "utf8", timeout: 60000 });
+    if (r.status !== 0) throw new Error(`cargo lambda invoke failed: ${r.stderr || r.stdout}`);
+    out = JSON.parse(r.stdout);
+  }
+  console.log(JSON.stringify(out, null, 2));
+
+  // Compare with the expected file.
+  const problems = [];
+  if (fn === "mailer") {
+    if ((out.batchItemFailures || []).length) problems.push(`batch item failures ${JSON.stringify(out.batchItemFailures)}`);
+    await sleep(100);
+    const sent = (await mailsTo(expected.to)).length - mailsBefore;
+    if (sent !== expected.emails) problems.push(`${sent} mails to ${expected.to}, want ${expected.emails}`);
+  } else {
+    if (out.statusCode !== expected.status) problems.push(`status ${out.statusCode}, want ${expected.status}`);
+    const headers = Object.fromEntries(Object.entries(out.headers || {}).map(([k, v]) => [k.toLowerCase(), v]));
+    if ((out.cookies || []).length) headers["set-cookie"] = out.cookies;
+    for (const h of expected.headers || []) if (!(h in headers)) problems.push(`missing header ${h}`);
+    if (expected.code) {
+      let code;
+      try { code = JSON.parse(out.body).errors[0].code; } catch { code = undefined; }
+      if (code !== expected.code) problems.push(`error code ${code}, want ${expected.code}`);
+    }
+  }
+  if (problems.length) {
+    console.error(`invoke ${fn} ${eventArg}: DIFFERS from ${basename(expectedPath)}: ${problems.join("; ")}`);
+    return 1;
+  }
+  const what = fn === "mailer" ? `${expected.emails} mail(s) to ${expected.to}` : `status ${expected.status}${expected.code ? ` ${expected.code}` : ""}`;
+  console.log(`invoke ${fn} ${eventArg}: ok (${what}, as expected)`);
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (e) {
+  console.error(`invoke ${fn} ${eventArg}: ${e.message}`);
+} finally {
+  await group.stop();
+}
+process.exit(code);
