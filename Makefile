@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench check-template build invoke deploy
+.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -33,7 +33,12 @@ fmt:
 unit:
 	cargo test --workspace
 
+# SKIP_SAM_BUILD=1 leaves out `sam build` (minutes after a change to shared/) while you
+# iterate; CI never sets it.
 test: lint check-template
+ifneq ($(SKIP_SAM_BUILD),1)
+	$(MAKE) sam-build
+endif
 	@tools/install.sh --browser
 	cargo build --workspace --bins --tests
 	node tools/test.mjs
@@ -53,10 +58,18 @@ check-template: install
 	AWS_DEFAULT_REGION=$(TEMPLATE_REGION) .venv/bin/python tools/sam_translate.py .dev/template.cfn.json
 	.venv/bin/cfn-lint .dev/template.cfn.json
 
-# Every bootstrap for Lambda (arm64, release, cross-compiled by cargo-lambda with zig).
+# Every bootstrap for Lambda (arm64, release, cross-compiled by cargo-lambda with zig), in
+# one cargo run so the release links share both cores: target/lambda/<crate>/bootstrap.
+FUNCTIONS := $(notdir $(wildcard functions/*))
 build:
 	@tools/install.sh --arm64
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
+
+# `sam build` from this checkout without Docker: make build first (one cargo run), then
+# sam's build-<LogicalId> calls below find every binary fresh and copy it. The built
+# bootstraps are checked by tools/check_build.py in make test (tools/test.mjs).
+sam-build: build
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(TEMPLATE_REGION)} SAM_CLI_TELEMETRY=0 .venv/bin/sam build --build-in-source
 
 # `sam build` calls build-<LogicalId> (BuildMethod: makefile): one function's bootstrap.
 crate_Register := register
@@ -85,6 +98,5 @@ invoke: install
 	node tools/invoke.mjs "$(FN)" "$(EVENT)"
 
 # Guided first deploy (writes samconfig.toml); later deploys reuse it. Needs AWS credentials.
-deploy:
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(TEMPLATE_REGION)} .venv/bin/sam build --build-in-source
+deploy: sam-build
 	.venv/bin/sam deploy --guided --capabilities CAPABILITY_IAM

@@ -21,7 +21,9 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cfn import ROOT, load_template  # noqa: E402
+
 results = []
 
 
@@ -30,22 +32,8 @@ def check(name, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}{': ' + detail if detail and not ok else ''}")
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !GetAtt, !Sub...) as plain values."""
-
-
-def _tag(loader, tag_suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
-
-
-CfnLoader.add_multi_constructor("!", _tag)
-
 spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())
-template = yaml.load((ROOT / "template.yaml").read_text(), Loader=CfnLoader)
+template = load_template()
 router = tomllib.loads((ROOT / "CargoLambda.toml").read_text())["watch"]["router"]
 
 # 1. The spec itself.

@@ -80,6 +80,20 @@ try {
   await stop();
 }
 
+// The Lambda artifacts `make sam-build` produced (make test runs it first).
+if (process.env.SKIP_SAM_BUILD === "1") {
+  console.log("\n== sam build: skipped (SKIP_SAM_BUILD=1) ==");
+} else if (!process.env.E2E_ONLY) {
+  console.log("\n== sam build output (.aws-sam/build) ==");
+  const r = spawnSync(join(ROOT, ".venv", "bin", "python"), [join(ROOT, "tools", "check_build.py")], { cwd: ROOT, encoding: "utf8" });
+  process.stdout.write(r.stdout || "");
+  process.stderr.write(r.stderr || "");
+  const m = /^(\d+) passed, (\d+) failed$/m.exec(r.stdout || "");
+  totals.passed += m ? Number(m[1]) : 0;
+  totals.failed += m ? Number(m[2]) : 1;
+  if (r.status !== 0) failed = true;
+}
+
 // No secret, token or full email the tests saw may appear in any log line.
 console.log("\n== secrets in logs ==");
 const secretsFile = join(logDir, "secrets.txt");
