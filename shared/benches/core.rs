@@ -57,6 +57,13 @@ fn main() {
         }),
     );
 
+    stats(
+        "password policy incl. common-password list",
+        time(200, || {
+            assert!(password::check_policy("violet-kettle-harbour-42", "m@example.com").is_ok());
+        }),
+    );
+
     let keys =
         KeySet::from_json(r#"{"signing_secret":"bench-signing-secret-0123456789abcdef"}"#).unwrap();
     let now = 1_795_687_200;

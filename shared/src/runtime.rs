@@ -140,10 +140,10 @@ pub async fn run_mailer() -> Result<(), Error> {
 /// Local poll mode: follows every shard of the table's stream from its start and feeds
 /// inserted jobs to the same code the Lambda handler runs.
 pub async fn poll_stream(app: &App) -> Result<(), Error> {
+    use crate::adapters::aws::{sdk_config, Service};
     use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-    let sdk = crate::adapters::aws::sdk_config().await;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(Service::DynamoDb));
+    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk_config(Service::DynamoDbStreams));
     let table = app.config.table_name.clone();
     let stream_arn = ddb
         .describe_table()

@@ -259,7 +259,7 @@ impl DynamoStore {
     }
 
     pub async fn from_env(table: &str) -> Self {
-        let cfg = super::aws::sdk_config().await;
+        let cfg = super::aws::sdk_config(super::aws::Service::DynamoDb);
         DynamoStore::new(Client::new(&cfg), table)
     }
 

@@ -6,7 +6,7 @@ use crate::domain::jwt::KeySet;
 pub async fn load_keys() -> Result<KeySet, String> {
     if let Ok(arn) = std::env::var("SIGNING_KEY_SECRET_ARN") {
         if !arn.is_empty() {
-            let cfg = super::aws::sdk_config().await;
+            let cfg = super::aws::sdk_config(super::aws::Service::SecretsManager);
             let client = aws_sdk_secretsmanager::Client::new(&cfg);
             let out = client
                 .get_secret_value()

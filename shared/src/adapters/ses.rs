@@ -19,7 +19,7 @@ impl SesMailer {
     }
 
     pub async fn from_env() -> Self {
-        let cfg = super::aws::sdk_config().await;
+        let cfg = super::aws::sdk_config(super::aws::Service::SesV2);
         SesMailer::new(Client::new(&cfg))
     }
 }
