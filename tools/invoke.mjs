@@ -24,7 +24,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve, basename } from "node:path";
 import { createConnection } from "node:net";
-import { ROOT, BIN, freePort, waitFor, processGroup, startServices, functionEnv, admin } from "./stack.mjs";
+import { ROOT, BIN, freePort, sleep, waitFor, processGroup, startServices, functionEnv, admin } from "./stack.mjs";
 
 const [fn, eventArg] = process.argv.slice(2);
 if (!fn || !eventArg) {
@@ -56,7 +56,6 @@ const workDir = join(ROOT, ".dev", "invoke");
 const logDir = process.env.E2E_LOG_DIR || join(ROOT, ".dev", "logs");
 mkdirSync(workDir, { recursive: true });
 const group = processGroup(logDir);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function main() {
   let ddbUrl = process.env.INVOKE_DYNAMODB_URL;

@@ -28,7 +28,7 @@ export function freePort() {
   });
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 export async function waitFor(what, fn, timeoutMs = 120000) {
   const start = Date.now();
