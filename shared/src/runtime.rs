@@ -16,13 +16,18 @@ use crate::app::App;
 use crate::config::Config;
 use crate::handlers::{self, mailer, RouteFn};
 
-/// JSON logs, one object per line, level from `LOG_LEVEL` (default `info`).
+/// JSON logs, one object per line, level from `LOG_LEVEL` (`error`, `warn`, `info`,
+/// `debug`, `trace` or `off`; default `info`). A plain level, not an `EnvFilter`: per-target
+/// directives would link a regex engine into every function for no use here.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LOG_LEVEL")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("LOG_LEVEL")
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
