@@ -5,6 +5,8 @@
 // Waits up to 10 s for a mail (the mailer sends within a second of the request).
 // SES_URL (or SES_PORT) picks the inbox; default http://127.0.0.1:8005.
 
+import { mailsTo } from "./stack.mjs";
+
 const [cmd, email] = process.argv.slice(2);
 const base = process.env.SES_URL || `http://127.0.0.1:${process.env.SES_PORT || 8005}`;
 if (!["token", "show"].includes(cmd) || !email) {
@@ -13,8 +15,7 @@ if (!["token", "show"].includes(cmd) || !email) {
 }
 const deadline = Date.now() + 10000;
 for (;;) {
-  const { emails } = await (await fetch(`${base}/store`)).json();
-  const mine = emails.filter((e) => e.destination.to.includes(email));
+  const mine = await mailsTo(base, email);
   if (mine.length) {
     const mail = mine[mine.length - 1];
     if (cmd === "show") console.log(`Subject: ${mail.subject}\n\n${mail.body.text}`);

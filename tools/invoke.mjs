@@ -24,7 +24,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve, basename } from "node:path";
 import { createConnection } from "node:net";
-import { ROOT, BIN, freePort, sleep, waitFor, processGroup, startServices, functionEnv, admin } from "./stack.mjs";
+import { ROOT, BIN, freePort, sleep, waitFor, processGroup, startServices, functionEnv, admin, mailsTo } from "./stack.mjs";
 
 const [fn, eventArg] = process.argv.slice(2);
 if (!fn || !eventArg) {
@@ -88,11 +88,7 @@ async function main() {
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "1769",
   });
 
-  const mailsTo = async (to) => {
-    const store = await (await fetch(`${sesUrl}/store`)).json();
-    return (store.emails || []).filter((m) => (m.destination?.to || []).includes(to));
-  };
-  const mailsBefore = expected.to ? (await mailsTo(expected.to)).length : 0;
+  const mailsBefore = expected.to ? (await mailsTo(sesUrl, expected.to)).length : 0;
 
   const repeat = expected.repeat || 1;
   const text = readFileSync(resolved, "utf8");
@@ -114,7 +110,7 @@ async function main() {
   if (fn === "mailer") {
     if ((out.batchItemFailures || []).length) problems.push(`batch item failures ${JSON.stringify(out.batchItemFailures)}`);
     await sleep(100);
-    const sent = (await mailsTo(expected.to)).length - mailsBefore;
+    const sent = (await mailsTo(sesUrl, expected.to)).length - mailsBefore;
     if (sent !== expected.emails) problems.push(`${sent} mails to ${expected.to}, want ${expected.emails}`);
   } else {
     if (out.statusCode !== expected.status) problems.push(`status ${out.statusCode}, want ${expected.status}`);

@@ -111,6 +111,12 @@ export async function startServices(group, dynamoPort, sesPort) {
   return { ddbUrl, sesUrl };
 }
 
+/** The mails the SES sink at `sesUrl` holds for `to`, oldest first. */
+export async function mailsTo(sesUrl, to) {
+  const { emails } = await (await fetch(`${sesUrl}/store`)).json();
+  return (emails || []).filter((m) => (m.destination?.to || []).includes(to));
+}
+
 /** The environment every function gets locally (AWS endpoints, table, key file). */
 export function functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl }) {
   return {

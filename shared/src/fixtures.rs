@@ -200,6 +200,7 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
             }
             Some("job") => {
                 let email = text(step, "email")?;
+                let now = app.now();
                 let purpose = match step["purpose"].as_str() {
                     Some("magic") => JobPurpose::Magic,
                     _ => JobPurpose::Register,
@@ -212,11 +213,11 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
                     email_key: email.to_lowercase(),
                     email,
                     redirect_url: None,
-                    created_at: app.now(),
+                    created_at: now,
                     contact_id: None,
                 };
                 store
-                    .enqueue_job(&job, &[], app.now())
+                    .enqueue_job(&job, &[], now)
                     .await
                     .map_err(|e| e.to_string())?;
             }

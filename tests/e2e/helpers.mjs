@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
+import { mailsTo } from "../../tools/stack.mjs";
 
 function need(name) {
   const v = process.env[name];
@@ -68,9 +69,7 @@ export async function consume(token) {
 }
 
 export async function mails(to) {
-  const res = await fetch(`${SES_URL}/store`);
-  const { emails } = await res.json();
-  return emails.filter((e) => e.destination.to.includes(to));
+  return mailsTo(SES_URL, to);
 }
 
 /** Waits until `to` has more than `already` emails; returns the newest. */

@@ -14,9 +14,9 @@
 use std::collections::HashMap;
 use std::process::ExitCode;
 
-use base64::Engine;
 use std::sync::Arc;
 
+use base64::Engine;
 use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::adapters::keys::load_keys;
 use contact_auth::adapters::schema;
@@ -25,8 +25,7 @@ use contact_auth::config::Config;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::fixtures;
-use contact_auth::ports::OffsetClock;
-use contact_auth::ports::Store;
+use contact_auth::ports::{OffsetClock, Store};
 
 type Res<T> = Result<T, String>;
 
@@ -181,19 +180,17 @@ async fn run(args: Vec<String>) -> Res<()> {
 async fn fixture(store: DynamoStore, f: &HashMap<String, String>) -> Res<()> {
     let event_path = need(f, "event")?;
     let out = need(f, "out")?;
-    let expected_path = event_path.replace(".json", ".expected.json");
+    let expected_path = event_path
+        .strip_suffix(".json")
+        .map(|stem| format!("{stem}.expected.json"))
+        .ok_or("--event must name a .json file")?;
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&expected_path).map_err(|e| format!("{expected_path}: {e}"))?,
     )
     .map_err(|e| format!("{expected_path}: {e}"))?;
     let event = std::fs::read_to_string(event_path).map_err(|e| format!("{event_path}: {e}"))?;
-    let template = f
-        .get("template")
-        .map(String::as_str)
-        .unwrap_or("template.yaml");
-    let template = std::fs::read_to_string(template).map_err(|e| format!("{template}: {e}"))?;
-    schema::create_table(store.client(), store.table(), &template, true).await?;
-    store.seed_demo().await.map_err(|e| e.to_string())?;
+    create_table(&store, f).await?;
+    seed_demo(&store).await?;
     let offset = expected["clock_offset"].as_i64().unwrap_or(0);
     let app = App::new(Config::from_env().map_err(|e| e.to_string())?)
         .with_store(Arc::new(store))
