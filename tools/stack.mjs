@@ -172,7 +172,9 @@ export async function startStack(opts = {}) {
       "lambda", "watch",
       "--invoke-address", "127.0.0.1", "--invoke-port", String(apiPort),
       "--disable-cors", "--ignore-changes",
-      "--concurrency", String(opts.concurrency || 1),
+      // Several instances per function, as Lambda runs them: races and per-instance
+      // caches are then exercised over HTTP too.
+      "--concurrency", String(opts.concurrency || 4),
     ];
     start("api", join(ROOT, ".venv", "bin", "cargo-lambda"), watchArgs, env, !!opts.inheritLogs);
     // The first request to a function starts it; wait for the router, then warm each.

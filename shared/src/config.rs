@@ -14,6 +14,13 @@ pub struct Config {
     pub refresh_ttl: i64,
     /// A rotated-out refresh token still yields a pair for this long (two tabs).
     pub refresh_grace: i64,
+    /// Absolute session lifetime: a refresh family ends this long after its sign-in.
+    pub session_max: i64,
+    /// How long after a sign-in it counts as recent (email change, first password,
+    /// password change without the current one).
+    pub recent_auth: i64,
+    /// How long the undo link in an email-change notice works.
+    pub undo_ttl: i64,
     pub magic_ttl: i64,
     pub email_cooldown: i64,
     pub email_per_hour: u32,
@@ -59,6 +66,9 @@ impl Config {
             access_ttl: num("ACCESS_TOKEN_TTL_SECONDS", 900)?,
             refresh_ttl: num("REFRESH_TOKEN_TTL_SECONDS", 2_592_000)?,
             refresh_grace: num("REFRESH_REUSE_GRACE_SECONDS", 10)?,
+            session_max: num("SESSION_MAX_SECONDS", 7_776_000)?,
+            recent_auth: num("RECENT_AUTH_SECONDS", 600)?,
+            undo_ttl: num("EMAIL_CHANGE_UNDO_SECONDS", 604_800)?,
             magic_ttl: num("MAGIC_LINK_TTL_SECONDS", 900)?,
             email_cooldown: num("RATE_EMAIL_COOLDOWN_SECONDS", 60)?,
             email_per_hour: num("RATE_EMAIL_PER_HOUR", 5)?,
@@ -89,6 +99,9 @@ impl Config {
             access_ttl: 900,
             refresh_ttl: 2_592_000,
             refresh_grace: 10,
+            session_max: 7_776_000,
+            recent_auth: 600,
+            undo_ttl: 604_800,
             magic_ttl: 900,
             email_cooldown: 60,
             email_per_hour: 5,

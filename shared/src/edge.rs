@@ -103,6 +103,11 @@ where
         }
     }
     headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    // Browsers must not guess a type for any answer (an error body is never HTML).
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     span.in_scope(|| {
         tracing::info!(
             method = %req_method,

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     PasswordTooLong,
     PasswordTooCommon,
     PasswordContainsEmail,
+    ReauthenticationRequired,
     InternalError,
     Unavailable,
 }
@@ -65,6 +66,7 @@ impl ErrorCode {
         ErrorCode::PasswordTooLong,
         ErrorCode::PasswordTooCommon,
         ErrorCode::PasswordContainsEmail,
+        ErrorCode::ReauthenticationRequired,
         ErrorCode::InternalError,
         ErrorCode::Unavailable,
     ];
@@ -97,6 +99,7 @@ impl ErrorCode {
             ErrorCode::PasswordTooLong => "password_too_long",
             ErrorCode::PasswordTooCommon => "password_too_common",
             ErrorCode::PasswordContainsEmail => "password_contains_email",
+            ErrorCode::ReauthenticationRequired => "reauthentication_required",
             ErrorCode::InternalError => "internal_error",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -117,6 +120,7 @@ impl ErrorCode {
             | PasswordTooCommon
             | PasswordContainsEmail => StatusCode::UNPROCESSABLE_ENTITY,
             TypeMismatch | EmailTaken | PasswordAlreadySet => StatusCode::CONFLICT,
+            ReauthenticationRequired => StatusCode::FORBIDDEN,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             NotFound => StatusCode::NOT_FOUND,
@@ -158,6 +162,7 @@ impl ErrorCode {
             PasswordTooLong => "Password Too Long",
             PasswordTooCommon => "Password Too Common",
             PasswordContainsEmail => "Password Contains Email",
+            ReauthenticationRequired => "Reauthentication Required",
             InternalError => "Internal Error",
             Unavailable => "Service Unavailable",
         }
@@ -207,6 +212,9 @@ impl ErrorCode {
             PasswordTooLong => "The password must be at most 256 characters.",
             PasswordTooCommon => "This password is too common. Choose another one.",
             PasswordContainsEmail => "The password must not be the email address.",
+            ReauthenticationRequired => {
+                "This change needs a recent sign-in. Sign in again (with an email link or your password) and retry within 10 minutes."
+            }
             InternalError => "Something went wrong on our side. Retry later.",
             Unavailable => "The service is temporarily unavailable. Retry later.",
         }
@@ -284,6 +292,9 @@ pub enum PortError {
     Unavailable(String),
     /// Anything else: answer 500.
     Internal(String),
+    /// The dependency refused the request for good (e.g. SES rejected a message):
+    /// retrying cannot help. Answer 500 on a request path; the mailer drops the job.
+    Permanent(String),
 }
 
 impl std::fmt::Display for PortError {
@@ -291,6 +302,7 @@ impl std::fmt::Display for PortError {
         match self {
             PortError::Unavailable(m) => write!(f, "dependency unavailable: {m}"),
             PortError::Internal(m) => write!(f, "internal: {m}"),
+            PortError::Permanent(m) => write!(f, "permanent: {m}"),
         }
     }
 }
@@ -302,7 +314,7 @@ impl From<PortError> for ApiError {
         tracing::error!(error = %e, "port failure");
         match e {
             PortError::Unavailable(_) => ApiError::unavailable(),
-            PortError::Internal(_) => ApiError::internal(),
+            PortError::Internal(_) | PortError::Permanent(_) => ApiError::internal(),
         }
     }
 }

@@ -106,11 +106,14 @@ pub async fn put_link(app: &App, token: &str, email: &str, slug: &str) -> Result
         created_at: now,
         expires_at: now + app.config.magic_ttl,
         used_at: None,
+        change_id: None,
+        change_at: None,
     };
     store
         .put_magic_link(&link, None)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    store.make_newest(&link).await.map_err(|e| e.to_string())
 }
 
 /// POST /magic/consume through the real handler: status and body.
@@ -175,8 +178,20 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
                     .ok_or("setup: password needs a session first")?;
                 let hash = crate::domain::password::hash(&password)?;
                 out.secrets.push(password);
+                let notice = MailJob {
+                    job_id: new_id(),
+                    purpose: JobPurpose::PasswordSetNotice,
+                    slug: None,
+                    team_id: None,
+                    email: String::new(),
+                    email_key: String::new(),
+                    redirect_url: None,
+                    created_at: app.now(),
+                    contact_id: Some(contact.clone()),
+                    change_id: None,
+                };
                 if !store
-                    .set_first_password(contact, &hash)
+                    .set_first_password(contact, &hash, app.now(), &notice)
                     .await
                     .map_err(|e| e.to_string())?
                 {
@@ -215,6 +230,7 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
                     redirect_url: None,
                     created_at: now,
                     contact_id: None,
+                    change_id: None,
                 };
                 store
                     .enqueue_job(&job, &[], now)

@@ -31,11 +31,36 @@ pub enum ConsumeAs {
         token_version: u64,
         join: bool,
     },
-    /// Move an existing contact to the link's address (from `old_email_key`).
+    /// Move an existing contact to the link's address (from `old_email_key`), only
+    /// while the link's change request is still the pending one.
     ChangeEmail {
         contact_id: String,
         token_version: u64,
         old_email_key: String,
+        change_id: String,
+    },
+}
+
+/// The profile as an undo link found it (the transaction re-checks all of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UndoEmailChange {
+    pub contact_id: String,
+    pub token_version: u64,
+    /// The address the contact has now (released when it differs from the restored one).
+    pub current_email_key: String,
+    /// `password_changed_at` as read: the condition that nothing moved since.
+    pub password_changed_at: Option<i64>,
+    /// Remove the password (it was set or changed since the change request).
+    pub remove_password: bool,
+}
+
+/// The result of reserving attempts on fixed-window counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reserved {
+    Ok,
+    /// A counter is at its limit; nothing was counted.
+    Limited {
+        retry_after: u64,
     },
 }
 
@@ -48,16 +73,6 @@ pub enum Consumed {
     EmailTaken,
     /// The contact's token version moved since the link was made.
     VersionChanged,
-}
-
-/// Login's first read (one BatchGetItem).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoginLookup {
-    pub contact_id: Option<String>,
-    /// Failed logins for this team+email in the current window.
-    pub failures: u32,
-    /// Requests from this source IP in the current window.
-    pub ip_count: u32,
 }
 
 /// A refresh token record as stored, with its rotation state.
@@ -82,7 +97,9 @@ pub enum Rotation {
 pub struct ProfileChanges {
     pub tos_accepted_at: Option<Option<String>>,
     pub tos_version: Option<Option<String>>,
-    pub pending_email: Option<String>,
+    /// `Some(Some((pending address, change id)))` starts a change request (replacing any
+    /// other), `Some(None)` cancels the pending one.
+    pub email_change: Option<Option<(String, String)>>,
 }
 
 #[async_trait]
@@ -106,8 +123,11 @@ pub trait Store: Send + Sync {
     async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>>;
     async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>>;
 
-    /// Stores a new link and makes it the only valid one for its team and email.
+    /// Stores a new link (not yet the newest: see `make_newest`).
     async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<()>;
+    /// Makes a link the only valid one for its team and email (once its mail was
+    /// accepted), unless a newer one already is.
+    async fn make_newest(&self, link: &MagicLink) -> PortResult<()>;
     /// The link and the contact token version recorded when it was made.
     async fn magic_link(&self, token_hash: &str) -> PortResult<Option<(MagicLink, Option<u64>)>>;
     /// One transaction: mark the link used (only if unused, unexpired and newest),
@@ -119,13 +139,22 @@ pub trait Store: Send + Sync {
         refresh: &RefreshRecord,
         now: i64,
     ) -> PortResult<Consumed>;
-
-    async fn login_lookup(
+    /// One transaction: mark an undo link used, restore its address (releasing the
+    /// current one), bump the token version, cancel pending changes and, when asked,
+    /// remove the password. `VersionChanged` when the profile moved since it was read.
+    async fn undo_email_change(
         &self,
-        email_key: &str,
-        failures: &Counter,
-        ip: &Counter,
-    ) -> PortResult<LoginLookup>;
+        link: &MagicLink,
+        undo: &UndoEmailChange,
+        now: i64,
+    ) -> PortResult<Consumed>;
+
+    /// Counts one attempt on each counter, only if every counter is below its limit —
+    /// one conditional write, so parallel attempts cannot exceed a limit.
+    async fn reserve_attempts(&self, counters: &[(Counter, u32)], now: i64)
+        -> PortResult<Reserved>;
+    /// Deletes a counter (a successful login clears its failures).
+    async fn reset_counter(&self, counter: &Counter) -> PortResult<()>;
     /// Profile and membership in one read (dummy keys when there is no contact, so every
     /// login does the same reads).
     async fn contact_with_membership(
@@ -133,15 +162,12 @@ pub trait Store: Send + Sync {
         contact_id: Option<&str>,
         team_id: &str,
     ) -> PortResult<(Option<Contact>, Option<Membership>)>;
-    /// Counts a failed login and the request from its IP, in one write.
-    async fn record_login_failure(&self, failures: &Counter, ip: &Counter) -> PortResult<()>;
-    /// Stores the session, counts the IP, clears the failure count and, when given,
-    /// replaces the password hash (old, new) — one transaction.
+    /// Stores the session, clears the failure count and, when given, replaces the
+    /// password hash (old, new) — one transaction.
     async fn record_login_success(
         &self,
         refresh: &RefreshRecord,
         failures: &Counter,
-        ip: &Counter,
         rehash: Option<(&str, &str)>,
     ) -> PortResult<()>;
 
@@ -164,17 +190,27 @@ pub trait Store: Send + Sync {
         until: i64,
     ) -> PortResult<()>;
 
-    /// Ends every session: token version + 1.
-    async fn bump_token_version(&self, contact_id: &str) -> PortResult<()>;
-    /// Sets the first password; false when one is already set.
-    async fn set_first_password(&self, contact_id: &str, hash: &str) -> PortResult<bool>;
-    /// Replaces the password and bumps the token version (only if neither moved since
-    /// `contact` was read) and stores the caller's new session — one transaction.
+    /// Ends every session (token version + 1) and cancels a pending email change.
+    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()>;
+    /// Sets the first password and queues its notice mail (one transaction); false when
+    /// one is already set.
+    async fn set_first_password(
+        &self,
+        contact_id: &str,
+        hash: &str,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool>;
+    /// Replaces the password, bumps the token version and cancels a pending email change
+    /// (only if neither password nor version moved since `contact` was read) stores
+    /// the caller's new session and queues the notice mail — one transaction.
     async fn change_password(
         &self,
         contact: &Contact,
         new_hash: &str,
         refresh: &RefreshRecord,
+        now: i64,
+        notice: &MailJob,
     ) -> PortResult<bool>;
     async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()>;
 }

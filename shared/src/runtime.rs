@@ -17,22 +17,39 @@ use crate::config::Config;
 use crate::handlers::{self, mailer, RouteFn};
 
 /// JSON logs, one object per line, level from `LOG_LEVEL` (`error`, `warn`, `info`,
-/// `debug`, `trace` or `off`; default `info`). A plain level, not an `EnvFilter`: per-target
-/// directives would link a regex engine into every function for no use here.
+/// `debug`; default `info`). The level is clamped: this crate logs at most `debug` (it
+/// has no `trace` events, and `trace` must not become a way to log bodies or headers),
+/// and every other crate (the AWS SDK, hyper, the Lambda runtime, which log request and
+/// response payloads at debug/trace) at most `info`. A `Targets` filter, not an
+/// `EnvFilter`: per-target directives would link a regex engine into every function.
 pub fn init_tracing() {
     use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = std::env::var("LOG_LEVEL")
         .ok()
         .and_then(|v| v.trim().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_max_level(level)
+        .with_max_level(level.min(LevelFilter::DEBUG))
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false)
+        .finish()
+        .with(log_filter(level))
         .try_init();
+}
+
+/// The clamp `init_tracing` applies (see there).
+pub fn log_filter(
+    level: tracing_subscriber::filter::LevelFilter,
+) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    Targets::new()
+        .with_target("contact_auth", level.min(LevelFilter::DEBUG))
+        .with_default(level.min(LevelFilter::INFO))
 }
 
 /// The cold-start state of a function: its config and only the ports it uses. Each
@@ -249,5 +266,30 @@ pub async fn poll_stream(app: &App) -> Result<(), Error> {
         if !busy {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn trace_is_clamped_and_other_crates_stay_at_info() {
+        let f = super::log_filter(LevelFilter::TRACE);
+        assert!(f.would_enable("contact_auth::handlers::login", &Level::DEBUG));
+        assert!(!f.would_enable("contact_auth::handlers::login", &Level::TRACE));
+        for other in [
+            "aws_smithy_runtime",
+            "hyper",
+            "lambda_runtime",
+            "aws_sdk_dynamodb",
+        ] {
+            assert!(!f.would_enable(other, &Level::DEBUG), "{other}");
+            assert!(f.would_enable(other, &Level::INFO), "{other}");
+        }
+        let info = super::log_filter(LevelFilter::INFO);
+        assert!(!info.would_enable("contact_auth", &Level::DEBUG));
+        assert!(info.would_enable("contact_auth", &Level::INFO));
     }
 }

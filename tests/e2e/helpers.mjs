@@ -4,7 +4,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { mailsTo } from "../../tools/stack.mjs";
+import { mailsTo, admin as adminWith, functionEnv } from "../../tools/stack.mjs";
 
 function need(name) {
   const v = process.env[name];
@@ -132,4 +132,16 @@ export async function mailerIdle(timeoutMs = 15000) {
 
 export function errorOf(r) {
   return r.json && r.json.errors && r.json.errors[0];
+}
+
+/** contact-auth-admin against the test stack's table (e.g. `admin("ban", "--team", t, "--email", e)`). */
+export function admin(...args) {
+  return adminWith(functionEnv({ ddbUrl: DDB_URL, sesUrl: SES_URL, table: TABLE, publicBaseUrl: API_URL }), ...args);
+}
+
+export const bearer = (t) => ({ Authorization: `Bearer ${t}` });
+
+/** The claims of a JWT (not verified: for assertions only). */
+export function claimsOf(jwt) {
+  return JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
 }

@@ -22,8 +22,8 @@ use crate::domain::model::{
 use crate::domain::rate::{email_scope, RateRule};
 use crate::errors::PortError;
 use crate::ports::{
-    ConsumeAs, Consumed, Counter, Enqueued, LoginLookup, PortResult, ProfileChanges, RefreshState,
-    Rotation, Store,
+    ConsumeAs, Consumed, Counter, Enqueued, PortResult, ProfileChanges, RefreshState, Reserved,
+    Rotation, Store, UndoEmailChange,
 };
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -192,6 +192,7 @@ fn membership_from(item: &Item) -> Option<Membership> {
         team_id: get_s(item, "team_id")?,
         joined_at: get_n(item, "joined_at").unwrap_or(0),
         status,
+        sessions_valid_after: get_n(item, "sessions_valid_after"),
     })
 }
 
@@ -207,6 +208,8 @@ fn contact_from(item: &Item) -> Option<Contact> {
         tos_accepted_at: get_s(item, "tos_accepted_at"),
         tos_version: get_s(item, "tos_version"),
         pending_email: get_s(item, "pending_email"),
+        email_change_id: get_s(item, "email_change_id"),
+        password_changed_at: get_n(item, "password_changed_at"),
     })
 }
 
@@ -216,6 +219,7 @@ fn purpose_str(p: LinkPurpose) -> &'static str {
         LinkPurpose::Join => "join",
         LinkPurpose::SignIn => "sign_in",
         LinkPurpose::EmailChange => "email_change",
+        LinkPurpose::EmailChangeUndo => "email_change_undo",
     }
 }
 
@@ -225,6 +229,7 @@ fn magic_from(hash: &str, item: &Item) -> Option<(MagicLink, Option<u64>)> {
         "join" => LinkPurpose::Join,
         "sign_in" => LinkPurpose::SignIn,
         "email_change" => LinkPurpose::EmailChange,
+        "email_change_undo" => LinkPurpose::EmailChangeUndo,
         _ => return None,
     };
     let link = MagicLink {
@@ -239,6 +244,8 @@ fn magic_from(hash: &str, item: &Item) -> Option<(MagicLink, Option<u64>)> {
         created_at: get_n(item, "created_at").unwrap_or(0),
         expires_at: get_n(item, "expires_at")?,
         used_at: get_n(item, "used_at"),
+        change_id: get_s(item, "change_id"),
+        change_at: get_n(item, "change_at"),
     };
     Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
 }
@@ -248,6 +255,46 @@ enum TxOutcome {
     Ok,
     /// The cancellation reasons: (code, old item when returned).
     Cancelled(Vec<(String, Option<Item>)>),
+}
+
+/// What each item of a transaction is for, so a cancellation is read by meaning rather
+/// than by position (adding an item cannot change what an outcome means).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Link,
+    Newest,
+    Profile,
+    ClaimEmail,
+    ReleaseEmail,
+    Membership,
+    Session,
+}
+
+#[derive(Default)]
+struct Tx {
+    steps: Vec<Step>,
+    items: Vec<TransactWriteItem>,
+}
+
+impl Tx {
+    fn push(&mut self, step: Step, item: TransactWriteItem) {
+        self.steps.push(step);
+        self.items.push(item);
+    }
+
+    /// The steps whose condition failed, with the old item when it was returned.
+    fn failed(&self, reasons: &[(String, Option<Item>)]) -> Vec<(Step, Option<Item>)> {
+        failed_steps(&self.steps, reasons)
+    }
+}
+
+fn failed_steps(steps: &[Step], reasons: &[(String, Option<Item>)]) -> Vec<(Step, Option<Item>)> {
+    steps
+        .iter()
+        .zip(reasons)
+        .filter(|(_, (code, _))| code == "ConditionalCheckFailed")
+        .map(|(step, (_, old))| (*step, old.clone()))
+        .collect()
 }
 
 impl DynamoStore {
@@ -321,18 +368,6 @@ impl DynamoStore {
         Ok(found)
     }
 
-    fn counter_add(&self, c: &Counter) -> PortResult<TransactWriteItem> {
-        let u = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::rate(&c.key))))
-            .update_expression("ADD n :one SET expires_at = :exp")
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":exp", n(c.expires_at))
-            .build()
-            .map_err(build_err)?;
-        Ok(TransactWriteItem::builder().update(u).build())
-    }
-
     /// The email index entry for `email_key`, only if no contact holds it yet.
     fn claim_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
         let item = HashMap::from([("contact_id".to_string(), s(contact_id))]);
@@ -340,6 +375,33 @@ impl DynamoStore {
             with_key(item, keys::email(email_key)),
             Some("attribute_not_exists(pk)"),
         )
+    }
+
+    /// Marks a link used, only if it is unused and unexpired.
+    fn mark_link_used(&self, link: &MagicLink, now: i64) -> PortResult<TransactWriteItem> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::magic(&link.token_hash))))
+            .update_expression("SET used_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(mark).build())
+    }
+
+    /// Deletes the email index entry for `email_key`, only if `contact_id` holds it.
+    fn release_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
+        let release = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::email(email_key))))
+            .condition_expression("contact_id = :c")
+            .expression_attribute_values(":c", s(contact_id))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().delete(release).build())
     }
 
     /// A transaction condition: the contact is an active member of the team.
@@ -482,7 +544,7 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// Test and admin helper: set a membership's status (e.g. banned).
+    /// Test helper: writes a membership with this status.
     pub async fn set_membership_status(
         &self,
         contact_id: &str,
@@ -503,6 +565,39 @@ impl DynamoStore {
             .await
             .map_err(|e| sdk_err("set_membership_status", e))?;
         Ok(())
+    }
+
+    /// Admin: bans (or unbans) an existing member. A ban also ends the member's sessions
+    /// in the team for good: `sessions_valid_after` = now, which refresh and every
+    /// authenticated route check, so an unban does not bring them back. False when the
+    /// contact has no membership in the team.
+    pub async fn set_banned(
+        &self,
+        contact_id: &str,
+        team_id: &str,
+        banned: bool,
+        now: i64,
+    ) -> PortResult<bool> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::membership(contact_id, team_id))))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#st", "status");
+        req = if banned {
+            req.update_expression("SET #st = :st, sessions_valid_after = :now")
+                .expression_attribute_values(":st", s("banned"))
+                .expression_attribute_values(":now", n(now))
+        } else {
+            req.update_expression("SET #st = :st")
+                .expression_attribute_values(":st", s("active"))
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_err("set_banned", e)),
+        }
     }
 }
 
@@ -687,21 +782,49 @@ impl Store for DynamoStore {
         if let Some(tv) = contact_tv {
             item.insert("contact_tv".into(), n(tv));
         }
+        if let Some(c) = &link.change_id {
+            item.insert("change_id".into(), s(c));
+        }
+        if let Some(at) = link.change_at {
+            item.insert("change_at".into(), n(at));
+        }
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(item, keys::magic(&link.token_hash))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(sdk_err("put_magic_link", e)),
+        }
+    }
+
+    async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
         let scope = email_scope(&link.team_id, &link.email_key);
         let latest = HashMap::from([
             ("token_hash".to_string(), s(&link.token_hash)),
+            ("created_at".to_string(), n(link.created_at)),
             ("expires_at".to_string(), n(link.expires_at)),
         ]);
-        let items = vec![
-            self.put(
-                with_key(item, keys::magic(&link.token_hash)),
-                Some("attribute_not_exists(pk)"),
-            )?,
-            self.put(with_key(latest, keys::magic_latest(&scope)), None)?,
-        ];
-        match self.transact("put_magic_link", items).await? {
-            TxOutcome::Ok => Ok(()),
-            TxOutcome::Cancelled(_) => Err(PortError::Internal("magic link collision".into())),
+        // Out-of-order mail jobs: an older link never replaces a newer one.
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(latest, keys::magic_latest(&scope))))
+            .condition_expression(
+                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at <= :c OR expires_at <= :c",
+            )
+            .expression_attribute_values(":c", n(link.created_at))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(sdk_err("make_newest", e)),
         }
     }
 
@@ -719,31 +842,25 @@ impl Store for DynamoStore {
         refresh: &RefreshRecord,
         now: i64,
     ) -> PortResult<Consumed> {
-        let mut items = Vec::with_capacity(6);
-        // 0: the link itself, once, unexpired.
-        let mark = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::magic(&link.token_hash))))
-            .update_expression("SET used_at = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
-            )
-            .expression_attribute_values(":now", n(now))
-            .build()
-            .map_err(build_err)?;
-        items.push(TransactWriteItem::builder().update(mark).build());
-        // 1: still the newest link for this team and email.
-        let newest = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::magic_latest(&email_scope(
-                &link.team_id,
-                &link.email_key,
-            )))))
-            .condition_expression("token_hash = :h")
-            .expression_attribute_values(":h", s(&link.token_hash))
-            .build()
-            .map_err(build_err)?;
-        items.push(TransactWriteItem::builder().condition_check(newest).build());
+        let mut tx = Tx::default();
+        tx.push(Step::Link, self.mark_link_used(link, now)?);
+        if link.purpose.supersedes() {
+            // Still the newest link for this team and email.
+            let newest = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(keys::magic_latest(&email_scope(
+                    &link.team_id,
+                    &link.email_key,
+                )))))
+                .condition_expression("token_hash = :h")
+                .expression_attribute_values(":h", s(&link.token_hash))
+                .build()
+                .map_err(build_err)?;
+            tx.push(
+                Step::Newest,
+                TransactWriteItem::builder().condition_check(newest).build(),
+            );
+        }
 
         let membership = HashMap::from([
             ("team_id".to_string(), s(&link.team_id)),
@@ -761,15 +878,24 @@ impl Store for DynamoStore {
                     ("created_at".to_string(), n(now)),
                     ("last_sign_in_at".to_string(), n(now)),
                 ]);
-                items.push(self.put(
-                    with_key(profile, keys::profile(contact_id)),
-                    Some("attribute_not_exists(pk)"),
-                )?);
-                items.push(self.claim_email(contact_id, &link.email_key)?);
-                items.push(self.put(
-                    with_key(membership, keys::membership(contact_id, &link.team_id)),
-                    Some("attribute_not_exists(pk)"),
-                )?);
+                tx.push(
+                    Step::Profile,
+                    self.put(
+                        with_key(profile, keys::profile(contact_id)),
+                        Some("attribute_not_exists(pk)"),
+                    )?,
+                );
+                tx.push(
+                    Step::ClaimEmail,
+                    self.claim_email(contact_id, &link.email_key)?,
+                );
+                tx.push(
+                    Step::Membership,
+                    self.put(
+                        with_key(membership, keys::membership(contact_id, &link.team_id)),
+                        Some("attribute_not_exists(pk)"),
+                    )?,
+                );
             }
             ConsumeAs::Existing {
                 contact_id,
@@ -787,7 +913,10 @@ impl Store for DynamoStore {
                     .expression_attribute_values(":tv", n(*token_version))
                     .build()
                     .map_err(build_err)?;
-                items.push(TransactWriteItem::builder().update(touch).build());
+                tx.push(
+                    Step::Profile,
+                    TransactWriteItem::builder().update(touch).build(),
+                );
                 let key = key_map(keys::membership(contact_id, &link.team_id));
                 if *join {
                     let u = Update::builder()
@@ -804,98 +933,232 @@ impl Store for DynamoStore {
                         .expression_attribute_values(":now", n(now))
                         .build()
                         .map_err(build_err)?;
-                    items.push(TransactWriteItem::builder().update(u).build());
+                    tx.push(
+                        Step::Membership,
+                        TransactWriteItem::builder().update(u).build(),
+                    );
                 } else {
-                    items.push(self.active_member_check(contact_id, &link.team_id)?);
+                    tx.push(
+                        Step::Membership,
+                        self.active_member_check(contact_id, &link.team_id)?,
+                    );
                 }
             }
             ConsumeAs::ChangeEmail {
                 contact_id,
                 token_version,
                 old_email_key,
+                change_id,
             } => {
-                // 2: the new address must be free; 3: release the old one;
-                // 4: switch the profile; 5: still a member of the link's team.
-                items.push(self.claim_email(contact_id, &link.email_key)?);
-                let release = Delete::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(keys::email(old_email_key))))
-                    .condition_expression("contact_id = :c")
-                    .expression_attribute_values(":c", s(contact_id))
-                    .build()
-                    .map_err(build_err)?;
-                items.push(TransactWriteItem::builder().delete(release).build());
+                // The new address must be free; release the old one; switch the profile
+                // (only while this change is the pending one); still a member.
+                tx.push(
+                    Step::ClaimEmail,
+                    self.claim_email(contact_id, &link.email_key)?,
+                );
+                tx.push(
+                    Step::ReleaseEmail,
+                    self.release_email(contact_id, old_email_key)?,
+                );
                 let switch = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::profile(contact_id))))
                     .update_expression(
-                        "SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE pending_email",
+                        "SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE pending_email, email_change_id",
                     )
-                    .condition_expression("attribute_exists(pk) AND email_key = :old AND token_version = :tv")
+                    .condition_expression(
+                        "attribute_exists(pk) AND email_key = :old AND token_version = :tv AND email_change_id = :cid",
+                    )
                     .expression_attribute_values(":e", s(&link.email))
                     .expression_attribute_values(":k", s(&link.email_key))
                     .expression_attribute_values(":old", s(old_email_key))
                     .expression_attribute_values(":now", n(now))
                     .expression_attribute_values(":tv", n(*token_version))
+                    .expression_attribute_values(":cid", s(change_id))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .build()
                     .map_err(build_err)?;
-                items.push(TransactWriteItem::builder().update(switch).build());
-                items.push(self.active_member_check(contact_id, &link.team_id)?);
+                tx.push(
+                    Step::Profile,
+                    TransactWriteItem::builder().update(switch).build(),
+                );
+                tx.push(
+                    Step::Membership,
+                    self.active_member_check(contact_id, &link.team_id)?,
+                );
             }
         }
-        items.push(self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?);
+        tx.push(
+            Step::Session,
+            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+        );
 
-        match self.transact("consume_magic_link", items).await? {
-            TxOutcome::Ok => Ok(Consumed::Done),
-            TxOutcome::Cancelled(reasons) => {
-                let failed = |i: usize| {
-                    reasons
-                        .get(i)
-                        .is_some_and(|(c, _)| c == "ConditionalCheckFailed")
-                };
-                if failed(0) || failed(1) {
-                    return Ok(Consumed::Invalid);
+        let failed = match self
+            .transact("consume_magic_link", std::mem::take(&mut tx.items))
+            .await?
+        {
+            TxOutcome::Ok => return Ok(Consumed::Done),
+            TxOutcome::Cancelled(reasons) => tx.failed(&reasons),
+        };
+        let (profile_failed, profile_old) = failed
+            .iter()
+            .find(|(step, _)| *step == Step::Profile)
+            .map(|(_, old)| (true, old.clone()))
+            .unwrap_or((false, None));
+        let has = |step: Step| failed.iter().any(|(s, _)| *s == step);
+        Ok(match who {
+            _ if has(Step::Link) || has(Step::Newest) => Consumed::Invalid,
+            ConsumeAs::NewContact { .. } if has(Step::ClaimEmail) => Consumed::EmailTaken,
+            ConsumeAs::NewContact { .. } => {
+                return Err(PortError::Internal("consume transaction cancelled".into()))
+            }
+            ConsumeAs::ChangeEmail { change_id, .. } => {
+                // A change that is no longer pending (newer request, cancelled, ended
+                // by logout-everywhere or a password change) is an invalid link.
+                let still_pending = profile_old
+                    .as_ref()
+                    .and_then(|o| get_s(o, "email_change_id"))
+                    .is_some_and(|c| &c == change_id);
+                if profile_failed && !still_pending {
+                    Consumed::Invalid
+                } else if has(Step::ClaimEmail) {
+                    Consumed::EmailTaken
+                } else if profile_failed || has(Step::ReleaseEmail) {
+                    Consumed::VersionChanged
+                } else {
+                    Consumed::Invalid
                 }
-                match who {
-                    ConsumeAs::NewContact { .. } if failed(3) => Ok(Consumed::EmailTaken),
-                    ConsumeAs::ChangeEmail { .. } if failed(2) => Ok(Consumed::EmailTaken),
-                    ConsumeAs::ChangeEmail { .. } if failed(3) || failed(4) => {
-                        Ok(Consumed::VersionChanged)
-                    }
-                    ConsumeAs::ChangeEmail { .. } if failed(5) => Ok(Consumed::Invalid),
-                    ConsumeAs::Existing { .. } if failed(2) => Ok(Consumed::VersionChanged),
-                    ConsumeAs::Existing { .. } if failed(3) => Ok(Consumed::Invalid),
-                    _ => Err(PortError::Internal("consume transaction cancelled".into())),
+            }
+            ConsumeAs::Existing { .. } if profile_failed => Consumed::VersionChanged,
+            ConsumeAs::Existing { .. } => Consumed::Invalid,
+        })
+    }
+
+    async fn undo_email_change(
+        &self,
+        link: &MagicLink,
+        undo: &UndoEmailChange,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        let cid = &undo.contact_id;
+        let mut tx = Tx::default();
+        tx.push(Step::Link, self.mark_link_used(link, now)?);
+        if undo.current_email_key != link.email_key {
+            tx.push(
+                Step::ReleaseEmail,
+                self.release_email(cid, &undo.current_email_key)?,
+            );
+            let claim = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(with_key(
+                    HashMap::from([("contact_id".to_string(), s(cid))]),
+                    keys::email(&link.email_key),
+                )))
+                .condition_expression("attribute_not_exists(pk) OR contact_id = :c")
+                .expression_attribute_values(":c", s(cid))
+                .build()
+                .map_err(build_err)?;
+            tx.push(
+                Step::ClaimEmail,
+                TransactWriteItem::builder().put(claim).build(),
+            );
+        }
+        let mut remove = vec!["pending_email", "email_change_id"];
+        if undo.remove_password {
+            remove.extend(["password_hash", "password_changed_at"]);
+        }
+        let pw_cond = match undo.password_changed_at {
+            Some(_) => "password_changed_at = :pca",
+            None => "attribute_not_exists(password_changed_at)",
+        };
+        let mut u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(cid))))
+            .update_expression(format!(
+                "SET email = :e, email_key = :k, token_version = :next REMOVE {}",
+                remove.join(", ")
+            ))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND {pw_cond}"
+            ))
+            .expression_attribute_values(":e", s(&link.email))
+            .expression_attribute_values(":k", s(&link.email_key))
+            .expression_attribute_values(":cur", s(&undo.current_email_key))
+            .expression_attribute_values(":tv", n(undo.token_version))
+            .expression_attribute_values(":next", n(undo.token_version + 1));
+        if let Some(at) = undo.password_changed_at {
+            u = u.expression_attribute_values(":pca", n(at));
+        }
+        tx.push(
+            Step::Profile,
+            TransactWriteItem::builder()
+                .update(u.build().map_err(build_err)?)
+                .build(),
+        );
+        let failed = match self
+            .transact("undo_email_change", std::mem::take(&mut tx.items))
+            .await?
+        {
+            TxOutcome::Ok => return Ok(Consumed::Done),
+            TxOutcome::Cancelled(reasons) => tx.failed(&reasons),
+        };
+        let has = |step: Step| failed.iter().any(|(s, _)| *s == step);
+        Ok(if has(Step::Link) {
+            Consumed::Invalid
+        } else if has(Step::ClaimEmail) {
+            Consumed::EmailTaken
+        } else {
+            Consumed::VersionChanged
+        })
+    }
+
+    async fn reserve_attempts(
+        &self,
+        counters: &[(Counter, u32)],
+        now: i64,
+    ) -> PortResult<Reserved> {
+        let mut items = Vec::with_capacity(counters.len());
+        for (c, limit) in counters {
+            let u = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(keys::rate(&c.key))))
+                .update_expression("ADD n :one SET expires_at = :exp")
+                .condition_expression("attribute_not_exists(n) OR n < :limit")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":limit", n(*limit))
+                .expression_attribute_values(":exp", n(c.expires_at))
+                .build()
+                .map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        match self.transact("reserve_attempts", items).await? {
+            TxOutcome::Ok => Ok(Reserved::Ok),
+            TxOutcome::Cancelled(reasons) => {
+                let retry = reasons
+                    .iter()
+                    .zip(counters)
+                    .filter(|((code, _), _)| code == "ConditionalCheckFailed")
+                    .map(|(_, (c, _))| (c.expires_at - now).max(1) as u64)
+                    .max();
+                match retry {
+                    Some(retry_after) => Ok(Reserved::Limited { retry_after }),
+                    None => Err(PortError::Internal("reserve_attempts cancelled".into())),
                 }
             }
         }
     }
 
-    async fn login_lookup(
-        &self,
-        email_key: &str,
-        failures: &Counter,
-        ip: &Counter,
-    ) -> PortResult<LoginLookup> {
-        let items = self
-            .batch_get(
-                "login_lookup",
-                vec![
-                    keys::email(email_key),
-                    keys::rate(&failures.key),
-                    keys::rate(&ip.key),
-                ],
-            )
-            .await?;
-        let (email_pk, _) = keys::email(email_key);
-        Ok(LoginLookup {
-            contact_id: items
-                .iter()
-                .find(|i| get_s(i, "pk").as_deref() == Some(email_pk.as_str()))
-                .and_then(|i| get_s(i, "contact_id")),
-            failures: counter_value(&items, &failures.key),
-            ip_count: counter_value(&items, &ip.key),
-        })
+    async fn reset_counter(&self, counter: &Counter) -> PortResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::rate(&counter.key))))
+            .send()
+            .await
+            .map_err(|e| sdk_err("reset_counter", e))?;
+        Ok(())
     }
 
     async fn contact_with_membership(
@@ -925,27 +1188,15 @@ impl Store for DynamoStore {
         Ok((contact, membership))
     }
 
-    async fn record_login_failure(&self, failures: &Counter, ip: &Counter) -> PortResult<()> {
-        let items = vec![self.counter_add(failures)?, self.counter_add(ip)?];
-        match self.transact("record_login_failure", items).await? {
-            TxOutcome::Ok => Ok(()),
-            TxOutcome::Cancelled(_) => {
-                Err(PortError::Internal("login failure count cancelled".into()))
-            }
-        }
-    }
-
     async fn record_login_success(
         &self,
         refresh: &RefreshRecord,
         failures: &Counter,
-        ip: &Counter,
         rehash: Option<(&str, &str)>,
     ) -> PortResult<()> {
         let build = |rehash: Option<(&str, &str)>| -> PortResult<Vec<TransactWriteItem>> {
             let mut items = vec![
                 self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
-                self.counter_add(ip)?,
                 TransactWriteItem::builder()
                     .delete(
                         Delete::builder()
@@ -1049,12 +1300,28 @@ impl Store for DynamoStore {
             .expression_attribute_values(":tv", n(old.record.token_version))
             .build()
             .map_err(build_err)?;
+        // Still an active member of the session's team, signed in after any ban.
+        let member = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::membership(
+                &old.record.contact_id,
+                &old.record.team_id,
+            ))))
+            .condition_expression(
+                "#st = :active AND (attribute_not_exists(sessions_valid_after) OR sessions_valid_after < :auth)",
+            )
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":active", s("active"))
+            .expression_attribute_values(":auth", n(old.record.auth_time))
+            .build()
+            .map_err(build_err)?;
         let items = vec![
             first,
             TransactWriteItem::builder().condition_check(family).build(),
             TransactWriteItem::builder()
                 .condition_check(version)
                 .build(),
+            TransactWriteItem::builder().condition_check(member).build(),
             self.put(refresh_item(new), Some("attribute_not_exists(pk)"))?,
         ];
         match self.transact("rotate_refresh", items).await? {
@@ -1100,36 +1367,47 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn bump_token_version(&self, contact_id: &str) -> PortResult<()> {
+    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
-            .update_expression("ADD token_version :one")
+            .update_expression("ADD token_version :one REMOVE pending_email, email_change_id")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
             .send()
             .await
-            .map_err(|e| sdk_err("bump_token_version", e))?;
+            .map_err(|e| sdk_err("end_all_sessions", e))?;
         Ok(())
     }
 
-    async fn set_first_password(&self, contact_id: &str, hash: &str) -> PortResult<bool> {
-        let res = self
-            .client
-            .update_item()
+    async fn set_first_password(
+        &self,
+        contact_id: &str,
+        hash: &str,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool> {
+        let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
-            .update_expression("SET password_hash = :h")
+            .update_expression("SET password_hash = :h, password_changed_at = :now")
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(password_hash)")
             .expression_attribute_values(":h", s(hash))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_err("set_first_password", e)),
-        }
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        let items = vec![
+            TransactWriteItem::builder().update(u).build(),
+            self.put(
+                job_item(notice, now + 86_400)?,
+                Some("attribute_not_exists(pk)"),
+            )?,
+        ];
+        Ok(matches!(
+            self.transact("set_first_password", items).await?,
+            TxOutcome::Ok
+        ))
     }
 
     async fn change_password(
@@ -1137,13 +1415,18 @@ impl Store for DynamoStore {
         contact: &Contact,
         new_hash: &str,
         refresh: &RefreshRecord,
+        now: i64,
+        notice: &MailJob,
     ) -> PortResult<bool> {
         let old = contact.password_hash.clone().unwrap_or_default();
         let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(&contact.contact_id))))
-            .update_expression("SET password_hash = :new, token_version = :next")
+            .update_expression(
+                "SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE pending_email, email_change_id",
+            )
             .condition_expression("password_hash = :old AND token_version = :tv")
+            .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":old", s(old))
             .expression_attribute_values(":tv", n(contact.token_version))
@@ -1153,6 +1436,10 @@ impl Store for DynamoStore {
         let items = vec![
             TransactWriteItem::builder().update(u).build(),
             self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+            self.put(
+                job_item(notice, now + 86_400)?,
+                Some("attribute_not_exists(pk)"),
+            )?,
         ];
         Ok(matches!(
             self.transact("change_password", items).await?,
@@ -1169,10 +1456,16 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
             .condition_expression("attribute_exists(pk)");
+        let (pending, change_id) = match &changes.email_change {
+            None => (None, None),
+            Some(None) => (Some(None), Some(None)),
+            Some(Some((email, id))) => (Some(Some(email.clone())), Some(Some(id.clone()))),
+        };
         let fields = [
             ("tos_accepted_at", changes.tos_accepted_at.clone()),
             ("tos_version", changes.tos_version.clone()),
-            ("pending_email", changes.pending_email.clone().map(Some)),
+            ("pending_email", pending),
+            ("email_change_id", change_id),
         ];
         for (name, change) in fields {
             match change {
@@ -1221,16 +1514,6 @@ fn refresh_state_from(hash: &str, item: &Item) -> Option<RefreshState> {
     })
 }
 
-fn counter_value(items: &[Item], key: &str) -> u32 {
-    let (pk, _) = keys::rate(key);
-    items
-        .iter()
-        .find(|i| get_s(i, "pk").as_deref() == Some(pk.as_str()))
-        .and_then(|i| get_n(i, "n"))
-        .unwrap_or(0)
-        .max(0) as u32
-}
-
 pub fn refresh_item(r: &RefreshRecord) -> Item {
     let item = HashMap::from([
         ("contact_id".to_string(), s(&r.contact_id)),
@@ -1244,4 +1527,28 @@ pub fn refresh_item(r: &RefreshRecord) -> Item {
         ("expires_at".to_string(), n(r.expires_at)),
     ]);
     with_key(item, keys::refresh(&r.token_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancellations_are_read_by_step_not_position() {
+        let steps = [Step::Link, Step::ClaimEmail, Step::Profile, Step::Session];
+        let old = HashMap::from([("email_change_id".to_string(), s("c1"))]);
+        let reasons = vec![
+            ("None".to_string(), None),
+            ("ConditionalCheckFailed".to_string(), None),
+            ("ConditionalCheckFailed".to_string(), Some(old.clone())),
+            ("None".to_string(), None),
+        ];
+        let failed = failed_steps(&steps, &reasons);
+        assert_eq!(
+            failed,
+            vec![(Step::ClaimEmail, None), (Step::Profile, Some(old))]
+        );
+        // Fewer reasons than steps (a malformed answer) never panics.
+        assert!(failed_steps(&steps, &[]).is_empty());
+    }
 }

@@ -57,9 +57,57 @@ impl Mailer for SesMailer {
                     SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
                         PortError::Unavailable("ses send: unreachable".into())
                     }
-                    _ => PortError::Unavailable(format!("ses send: {code}")),
+                    _ => classify(&code),
                 }
             })?;
         Ok(())
+    }
+}
+
+/// SES v2 `SendEmail` error codes that no retry can fix: the message or an address is
+/// refused (`MessageRejected`: e.g. an undeliverable address or a bad header;
+/// `BadRequestException`: a malformed request), or the sender is not verified. Everything
+/// else — throttling, quotas, a paused or suspended account, server errors — may pass
+/// later and is retried (and lands in the mailer's failure destination if it never does).
+pub fn classify(code: &str) -> PortError {
+    const PERMANENT: &[&str] = &[
+        "MessageRejected",
+        "BadRequestException",
+        "MailFromDomainNotVerifiedException",
+        "NotFoundException",
+    ];
+    if PERMANENT.contains(&code) {
+        PortError::Permanent(format!("ses send: {code}"))
+    } else {
+        PortError::Unavailable(format!("ses send: {code}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanent_and_transient_failures() {
+        for code in [
+            "MessageRejected",
+            "BadRequestException",
+            "MailFromDomainNotVerifiedException",
+        ] {
+            assert!(matches!(classify(code), PortError::Permanent(_)), "{code}");
+        }
+        for code in [
+            "TooManyRequestsException",
+            "LimitExceededException",
+            "SendingPausedException",
+            "AccountSuspendedException",
+            "InternalFailure",
+            "none",
+        ] {
+            assert!(
+                matches!(classify(code), PortError::Unavailable(_)),
+                "{code}"
+            );
+        }
     }
 }

@@ -1,10 +1,16 @@
-//! Email addresses: validation as the contract states it, and the identity key
-//! (Unicode NFKC, then lowercase, via the `unicode-normalization` crate).
+//! Email addresses: validation as the contract states it, and the identity key.
+//!
+//! What SES can deliver: a local part of printable ASCII without RFC 5322 specials or
+//! whitespace (SES has no SMTPUTF8), and a domain that may be internationalised — it is
+//! converted to its ASCII (IDNA / punycode) form by the `idna` crate (UTS #46, which
+//! also applies the Unicode mapping). The address mail goes to and the identity key both
+//! use that ASCII domain, so `a@exämple.com` and `a@xn--exmple-cua.com` are one identity.
 
 use unicode_normalization::UnicodeNormalization;
 
-/// A validated address: `display` is the address as typed (trimmed), used for sending
-/// and showing; `key` is the identity key used for uniqueness and lookups.
+/// A validated address: `display` is the address to send to and show (local part as
+/// typed, domain in ASCII form); `key` is the identity key used for uniqueness and
+/// lookups (lowercase local part + lowercase ASCII domain).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub display: String,
@@ -16,6 +22,8 @@ pub enum EmailError {
     Empty,
     TooLong,
     Invalid,
+    /// The local part has a character SES cannot deliver (non-ASCII or an RFC 5322 special).
+    LocalPart,
 }
 
 impl EmailError {
@@ -24,11 +32,19 @@ impl EmailError {
             EmailError::Empty => "email is required.",
             EmailError::TooLong => "email must be at most 254 characters.",
             EmailError::Invalid => "email is not a valid email address.",
+            EmailError::LocalPart => {
+                "The part of email before the @ may only contain ASCII letters, digits and !#$%&'*+/=?^_`{|}~.-"
+            }
         }
     }
 }
 
 pub const MAX_EMAIL_CHARS: usize = 254;
+
+/// RFC 5322 `atext` plus the dot: what a dot-atom local part may contain.
+fn local_char_ok(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+/=?^_`{|}~.-".contains(&b)
+}
 
 pub fn parse_email(raw: &str) -> Result<Email, EmailError> {
     let trimmed = raw.trim();
@@ -46,21 +62,39 @@ pub fn parse_email(raw: &str) -> Result<Email, EmailError> {
         (Some(l), Some(d), None) => (l, d),
         _ => return Err(EmailError::Invalid),
     };
-    if local.is_empty() || domain.is_empty() {
+    if local.is_empty() || domain.is_empty() || local.len() > 64 {
         return Err(EmailError::Invalid);
     }
-    // The domain needs a dot with something on both sides of every label.
-    if !domain.contains('.') || domain.split('.').any(|label| label.is_empty()) {
+    if !local.bytes().all(local_char_ok) {
+        return Err(EmailError::LocalPart);
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(EmailError::Invalid);
     }
-    let key: String = trimmed.nfkc().collect::<String>().to_lowercase();
-    // NFKC can fold characters into '@' or whitespace (e.g. U+FE6B SMALL COMMERCIAL AT).
-    if key.matches('@').count() != 1 || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // Unicode normalisation first (NFKC), then UTS #46 to ASCII; a domain that cannot
+    // be converted is invalid. The ASCII form must still look like a mail domain.
+    let nfkc: String = domain.nfkc().collect();
+    let ascii = idna::domain_to_ascii(&nfkc).map_err(|_| EmailError::Invalid)?;
+    let labels_ok = ascii.contains('.')
+        && ascii.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        });
+    if !labels_ok || ascii.len() > 253 {
         return Err(EmailError::Invalid);
+    }
+    let display = format!("{local}@{ascii}");
+    if display.len() > MAX_EMAIL_CHARS {
+        return Err(EmailError::TooLong);
     }
     Ok(Email {
-        display: trimmed.to_string(),
-        key,
+        key: display.to_ascii_lowercase(),
+        display,
     })
 }
 
@@ -80,14 +114,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trims_and_keys_by_nfkc_lowercase() {
+    fn trims_and_keys_by_lowercase() {
         let e = parse_email("  Member@Example.COM ").unwrap();
-        assert_eq!(e.display, "Member@Example.COM");
+        assert_eq!(e.display, "Member@example.com");
         assert_eq!(e.key, "member@example.com");
-        // Fullwidth letters fold to ASCII under NFKC.
-        let f = parse_email("ｍember@example.com").unwrap();
-        assert_eq!(f.key, "member@example.com");
-        assert_eq!(f.display, "ｍember@example.com");
+    }
+
+    #[test]
+    fn internationalised_domains_are_one_identity_in_ascii_form() {
+        let u = parse_email("a@exämple.com").unwrap();
+        let p = parse_email("a@xn--exmple-cua.com").unwrap();
+        assert_eq!(u.key, "a@xn--exmple-cua.com");
+        assert_eq!(u.key, p.key);
+        // Mail goes to the ASCII form (what SES accepts).
+        assert_eq!(u.display, "a@xn--exmple-cua.com");
+        // Unicode case and compatibility forms map to the same domain.
+        assert_eq!(parse_email("a@EXÄMPLE.com").unwrap().key, u.key);
+        assert_eq!(parse_email("a@ｅxämple.com").unwrap().key, u.key);
+    }
+
+    #[test]
+    fn local_parts_ses_cannot_deliver_are_refused() {
+        for bad in [
+            "ｍember@example.com",
+            "jörg@example.com",
+            "<x@example.com>",
+            "a(b)@example.com",
+            "a,b@example.com",
+            "a;b@example.com",
+            "a:b@example.com",
+            "a[b]@example.com",
+            "a\\b@example.com",
+            "\"ab\"@example.com",
+        ] {
+            assert_eq!(parse_email(bad), Err(EmailError::LocalPart), "{bad}");
+        }
+        for bad in [".a@example.com", "a.@example.com", "a..b@example.com"] {
+            assert_eq!(parse_email(bad), Err(EmailError::Invalid), "{bad}");
+        }
+        assert!(parse_email("o'brien+tag@example.com").is_ok());
+        assert!(parse_email("a@-x.com").is_err());
+        assert!(parse_email("a@x_y.com").is_err());
     }
 
     #[test]
@@ -107,14 +174,24 @@ mod tests {
             "member@exa\tmple.com",
             "member@exam\u{0}ple.com",
             "member\u{FE6B}x@example.com",
+            "member@exa\u{FE6B}mple.com",
         ] {
             assert!(parse_email(bad).is_err(), "accepted {bad:?}");
         }
         let long = format!("{}@example.com", "a".repeat(243));
         assert_eq!(long.len(), 255);
         assert_eq!(parse_email(&long), Err(EmailError::TooLong));
-        let ok = format!("{}@example.com", "a".repeat(242));
+        // 254 characters: a 64-character local part (the SMTP limit) and a long domain.
+        let ok = format!(
+            "{}@{}.{}.{}",
+            "a".repeat(64),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(61)
+        );
+        assert_eq!(ok.len(), 254);
         assert!(parse_email(&ok).is_ok());
+        assert!(parse_email(&format!("{}@example.com", "a".repeat(65))).is_err());
     }
 
     #[test]

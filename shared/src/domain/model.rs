@@ -25,8 +25,13 @@ pub struct Team {
 pub enum JobPurpose {
     Register,
     Magic,
-    /// Confirm a new address for `contact_id` (PATCH /me).
+    /// Confirm a new address for `contact_id` (PATCH /me), and tell the current address
+    /// (with an undo link).
     EmailChange,
+    /// Tell the contact's address that a first password was set.
+    PasswordSetNotice,
+    /// Tell the contact's address that the password was changed.
+    PasswordChangeNotice,
 }
 
 /// A mail job: written by `register`/`magic`, consumed by the mailer.
@@ -41,9 +46,13 @@ pub struct MailJob {
     pub email_key: String,
     pub redirect_url: Option<String>,
     pub created_at: i64,
-    /// For `EmailChange`: whose address changes.
+    /// For `EmailChange` and the notices: whose account it is.
     #[serde(default)]
     pub contact_id: Option<String>,
+    /// For `EmailChange`: the change request this job belongs to (the profile's
+    /// `email_change_id`); a newer request or a cancellation makes it stale.
+    #[serde(default)]
+    pub change_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +68,17 @@ pub struct Membership {
     pub team_id: String,
     pub joined_at: i64,
     pub status: MembershipStatus,
+    /// Set when the member is banned: sessions signed in at or before this time stay
+    /// ended after an unban.
+    pub sessions_valid_after: Option<i64>,
+}
+
+impl Membership {
+    /// Whether a session signed in at `auth_time` may act in this team.
+    pub fn admits(&self, auth_time: i64) -> bool {
+        self.status == MembershipStatus::Active
+            && self.sessions_valid_after.is_none_or(|t| auth_time > t)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +93,10 @@ pub struct Contact {
     pub tos_accepted_at: Option<String>,
     pub tos_version: Option<String>,
     pub pending_email: Option<String>,
+    /// The pending email change (see `MailJob::change_id`).
+    pub email_change_id: Option<String>,
+    /// When the password was last set or changed.
+    pub password_changed_at: Option<i64>,
 }
 
 /// What a magic link does when consumed.
@@ -87,6 +111,19 @@ pub enum LinkPurpose {
     SignIn,
     /// Switch the contact's address to this link's (verified) email.
     EmailChange,
+    /// Undo an email change (sent to the address being replaced): restore it, end every
+    /// session, drop a password set since the change request, cancel pending changes.
+    EmailChangeUndo,
+}
+
+impl LinkPurpose {
+    /// Links that take part in "the newest link for a team and email wins".
+    pub fn supersedes(self) -> bool {
+        matches!(
+            self,
+            LinkPurpose::Register | LinkPurpose::Join | LinkPurpose::SignIn
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +139,11 @@ pub struct MagicLink {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// `EmailChange` / `EmailChangeUndo`: the change request it belongs to.
+    pub change_id: Option<String>,
+    /// `EmailChangeUndo`: when the change was requested (a password set or changed
+    /// at or after it is removed by the undo).
+    pub change_at: Option<i64>,
 }
 
 /// A refresh token record (only the hash of the token is stored).

@@ -59,8 +59,22 @@ pub fn login_failures(scope: &str, now: i64) -> Counter {
 /// The per-IP window: register, magic and login count into the same item.
 const IP_WINDOW: i64 = 60;
 
+/// The per-IP key: the address for IPv4, the /64 network for IPv6 (one subscriber
+/// usually holds a whole /64, so counting single v6 addresses would count nothing).
+/// IPv4-mapped IPv6 addresses count as their IPv4 address.
 fn ip_key(source_ip: &str) -> String {
-    format!("ip#{source_ip}")
+    use std::net::IpAddr;
+    match source_ip.trim().parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => format!("ip#{v4}"),
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip#{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip#{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Err(_) => format!("ip#{}", source_ip.trim()),
+    }
 }
 
 /// The per-IP counter as login reads and counts it (the item `ip_rule` limits).
@@ -135,6 +149,24 @@ mod tests {
             ip_counter("203.0.113.10", 125)
         );
         assert_eq!(ip_counter("203.0.113.10", 125).expires_at, 180);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_ipv4_per_address() {
+        let a = ip_counter("2001:db8:1:2:aaaa::1", 125);
+        let b = ip_counter("2001:db8:1:2:ffff:ffff:ffff:ffff", 125);
+        let other = ip_counter("2001:db8:1:3::1", 125);
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert!(a.key.starts_with("ip#2001:db8:1:2::/64#"), "{}", a.key);
+        assert_ne!(
+            ip_counter("203.0.113.10", 125),
+            ip_counter("203.0.113.11", 125)
+        );
+        assert_eq!(
+            ip_counter("::ffff:203.0.113.10", 125),
+            ip_counter("203.0.113.10", 125)
+        );
     }
 
     #[test]

@@ -3,29 +3,29 @@
 
 use http::StatusCode;
 use lambda_http::Request;
-use serde_json::{json, Value};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::App;
 use crate::domain::email::parse_email;
-use crate::domain::model::{JobPurpose, MailJob};
+use crate::domain::jwt::AccessClaims;
+use crate::domain::model::{Contact, JobPurpose, MailJob};
 use crate::domain::password;
-use crate::domain::rate::{email_scope, ip_counter, login_failures, send_rules};
+use crate::domain::rate::{email_scope, send_rules};
 use crate::domain::secret::new_id;
 use crate::edge::{
     attr_pointer, empty_response, json_response, parse_document, HandlerResult, RequestMeta,
     JSONAPI,
 };
 use crate::errors::{ApiError, ErrorCode};
+use crate::handlers::login::reserve_password_attempt;
 use crate::handlers::me::contact_resource;
 use crate::handlers::session::{
-    authenticate, new_refresh, set_refresh_cookie, sign_access, SessionSubject,
+    authenticate, new_refresh, recent_email_sign_in, recently_authenticated, set_refresh_cookie,
+    token_pair, SessionSubject,
 };
 use crate::ports::{Enqueued, ProfileChanges};
-
-/// How long after a magic-link sign-in the current password may be omitted.
-pub const FORGOTTEN_PASSWORD_WINDOW: i64 = 600;
 
 async fn resource(app: &App, contact_id: &str) -> Result<Value, ApiError> {
     let store = app.store()?;
@@ -37,17 +37,63 @@ async fn resource(app: &App, contact_id: &str) -> Result<Value, ApiError> {
     Ok(contact_resource(&contact, &memberships))
 }
 
+/// Ends every session of the contact (token version + 1) and cancels a pending email
+/// change, whose link then answers 401 `magic_link_invalid`.
 pub async fn handle_logout_everywhere(
     app: &App,
     req: Request,
     _meta: RequestMeta,
 ) -> HandlerResult {
     let (claims, _) = authenticate(app, &req).await?;
-    app.store()?.bump_token_version(&claims.sub).await?;
+    app.store()?.end_all_sessions(&claims.sub).await?;
     tracing::info!(contact_id = %claims.sub, "logged out everywhere");
     let mut resp = empty_response(StatusCode::NO_CONTENT);
     set_refresh_cookie(app, &mut resp, None);
     Ok(resp)
+}
+
+/// A notice job for the contact's own (stored) address.
+fn notice_job(purpose: JobPurpose, claims: &AccessClaims, contact: &Contact, now: i64) -> MailJob {
+    MailJob {
+        job_id: new_id(),
+        purpose,
+        slug: None,
+        team_id: Some(claims.tid.clone()),
+        email: contact.email.clone(),
+        email_key: contact.email_key.clone(),
+        redirect_url: None,
+        created_at: now,
+        contact_id: Some(contact.contact_id.clone()),
+        change_id: None,
+    }
+}
+
+/// Checks a `current_password` sent with a sensitive change. The attempt is reserved
+/// first, on the same counters as a login for this team and email (a stolen access token
+/// gives no more guesses than the login form); a correct one clears the failure count.
+async fn check_current_password(
+    app: &App,
+    claims: &AccessClaims,
+    contact: &Contact,
+    given: &str,
+    source_ip: &str,
+) -> Result<(), ApiError> {
+    let store = app.store()?;
+    let now = app.now();
+    let scope = email_scope(&claims.tid, &contact.email_key);
+    let failures = reserve_password_attempt(app, store, &scope, source_ip, now).await?;
+    if !password::verify(contact.password_hash.as_deref(), given) {
+        tracing::info!(contact_id = %contact.contact_id, "wrong current password");
+        return Err(
+            ApiError::new(ErrorCode::CurrentPasswordIncorrect).at(attr_pointer("current_password"))
+        );
+    }
+    store.reset_counter(&failures).await?;
+    Ok(())
+}
+
+fn reauthentication_required() -> ApiError {
+    ApiError::new(ErrorCode::ReauthenticationRequired)
 }
 
 fn optional_text(
@@ -68,70 +114,105 @@ fn optional_text(
     }
 }
 
+/// `tos_accepted_at`: RFC 3339, years 1970–9999 once in UTC, not in the future; stored
+/// in UTC. Every failure is a 422 (no client input reaches a 5xx).
+fn parse_tos_time(raw: &str, now: i64) -> Result<String, ApiError> {
+    let invalid = || {
+        ApiError::validation(
+            attr_pointer("tos_accepted_at"),
+            "tos_accepted_at must be an RFC 3339 date-time between 1970 and 9999.",
+        )
+    };
+    let at = OffsetDateTime::parse(raw, &Rfc3339).map_err(|_| invalid())?;
+    let utc = at.checked_to_offset(UtcOffset::UTC).ok_or_else(invalid)?;
+    if !(1970..=9999).contains(&utc.year()) {
+        return Err(invalid());
+    }
+    if utc.unix_timestamp() > now + 300 {
+        return Err(ApiError::validation(
+            attr_pointer("tos_accepted_at"),
+            "tos_accepted_at must not be in the future.",
+        ));
+    }
+    utc.format(&Rfc3339).map_err(|_| invalid())
+}
+
 pub async fn handle_patch_me(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
     let (claims, contact) = authenticate(app, &req).await?;
     let attrs = parse_document(&req, "contacts", false)?;
-    attrs.only(&["tos_accepted_at", "tos_version", "email"])?;
+    attrs.only(&[
+        "tos_accepted_at",
+        "tos_version",
+        "email",
+        "current_password",
+    ])?;
+    let now = app.now();
     let mut changes = ProfileChanges {
         tos_version: optional_text(attrs.0.get("tos_version"), "tos_version", 64)?,
         ..Default::default()
     };
     changes.tos_accepted_at =
         match optional_text(attrs.0.get("tos_accepted_at"), "tos_accepted_at", 64)? {
-            Some(Some(t)) => {
-                let at = OffsetDateTime::parse(&t, &Rfc3339).map_err(|_| {
-                    ApiError::validation(
-                        attr_pointer("tos_accepted_at"),
-                        "tos_accepted_at must be an RFC 3339 date-time.",
-                    )
-                })?;
-                if at.unix_timestamp() > app.now() + 300 {
-                    return Err(ApiError::validation(
-                        attr_pointer("tos_accepted_at"),
-                        "tos_accepted_at must not be in the future.",
-                    ));
-                }
-                let utc = at
-                    .to_offset(time::UtcOffset::UTC)
-                    .format(&Rfc3339)
-                    .map_err(|_| ApiError::internal())?;
-                Some(Some(utc))
-            }
+            Some(Some(t)) => Some(Some(parse_tos_time(&t, now)?)),
             other => other,
         };
+    let current_password = attrs.optional_str("current_password")?;
     let new_email = match attrs.optional_str("email")? {
         None => None,
-        Some(raw) => {
-            let e = parse_email(&raw)
-                .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
-            (e.key != contact.email_key).then_some(e)
-        }
+        Some(raw) => Some(
+            parse_email(&raw)
+                .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?,
+        ),
     };
+    if current_password.is_some() && new_email.is_none() {
+        return Err(ApiError::validation(
+            attr_pointer("current_password"),
+            "current_password is only accepted together with email.",
+        ));
+    }
     let store = app.store()?;
-    if let Some(email) = &new_email {
-        // A confirmation link goes to the new address (through the mailer); the switch
-        // happens when it is consumed. Rate limited like any other mail.
-        let now = app.now();
-        let rules = send_rules(
-            &app.config,
-            &email_scope(&claims.tid, &email.key),
-            &meta.source_ip,
-        );
-        let job = MailJob {
-            job_id: new_id(),
-            purpose: JobPurpose::EmailChange,
-            slug: None,
-            team_id: Some(claims.tid.clone()),
-            email: email.display.clone(),
-            email_key: email.key.clone(),
-            redirect_url: None,
-            created_at: now,
-            contact_id: Some(contact.contact_id.clone()),
-        };
-        if let Enqueued::Limited { retry_after } = store.enqueue_job(&job, &rules, now).await? {
-            return Err(ApiError::rate_limited(retry_after));
+    match &new_email {
+        None => {}
+        // Back to the current address: cancel a pending change (its link dies).
+        Some(email) if email.key == contact.email_key => {
+            changes.email_change = Some(None);
         }
-        changes.pending_email = Some(email.display.clone());
+        Some(email) => {
+            // A new address needs a recent sign-in, or the current password now.
+            match &current_password {
+                Some(pw) => {
+                    check_current_password(app, &claims, &contact, pw, &meta.source_ip).await?
+                }
+                None if recently_authenticated(&claims, now, app.config.recent_auth) => {}
+                None => return Err(reauthentication_required()),
+            }
+            // A confirmation link goes to the new address and a notice with an undo link
+            // to the current one (both by the mailer); the switch happens when the link
+            // is consumed, and only while this request is the pending one.
+            let change_id = new_id();
+            let rules = send_rules(
+                &app.config,
+                &email_scope(&claims.tid, &email.key),
+                &meta.source_ip,
+            );
+            let job = MailJob {
+                job_id: new_id(),
+                purpose: JobPurpose::EmailChange,
+                slug: None,
+                team_id: Some(claims.tid.clone()),
+                email: email.display.clone(),
+                email_key: email.key.clone(),
+                redirect_url: None,
+                created_at: now,
+                contact_id: Some(contact.contact_id.clone()),
+                change_id: Some(change_id.clone()),
+            };
+            if let Enqueued::Limited { retry_after } = store.enqueue_job(&job, &rules, now).await? {
+                return Err(ApiError::rate_limited(retry_after));
+            }
+            changes.email_change = Some(Some((email.display.clone(), change_id)));
+            tracing::info!(contact_id = %contact.contact_id, job_id = %job.job_id, "email change requested");
+        }
     }
     store.update_profile(&contact.contact_id, &changes).await?;
     Ok(json_response(
@@ -146,19 +227,26 @@ fn policy(pw: &str, email_key: &str, field: &str) -> Result<(), ApiError> {
         .map_err(|code| ApiError::new(code).at(attr_pointer(field)))
 }
 
+/// Sets the first password: needs a recent sign-in (a stolen older access token must
+/// not plant a password); the member's address gets a notice.
 pub async fn handle_password_set(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
-    let (_, contact) = authenticate(app, &req).await?;
+    let (claims, contact) = authenticate(app, &req).await?;
     let attrs = parse_document(&req, "password_sets", false)?;
     attrs.only(&["password"])?;
     let pw = attrs.required_str("password")?;
     if contact.password_hash.is_some() {
         return Err(ApiError::new(ErrorCode::PasswordAlreadySet));
     }
+    let now = app.now();
+    if !recently_authenticated(&claims, now, app.config.recent_auth) {
+        return Err(reauthentication_required());
+    }
     policy(&pw, &contact.email_key, "password")?;
     let hash = password::hash(&pw).map_err(|_| ApiError::internal())?;
+    let notice = notice_job(JobPurpose::PasswordSetNotice, &claims, &contact, now);
     if !app
         .store()?
-        .set_first_password(&contact.contact_id, &hash)
+        .set_first_password(&contact.contact_id, &hash, now, &notice)
         .await?
     {
         return Err(ApiError::new(ErrorCode::PasswordAlreadySet));
@@ -171,47 +259,26 @@ pub async fn handle_password_set(app: &App, req: Request, _meta: RequestMeta) ->
     ))
 }
 
+/// Changes the password with the current one, or without it within the window of a
+/// sign-in by email (the forgotten-password path). Ends every other session and any
+/// pending email change; this session continues with a new pair; the member's address
+/// gets a notice.
 pub async fn handle_password_change(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
     let (claims, contact) = authenticate(app, &req).await?;
     let attrs = parse_document(&req, "password_changes", false)?;
     attrs.only(&["current_password", "new_password"])?;
     let current = attrs.optional_str("current_password")?;
     let new_pw = attrs.required_str("new_password")?;
-    let Some(stored) = contact.password_hash.clone() else {
+    if contact.password_hash.is_none() {
         return Err(ApiError::new(ErrorCode::PasswordNotSet));
-    };
+    }
     let now = app.now();
-    match current {
-        Some(cur) => {
-            // Wrong current passwords count as failed logins (a stolen access token must
-            // not allow unlimited guessing).
-            let store = app.store()?;
-            let failures = login_failures(&email_scope(&claims.tid, &contact.email_key), now);
-            let ip = ip_counter(&meta.source_ip, now);
-            let seen = store
-                .login_lookup(&contact.email_key, &failures, &ip)
-                .await?;
-            if seen.failures >= app.config.login_failures_per_15min {
-                return Err(ApiError::rate_limited(
-                    (failures.expires_at - now).max(1) as u64
-                ));
-            }
-            if !password::verify(Some(&stored), &cur) {
-                store.record_login_failure(&failures, &ip).await?;
-                return Err(ApiError::new(ErrorCode::CurrentPasswordIncorrect)
-                    .at(attr_pointer("current_password")));
-            }
-        }
-        None => {
-            let recent_magic = claims.amr.iter().any(|m| m == "magic_link")
-                && now - claims.auth_time < FORGOTTEN_PASSWORD_WINDOW;
-            if !recent_magic {
-                return Err(ApiError::validation(
-                    attr_pointer("current_password"),
-                    "current_password is required (it may be omitted within 10 minutes of signing in with an email link).",
-                ));
-            }
-        }
+    match &current {
+        Some(cur) => check_current_password(app, &claims, &contact, cur, &meta.source_ip).await?,
+        None if recent_email_sign_in(&claims, now, app.config.recent_auth) => {}
+        None => return Err(reauthentication_required().detail(
+            "current_password is required; it may be omitted only within 10 minutes of signing in with an email link or code. Sign in again by email to reset a forgotten password.",
+        )),
     }
     policy(&new_pw, &contact.email_key, "new_password")?;
     let hash = password::hash(&new_pw).map_err(|_| ApiError::internal())?;
@@ -225,25 +292,19 @@ pub async fn handle_password_change(app: &App, req: Request, meta: RequestMeta) 
         auth_time: now,
     };
     let refresh = new_refresh(app, &subject, None)?;
+    let notice = notice_job(JobPurpose::PasswordChangeNotice, &claims, &contact, now);
     if !app
         .store()?
-        .change_password(&contact, &hash, &refresh.record)
+        .change_password(&contact, &hash, &refresh.record, now, &notice)
         .await?
     {
         // The password or the token version moved meanwhile: this token is stale.
         return Err(ApiError::new(ErrorCode::Unauthorized));
     }
     tracing::info!(contact_id = %contact.contact_id, "password changed; other sessions ended");
-    let access = sign_access(app, &subject)?;
     let mut doc = resource(app, &contact.contact_id).await?;
-    doc["meta"] = json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": app.config.access_ttl,
-        "refresh_token": refresh.raw,
-        "refresh_expires_in": app.config.refresh_ttl,
-    });
+    doc["meta"] = token_pair(app, &subject, &refresh)?;
     let mut resp = json_response(StatusCode::OK, JSONAPI, &doc);
-    set_refresh_cookie(app, &mut resp, Some(&refresh.raw));
+    set_refresh_cookie(app, &mut resp, Some(&refresh));
     Ok(resp)
 }

@@ -1,21 +1,47 @@
 //! `POST /login`: email + password for a hub or team. Every failure — unknown hub,
 //! unknown email, no password, wrong password, not a member, banned — is the same 401
 //! `invalid_credentials` after the same work (a dummy argon2 verification when there is
-//! no real hash; the same reads either way). DynamoDB: one batch read (email index,
-//! failure and IP counters), one batch read (profile, membership), one write.
+//! no real hash; the same reads either way).
+//!
+//! The attempt is reserved before anything is verified: one conditional write counts it
+//! on the team+email failure counter and the per-IP counter, only while both are under
+//! their limits, so N parallel guesses cannot get past the limit (a success clears the
+//! team+email counter). DynamoDB: that write, one read of the email index, one batch read
+//! (profile, membership), and on success one write (session, counter reset, rehash).
 
 use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
 use crate::domain::email::parse_email;
-use crate::domain::model::MembershipStatus;
 use crate::domain::password;
-use crate::domain::rate::{email_scope, ip_counter, login_failures, LOGIN_FAILURE_WINDOW};
+use crate::domain::rate::{email_scope, ip_counter, login_failures};
 use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::handlers::send::{parse_target, Target};
 use crate::handlers::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::ports::{Counter, Reserved, Store};
+
+/// Counts one password attempt for `scope` (team or slug + email) and the source IP,
+/// before the password is verified: 429 when either limit is reached.
+pub async fn reserve_password_attempt(
+    app: &App,
+    store: &dyn Store,
+    scope: &str,
+    source_ip: &str,
+    now: i64,
+) -> Result<Counter, ApiError> {
+    let failures = login_failures(scope, now);
+    let ip = ip_counter(source_ip, now);
+    let counters = [
+        (failures.clone(), app.config.login_failures_per_15min),
+        (ip, app.config.ip_per_minute),
+    ];
+    match store.reserve_attempts(&counters, now).await? {
+        Reserved::Ok => Ok(failures),
+        Reserved::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
+    }
+}
 
 pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
     let attrs = parse_document(&req, "login_requests", false)?;
@@ -40,27 +66,22 @@ pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult
         },
         Target::Team(t) => (Some(t.clone()), None, t),
     };
-    let failures = login_failures(&email_scope(&scope, &email.key), now);
-    let ip = ip_counter(&meta.source_ip, now);
-    let lookup = store.login_lookup(&email.key, &failures, &ip).await?;
-    if lookup.ip_count >= app.config.ip_per_minute {
-        return Err(ApiError::rate_limited((ip.expires_at - now).max(1) as u64));
-    }
-    if lookup.failures >= app.config.login_failures_per_15min {
-        let retry = (failures.expires_at - now).clamp(1, LOGIN_FAILURE_WINDOW);
-        return Err(ApiError::rate_limited(retry as u64));
-    }
+    let failures = reserve_password_attempt(
+        app,
+        store,
+        &email_scope(&scope, &email.key),
+        &meta.source_ip,
+        now,
+    )
+    .await?;
+    let contact_id = store.contact_id_by_email(&email.key).await?;
     let (contact, membership) = store
-        .contact_with_membership(
-            lookup.contact_id.as_deref(),
-            team_id.as_deref().unwrap_or("none"),
-        )
+        .contact_with_membership(contact_id.as_deref(), team_id.as_deref().unwrap_or("none"))
         .await?;
     let stored = contact.as_ref().and_then(|c| c.password_hash.clone());
     let verified = password::verify(stored.as_deref(), &pw);
-    let member = membership.is_some_and(|m| m.status == MembershipStatus::Active);
+    let member = membership.is_some_and(|m| m.admits(now));
     let (Some(contact), Some(team_id), true, true) = (contact, team_id, verified, member) else {
-        store.record_login_failure(&failures, &ip).await?;
         tracing::info!("login refused");
         return Err(ApiError::new(ErrorCode::InvalidCredentials));
     };
@@ -85,7 +106,6 @@ pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult
         .record_login_success(
             &refresh.record,
             &failures,
-            &ip,
             rehashed.as_ref().map(|(o, n)| (o.as_str(), n.as_str())),
         )
         .await?;

@@ -13,21 +13,28 @@ use crate::domain::secret::{hash_token, looks_like_token};
 use crate::edge::{empty_response, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::handlers::session::{
-    new_refresh, refresh_cookie, set_refresh_cookie, token_pair_response, SessionSubject,
+    new_refresh, refresh_cookie, set_refresh_cookie, token_pair_response, AmbiguousCookie,
+    SessionSubject,
 };
 use crate::ports::Rotation;
 
-/// The presented refresh token: cookie first, else the body.
-fn presented(app: &App, req: &Request) -> Result<Option<String>, ApiError> {
+/// The presented refresh token: cookie first, else the body. `Err(AmbiguousCookie)`
+/// when several refresh cookies came (the body is still parsed, so a bad body is 4xx).
+fn presented(
+    app: &App,
+    req: &Request,
+) -> Result<Result<Option<String>, AmbiguousCookie>, ApiError> {
     let attrs = parse_document(req, "refresh_requests", true)?;
     attrs.only(&["refresh_token"])?;
     let body = attrs.optional_str("refresh_token")?;
-    Ok(refresh_cookie(app, req).or(body).filter(|t| !t.is_empty()))
+    Ok(refresh_cookie(app, req).map(|c| c.or(body).filter(|t| !t.is_empty())))
 }
 
 pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
-    let token = presented(app, &req)?.ok_or(ApiError::new(ErrorCode::RefreshTokenMissing))?;
     let invalid = || ApiError::new(ErrorCode::RefreshTokenInvalid);
+    let token = presented(app, &req)?
+        .map_err(|AmbiguousCookie| invalid())?
+        .ok_or(ApiError::new(ErrorCode::RefreshTokenMissing))?;
     if !looks_like_token(&token) {
         return Err(invalid());
     }
@@ -36,7 +43,8 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
     for _ in 0..3 {
         let now = app.now();
         let state = store.refresh_state(&hash).await?.ok_or_else(invalid)?;
-        if state.revoked_at.is_some() || state.record.expires_at <= now {
+        let session_end = state.record.auth_time + app.config.session_max;
+        if state.revoked_at.is_some() || state.record.expires_at <= now || session_end <= now {
             return Err(invalid());
         }
         let grace_since = match state.rotated_at {
@@ -46,12 +54,7 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
             }
             Some(_) => {
                 store
-                    .revoke_family(
-                        &state.record.family_id,
-                        None,
-                        now,
-                        now + app.config.refresh_ttl,
-                    )
+                    .revoke_family(&state.record.family_id, None, now, session_end)
                     .await?;
                 tracing::warn!(contact_id = %state.record.contact_id, "refresh token reuse: family revoked");
                 return Err(ApiError::new(ErrorCode::RefreshTokenReused));
@@ -79,18 +82,28 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
     Err(invalid())
 }
 
+/// Revokes the presented token's family. The family's revocation outlives every token
+/// of the family: none can live past the session's absolute end (sign-in + session_max).
 pub async fn handle_logout(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
-    if let Some(token) = presented(app, &req)?.filter(|t| looks_like_token(t)) {
+    let token = match presented(app, &req)? {
+        Ok(t) => t.filter(|t| looks_like_token(t)),
+        Err(AmbiguousCookie) => {
+            tracing::warn!("logout with several refresh cookies: nothing revoked");
+            None
+        }
+    };
+    if let Some(token) = token {
         let store = app.store()?;
         let hash = hash_token(&token);
         if let Some(state) = store.refresh_state(&hash).await? {
             let now = app.now();
+            let session_end = state.record.auth_time + app.config.session_max;
             store
                 .revoke_family(
                     &state.record.family_id,
                     Some(&hash),
                     now,
-                    state.record.expires_at,
+                    session_end.max(state.record.expires_at),
                 )
                 .await?;
         }

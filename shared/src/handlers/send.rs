@@ -102,7 +102,15 @@ pub async fn handle(
 
     let (scope, slug, team_id) = match target {
         Target::Slug(slug) => {
-            let hub = app.hub_by_slug_cached(&slug).await?;
+            // With a redirect_url the hub is read fresh: a cached answer (also a cached
+            // "no such hub") could be up to a minute old, and an origin must be checked
+            // against the allowlist as it is now. The mailer checks it again when it
+            // builds the mail. Hub existence is no secret here: a known hub's 422 already
+            // tells it apart.
+            let hub = match &redirect {
+                Some(_) => app.store()?.hub_by_slug(&slug).await?,
+                None => app.hub_by_slug_cached(&slug).await?,
+            };
             if let (Some(hub), Some((_, origin))) = (&hub, &redirect) {
                 if !origin_allowed(origin, &hub.allowed_redirect_origins) {
                     return Err(ApiError::new(ErrorCode::RedirectUrlNotAllowed)
@@ -134,6 +142,7 @@ pub async fn handle(
         redirect_url: redirect.map(|(url, _)| url),
         created_at: now,
         contact_id: None,
+        change_id: None,
     };
     match app.store()?.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {

@@ -6,6 +6,9 @@
 //!   team --id ID --name NAME [--primary-hub HUB_ID]
 //!   hub --id ID --slug SLUG --team TEAM_ID --title TITLE [--origins a,b] [--registration on|off]
 //!   origins --slug SLUG --set ORIGIN[,ORIGIN...]             replace a hub's allowed redirect origins
+//!   ban --team TEAM_ID --email EMAIL                         ban a member: every session in the team
+//!                                                            ends for good (an unban does not revive it)
+//!   unban --team TEAM_ID --email EMAIL                       make a banned member active again
 //!   dev-key --out PATH                                       write a local signing secret if missing
 //!   fixture --event F.json --out PATH [--secrets PATH]       a fresh table, seeded, with the setup of
 //!                                                            F.expected.json done; the event with its
@@ -22,6 +25,7 @@ use contact_auth::adapters::keys::load_keys;
 use contact_auth::adapters::schema;
 use contact_auth::app::App;
 use contact_auth::config::Config;
+use contact_auth::domain::email::parse_email;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::fixtures;
@@ -166,11 +170,39 @@ async fn run(args: Vec<String>) -> Res<()> {
             hub.allowed_redirect_origins = origins(f.get("set"))?;
             put_hub(&store, hub).await
         }
+        "ban" => ban(&store, &f, true).await,
+        "unban" => ban(&store, &f, false).await,
         "fixture" => fixture(store, &f).await,
         _ => Err(format!(
-            "unknown command {cmd:?}; commands: create-table, seed-demo, team, hub, origins, dev-key, fixture"
+            "unknown command {cmd:?}; commands: create-table, seed-demo, team, hub, origins, ban, unban, dev-key, fixture"
         )),
     }
+}
+
+/// `ban` / `unban --team T --email E`: the member is found by the email's identity key.
+async fn ban(store: &DynamoStore, f: &HashMap<String, String>, banned: bool) -> Res<()> {
+    let team = need(f, "team")?;
+    let email = parse_email(need(f, "email")?).map_err(|e| e.detail().to_string())?;
+    let contact = store
+        .contact_id_by_email(&email.key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no contact with this email")?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !store
+        .set_banned(&contact, team, banned, now)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!("contact {contact} is not a member of team {team}"));
+    }
+    let what = if banned {
+        "banned (sessions in the team ended)"
+    } else {
+        "unbanned"
+    };
+    println!("contact {contact} {what} in team {team}");
+    Ok(())
 }
 
 /// Prepares one `events/` fixture for `make invoke` (tools/invoke.mjs): the table in
