@@ -494,3 +494,53 @@ async fn an_expired_link_is_refused_even_before_ttl_deletion() {
     .await;
     assert_eq!(resp.status(), 200);
 }
+
+#[tokio::test]
+#[ignore = "needs DynamoDB Local: run `make test`"]
+async fn a_session_ends_at_its_absolute_lifetime() {
+    init();
+    let env = fresh(&Value::Null, 0).await;
+    let token = new_token().unwrap();
+    put_link(&env, &token, "lifetime@example.com", "member-academy").await;
+    record_secret(&token);
+    let (status, pair) = fixtures::consume(&env.app, &token).await.unwrap();
+    assert_eq!(status, 200);
+    let first = pair["refresh_token"].as_str().unwrap().to_string();
+    record_secret(&first);
+    // The same table, `offset` seconds after the sign-in, with a session lifetime of `max`.
+    let at = |offset: i64, max: i64| {
+        let mut cfg = env.app.config.clone();
+        cfg.session_max = max;
+        App::new(cfg)
+            .with_store(env.store.clone())
+            .with_keys(Arc::new(KeySet::from_json(KEY_DOC).unwrap()))
+            .with_clock(Arc::new(OffsetClock(offset)))
+    };
+    let refresh = |app: App, rt: String| async move {
+        let resp =
+            handlers::handle(&app, Route::Refresh, request(&fixtures::refresh_event(&rt))).await;
+        (resp.status().as_u16(), body_json(&resp))
+    };
+    // 101 s in, with a 100 s lifetime: refused, although this token (made under the
+    // 90-day default) is stored as valid for 30 days.
+    let (status, body) = refresh(at(101, 100), first.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["errors"][0]["code"], "refresh_token_invalid");
+    // 50 s in, with a 100 s lifetime: rotated, and the new token lives only to the end.
+    let (status, body) = refresh(at(50, 100), first).await;
+    assert_eq!(status, 200, "{body}");
+    let left = body["refresh_expires_in"].as_i64().unwrap();
+    assert!((45..=50).contains(&left), "refresh_expires_in {left}");
+    let second = body["refresh_token"].as_str().unwrap().to_string();
+    record_secret(&second);
+    // 101 s in: over for the rotated token too.
+    let (status, body) = refresh(at(101, 100), second.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["errors"][0]["code"], "refresh_token_invalid");
+    // The same token under the default 90-day lifetime: the refusal was the lifetime.
+    let (status, body) = refresh(at(30, 7_776_000), second).await;
+    assert_eq!(status, 200, "{body}");
+    if let Some(t) = body["refresh_token"].as_str() {
+        record_secret(t);
+    }
+}

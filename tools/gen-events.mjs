@@ -76,6 +76,9 @@ add("register", "success-slug", reg({ email: "member@example.com", slug: "my-hub
 add("register", "success-team-id", reg({ email: "member@example.com", team_id: "team_abc123" }), { status: 202 });
 add("register", "success-redirect-url", reg({ email: "member@example.com", slug: "member-academy", redirect_url: "http://localhost:5173/welcome" }), { status: 202 });
 add("register", "success-base64-body", reg({ email: "member@example.com", slug: "my-hub" }, { base64: true }), { status: 202 });
+add("register", "email-local-part-not-ascii", reg({ email: "jörg@example.com", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "email-with-specials", reg({ email: "<member@example.com>", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+add("register", "email-idn-domain", reg({ email: "member@exämple.com", slug: "my-hub" }), { status: 202 });
 add("register", "unknown-hub-still-202", reg({ email: "member@example.com", slug: "no-such-hub", redirect_url: "https://app.example.com/" }), { status: 202 });
 add("register", "unknown-team-still-202", reg({ email: "member@example.com", team_id: "team_nope" }), { status: 202 });
 add("register", "both-slug-and-team-id", reg({ email: "member@example.com", slug: "my-hub", team_id: "team_abc123" }), err(422, "validation_error", "/data/attributes"));
@@ -158,9 +161,11 @@ add("refresh", "success-cookie", apigw("POST", `${PREFIX}/refresh`, { headers: {
 add("refresh", "missing", apigw("POST", `${PREFIX}/refresh`), err(401, "refresh_token_missing"));
 add("refresh", "unknown", refresh({ refresh_token: TOKEN_B }), err(401, "refresh_token_invalid"));
 add("refresh", "unknown-attribute", refresh({ token: TOKEN_B }), err(422, "unknown_attribute", "/data/attributes/token"));
+add("refresh", "two-cookies", apigw("POST", `${PREFIX}/refresh`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}; contact_refresh=fixtureTokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" } }), err(401, "refresh_token_invalid", null, { setup: [session] }));
 add("refresh", "reused-after-grace", refresh({ refresh_token: "{{REFRESH_TOKEN}}" }), err(401, "refresh_token_reused", null, { setup: [session, { op: "rotate" }], clock_offset: 11 }));
 
 add("logout", "with-cookie", apigw("POST", `${PREFIX}/logout`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}" } }), { status: 204, setup: [session], headers: ["set-cookie"] });
+add("logout", "two-cookies-revoke-nothing", apigw("POST", `${PREFIX}/logout`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}; contact_refresh=fixtureTokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB" } }), { status: 204, setup: [session], headers: ["set-cookie"] });
 add("logout", "without-token", apigw("POST", `${PREFIX}/logout`), { status: 204, headers: ["set-cookie"] });
 add("logout", "malformed-json", post("/logout", "{"), err(400, "malformed_json"));
 
@@ -174,10 +179,17 @@ add("me-patch", "email-change-pending", patchMe({ email: "new-address@example.co
 add("me-patch", "email-change-rate-limited", patchMe({ email: "new-address@example.com" }), err(429, "rate_limited", null, { setup: [session], repeat: 2, headers: ["retry-after"] }));
 add("me-patch", "invalid-date", patchMe({ tos_accepted_at: "soon" }), err(422, "validation_error", "/data/attributes/tos_accepted_at", { setup: [session] }));
 add("me-patch", "read-only-attribute", patchMe({ has_password: true }), err(422, "unknown_attribute", "/data/attributes/has_password", { setup: [session] }));
+// Sensitive changes need a sign-in less than 10 minutes old (the setup happened 601 s ago).
+add("me-patch", "email-change-not-recent", patchMe({ email: "new-address@example.com" }), err(403, "reauthentication_required", null, { setup: [session], clock_offset: 601 }));
+add("me-patch", "email-change-current-password-not-recent", patchMe({ email: "new-address@example.com", current_password: "violet-kettle-harbour-42" }), { status: 200, setup: withPassword, clock_offset: 601 });
+add("me-patch", "email-change-wrong-current-password", patchMe({ email: "new-address@example.com", current_password: "not-it-at-all" }), err(422, "current_password_incorrect", "/data/attributes/current_password", { setup: withPassword, clock_offset: 601 }));
+add("me-patch", "current-password-without-email", patchMe({ current_password: "violet-kettle-harbour-42" }), err(422, "validation_error", "/data/attributes/current_password", { setup: withPassword }));
+add("me-patch", "tos-year-zero", patchMe({ tos_accepted_at: "0000-01-01T00:00:00+00:01" }), err(422, "validation_error", "/data/attributes/tos_accepted_at", { setup: [session] }));
 add("me-patch", "missing-token", patchMe({ tos_version: "1" }, { headers: {} }), err(401, "unauthorized"));
 
 const pwSet = (attributes) => apigw("POST", `${PREFIX}/me/password`, { body: { data: { type: "password_sets", attributes } }, headers: { ...ct, authorization: "Bearer {{ACCESS_TOKEN}}" } });
 add("password-set", "success", pwSet({ password: "violet-kettle-harbour-42" }), { status: 200, setup: [session] });
+add("password-set", "not-recent", pwSet({ password: "violet-kettle-harbour-42" }), err(403, "reauthentication_required", null, { setup: [session], clock_offset: 601 }));
 add("password-set", "already-set", pwSet({ password: "violet-kettle-harbour-42" }), err(409, "password_already_set", null, { setup: withPassword }));
 add("password-set", "too-short", pwSet({ password: "short" }), err(422, "password_too_short", "/data/attributes/password", { setup: [session] }));
 add("password-set", "too-long", pwSet({ password: "x".repeat(257) }), err(422, "password_too_long", "/data/attributes/password", { setup: [session] }));
@@ -188,7 +200,7 @@ add("password-set", "missing-token", apigw("POST", `${PREFIX}/me/password`, { bo
 const pwChange = (attributes) => apigw("POST", `${PREFIX}/me/password/change`, { body: { data: { type: "password_changes", attributes } }, headers: { ...ct, authorization: "Bearer {{ACCESS_TOKEN}}" } });
 add("password-change", "success", pwChange({ current_password: "violet-kettle-harbour-42", new_password: "amber-lantern-orchard-17" }), { status: 200, setup: withPassword, headers: ["set-cookie"] });
 add("password-change", "forgotten-password-after-magic-link", pwChange({ new_password: "amber-lantern-orchard-17" }), { status: 200, setup: withPassword });
-add("password-change", "forgotten-password-too-late", pwChange({ new_password: "amber-lantern-orchard-17" }), err(422, "validation_error", "/data/attributes/current_password", { setup: withPassword, clock_offset: 601 }));
+add("password-change", "forgotten-password-too-late", pwChange({ new_password: "amber-lantern-orchard-17" }), err(403, "reauthentication_required", null, { setup: withPassword, clock_offset: 601 }));
 add("password-change", "current-password-incorrect", pwChange({ current_password: "not-it-at-all", new_password: "amber-lantern-orchard-17" }), err(422, "current_password_incorrect", "/data/attributes/current_password", { setup: withPassword }));
 add("password-change", "wrong-current-password-rate-limited", pwChange({ current_password: "not-it-at-all", new_password: "amber-lantern-orchard-17" }), err(429, "rate_limited", null, { setup: withPassword, repeat: 11, headers: ["retry-after"] }));
 add("password-change", "password-not-set", pwChange({ current_password: "x", new_password: "amber-lantern-orchard-17" }), err(400, "password_not_set", null, { setup: [session] }));

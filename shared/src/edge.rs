@@ -284,8 +284,12 @@ pub fn parse_document(
 #[derive(Debug, Clone, Default)]
 pub struct Attributes(pub Map<String, Value>);
 
+/// The JSON Pointer (RFC 6901) of an attribute: `~` and `/` in the name are escaped.
 pub fn attr_pointer(name: &str) -> String {
-    format!("/data/attributes/{name}")
+    format!(
+        "/data/attributes/{}",
+        name.replace('~', "~0").replace('/', "~1")
+    )
 }
 
 impl Attributes {
@@ -434,6 +438,7 @@ mod tests {
         let e = a.only(&["email", "n"]).unwrap_err();
         assert_eq!(e.code, ErrorCode::UnknownAttribute);
         assert_eq!(e.pointer.as_deref(), Some("/data/attributes/redirectUrl"));
+        assert_eq!(attr_pointer("a/b~c"), "/data/attributes/a~1b~0c");
         assert_eq!(a.required_str("email").unwrap(), "x");
         assert_eq!(
             a.required_str("n").unwrap_err().pointer.as_deref(),

@@ -107,7 +107,7 @@ pub async fn put_link(app: &App, token: &str, email: &str, slug: &str) -> Result
         expires_at: now + app.config.magic_ttl,
         used_at: None,
         change_id: None,
-        change_at: None,
+        pw_version: None,
     };
     store
         .put_magic_link(&link, None)
@@ -189,6 +189,7 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
                     created_at: app.now(),
                     contact_id: Some(contact.clone()),
                     change_id: None,
+                    pw_version: None,
                 };
                 if !store
                     .set_first_password(contact, &hash, app.now(), &notice)
@@ -231,6 +232,7 @@ pub async fn setup(app: &App, steps: &[Value]) -> Result<Prepared, String> {
                     created_at: now,
                     contact_id: None,
                     change_id: None,
+                    pw_version: None,
                 };
                 store
                     .enqueue_job(&job, &[], now)

@@ -48,8 +48,8 @@ pub struct UndoEmailChange {
     pub token_version: u64,
     /// The address the contact has now (released when it differs from the restored one).
     pub current_email_key: String,
-    /// `password_changed_at` as read: the condition that nothing moved since.
-    pub password_changed_at: Option<i64>,
+    /// `password_version` as read: the condition that nothing moved since.
+    pub password_version: u64,
     /// Remove the password (it was set or changed since the change request).
     pub remove_password: bool,
 }
@@ -113,6 +113,16 @@ pub trait Store: Send + Sync {
         &self,
         job: &MailJob,
         rules: &[RateRule],
+        now: i64,
+    ) -> PortResult<Enqueued>;
+    /// One write: the email-change job with its rate counters, and the profile's pending
+    /// change (`pending_email`, `email_change_id` = the job's `change_id`), so the mailer
+    /// never sees the job before the change it belongs to.
+    async fn request_email_change(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        pending_email: &str,
         now: i64,
     ) -> PortResult<Enqueued>;
     async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>>;

@@ -216,7 +216,8 @@ test("password policy, set/change errors and the forgotten-password path", async
 
   const pwd = (await login(email, PASSWORD)).json;
   assertError(await changePassword(pwd.access_token, { current_password: "wrong-one-123", new_password: `${PASSWORD}x` }), 422, "current_password_incorrect", "/data/attributes/current_password");
-  assertError(await changePassword(pwd.access_token, { new_password: `${PASSWORD}x` }), 422, "validation_error", "/data/attributes/current_password");
+  // A password sign-in is not the forgotten-password path (CONTRACT §11): 403.
+  assertError(await changePassword(pwd.access_token, { new_password: `${PASSWORD}x` }), 403, "reauthentication_required");
   assertError(await changePassword(pwd.access_token, { current_password: PASSWORD, new_password: "12345678" }), 422, "password_too_common", "/data/attributes/new_password");
 
   // Forgotten password: a fresh magic-link session may omit current_password.

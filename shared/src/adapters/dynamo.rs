@@ -209,7 +209,7 @@ fn contact_from(item: &Item) -> Option<Contact> {
         tos_version: get_s(item, "tos_version"),
         pending_email: get_s(item, "pending_email"),
         email_change_id: get_s(item, "email_change_id"),
-        password_changed_at: get_n(item, "password_changed_at"),
+        password_version: get_n(item, "password_version").unwrap_or(0).max(0) as u64,
     })
 }
 
@@ -245,7 +245,7 @@ fn magic_from(hash: &str, item: &Item) -> Option<(MagicLink, Option<u64>)> {
         expires_at: get_n(item, "expires_at")?,
         used_at: get_n(item, "used_at"),
         change_id: get_s(item, "change_id"),
-        change_at: get_n(item, "change_at"),
+        pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
     };
     Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
 }
@@ -472,6 +472,81 @@ impl DynamoStore {
         }
     }
 
+    /// One transaction: every rate counter (conditional), the job, and `extra` (e.g. the
+    /// profile's pending change) — all or nothing.
+    async fn enqueue(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        now: i64,
+        extra: Option<TransactWriteItem>,
+    ) -> PortResult<Enqueued> {
+        let mut items = Vec::with_capacity(rules.len() + 1);
+        for rule in rules {
+            let u = match rule {
+                RateRule::Cooldown { key, seconds } => Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::rate(key))))
+                    .update_expression("SET last_at = :now, expires_at = :exp")
+                    .condition_expression(
+                        "attribute_not_exists(pk) OR last_at <= :cut OR expires_at <= :now",
+                    )
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":cut", n(now - seconds))
+                    .expression_attribute_values(":exp", n(now + seconds))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    ),
+                RateRule::Window {
+                    key,
+                    limit,
+                    seconds,
+                } => {
+                    // The same item login reads and counts (`Counter::window`).
+                    let counter = Counter::window(key, now, *seconds);
+                    Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_map(keys::rate(&counter.key))))
+                        .update_expression("ADD n :one SET expires_at = :exp")
+                        .condition_expression("attribute_not_exists(n) OR n < :limit")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":limit", n(*limit))
+                        .expression_attribute_values(":exp", n(counter.expires_at))
+                }
+            };
+            let u = u.build().map_err(build_err)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        items.push(self.put(
+            job_item(job, now + 86_400)?,
+            Some("attribute_not_exists(pk)"),
+        )?);
+        items.extend(extra);
+        match self.transact("enqueue_job", items).await? {
+            TxOutcome::Ok => Ok(Enqueued::Queued),
+            TxOutcome::Cancelled(reasons) => {
+                let mut retry = 0u64;
+                for (i, (code, old)) in reasons.iter().enumerate() {
+                    if code != "ConditionalCheckFailed" {
+                        continue;
+                    }
+                    match rules.get(i) {
+                        Some(rule) => {
+                            let last = old.as_ref().and_then(|o| get_n(o, "last_at"));
+                            retry = retry.max(rule.retry_after(now, last));
+                        }
+                        // The job id collided (practically impossible) or the profile is
+                        // gone: a server fault.
+                        None => return Err(PortError::Internal("enqueue cancelled".into())),
+                    }
+                }
+                Ok(Enqueued::Limited {
+                    retry_after: retry.max(1),
+                })
+            }
+        }
+    }
+
     // ---- admin and seeding (used by tools/admin and tests) ----
 
     pub async fn put_team(&self, team: &Team) -> PortResult<()> {
@@ -647,68 +722,37 @@ impl Store for DynamoStore {
         rules: &[RateRule],
         now: i64,
     ) -> PortResult<Enqueued> {
-        let mut items = Vec::with_capacity(rules.len() + 1);
-        for rule in rules {
-            let u = match rule {
-                RateRule::Cooldown { key, seconds } => Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(key_map(keys::rate(key))))
-                    .update_expression("SET last_at = :now, expires_at = :exp")
-                    .condition_expression(
-                        "attribute_not_exists(pk) OR last_at <= :cut OR expires_at <= :now",
-                    )
-                    .expression_attribute_values(":now", n(now))
-                    .expression_attribute_values(":cut", n(now - seconds))
-                    .expression_attribute_values(":exp", n(now + seconds))
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    ),
-                RateRule::Window {
-                    key,
-                    limit,
-                    seconds,
-                } => {
-                    // The same item login reads and counts (`Counter::window`).
-                    let counter = Counter::window(key, now, *seconds);
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_map(keys::rate(&counter.key))))
-                        .update_expression("ADD n :one SET expires_at = :exp")
-                        .condition_expression("attribute_not_exists(n) OR n < :limit")
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":limit", n(*limit))
-                        .expression_attribute_values(":exp", n(counter.expires_at))
-                }
-            };
-            let u = u.build().map_err(build_err)?;
-            items.push(TransactWriteItem::builder().update(u).build());
-        }
-        items.push(self.put(
-            job_item(job, now + 86_400)?,
-            Some("attribute_not_exists(pk)"),
-        )?);
-        match self.transact("enqueue_job", items).await? {
-            TxOutcome::Ok => Ok(Enqueued::Queued),
-            TxOutcome::Cancelled(reasons) => {
-                let mut retry = 0u64;
-                for (i, (code, old)) in reasons.iter().enumerate() {
-                    if code != "ConditionalCheckFailed" {
-                        continue;
-                    }
-                    match rules.get(i) {
-                        Some(rule) => {
-                            let last = old.as_ref().and_then(|o| get_n(o, "last_at"));
-                            retry = retry.max(rule.retry_after(now, last));
-                        }
-                        // The job id collided (practically impossible): a server fault.
-                        None => return Err(PortError::Internal("job id collision".into())),
-                    }
-                }
-                Ok(Enqueued::Limited {
-                    retry_after: retry.max(1),
-                })
-            }
-        }
+        self.enqueue(job, rules, now, None).await
+    }
+
+    async fn request_email_change(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        pending_email: &str,
+        now: i64,
+    ) -> PortResult<Enqueued> {
+        let (Some(cid), Some(change_id)) = (&job.contact_id, &job.change_id) else {
+            return Err(PortError::Internal(
+                "email change job without contact".into(),
+            ));
+        };
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(cid))))
+            .update_expression("SET pending_email = :p, email_change_id = :c")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":p", s(pending_email))
+            .expression_attribute_values(":c", s(change_id))
+            .build()
+            .map_err(build_err)?;
+        self.enqueue(
+            job,
+            rules,
+            now,
+            Some(TransactWriteItem::builder().update(u).build()),
+        )
+        .await
     }
 
     async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>> {
@@ -785,8 +829,8 @@ impl Store for DynamoStore {
         if let Some(c) = &link.change_id {
             item.insert("change_id".into(), s(c));
         }
-        if let Some(at) = link.change_at {
-            item.insert("change_at".into(), n(at));
+        if let Some(v) = link.pw_version {
+            item.insert("pw_version".into(), n(v));
         }
         let res = self
             .client
@@ -1067,11 +1111,11 @@ impl Store for DynamoStore {
         }
         let mut remove = vec!["pending_email", "email_change_id"];
         if undo.remove_password {
-            remove.extend(["password_hash", "password_changed_at"]);
+            remove.push("password_hash");
         }
-        let pw_cond = match undo.password_changed_at {
-            Some(_) => "password_changed_at = :pca",
-            None => "attribute_not_exists(password_changed_at)",
+        let pw_cond = match undo.password_version {
+            0 => "attribute_not_exists(password_version)",
+            _ => "password_version = :pv",
         };
         let mut u = Update::builder()
             .table_name(&self.table)
@@ -1088,8 +1132,8 @@ impl Store for DynamoStore {
             .expression_attribute_values(":cur", s(&undo.current_email_key))
             .expression_attribute_values(":tv", n(undo.token_version))
             .expression_attribute_values(":next", n(undo.token_version + 1));
-        if let Some(at) = undo.password_changed_at {
-            u = u.expression_attribute_values(":pca", n(at));
+        if undo.password_version > 0 {
+            u = u.expression_attribute_values(":pv", n(undo.password_version));
         }
         tx.push(
             Step::Profile,
@@ -1391,7 +1435,10 @@ impl Store for DynamoStore {
         let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
-            .update_expression("SET password_hash = :h, password_changed_at = :now")
+            .update_expression(
+                "SET password_hash = :h, password_changed_at = :now ADD password_version :one",
+            )
+            .expression_attribute_values(":one", n(1))
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(password_hash)")
             .expression_attribute_values(":h", s(hash))
             .expression_attribute_values(":now", n(now))
@@ -1423,9 +1470,10 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(&contact.contact_id))))
             .update_expression(
-                "SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE pending_email, email_change_id",
+                "SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE pending_email, email_change_id ADD password_version :one",
             )
             .condition_expression("password_hash = :old AND token_version = :tv")
+            .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":new", s(new_hash))
             .expression_attribute_values(":old", s(old))

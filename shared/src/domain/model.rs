@@ -53,6 +53,9 @@ pub struct MailJob {
     /// `email_change_id`); a newer request or a cancellation makes it stale.
     #[serde(default)]
     pub change_id: Option<String>,
+    /// For `EmailChange`: the contact's `password_version` at the request.
+    #[serde(default)]
+    pub pw_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,8 +98,9 @@ pub struct Contact {
     pub pending_email: Option<String>,
     /// The pending email change (see `MailJob::change_id`).
     pub email_change_id: Option<String>,
-    /// When the password was last set or changed.
-    pub password_changed_at: Option<i64>,
+    /// How many times a password was set or changed (0: never). An undo removes the
+    /// password when this moved since the email-change request.
+    pub password_version: u64,
 }
 
 /// What a magic link does when consumed.
@@ -141,9 +145,9 @@ pub struct MagicLink {
     pub used_at: Option<i64>,
     /// `EmailChange` / `EmailChangeUndo`: the change request it belongs to.
     pub change_id: Option<String>,
-    /// `EmailChangeUndo`: when the change was requested (a password set or changed
-    /// at or after it is removed by the undo).
-    pub change_at: Option<i64>,
+    /// `EmailChangeUndo`: the contact's `password_version` when the change was
+    /// requested (a password set or changed since is removed by the undo).
+    pub pw_version: Option<u64>,
 }
 
 /// A refresh token record (only the hash of the token is stored).

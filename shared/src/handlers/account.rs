@@ -65,6 +65,7 @@ fn notice_job(purpose: JobPurpose, claims: &AccessClaims, contact: &Contact, now
         created_at: now,
         contact_id: Some(contact.contact_id.clone()),
         change_id: None,
+        pw_version: None,
     }
 }
 
@@ -116,7 +117,7 @@ fn optional_text(
 
 /// `tos_accepted_at`: RFC 3339, years 1970–9999 once in UTC, not in the future; stored
 /// in UTC. Every failure is a 422 (no client input reaches a 5xx).
-fn parse_tos_time(raw: &str, now: i64) -> Result<String, ApiError> {
+pub fn parse_tos_time(raw: &str, now: i64) -> Result<String, ApiError> {
     let invalid = || {
         ApiError::validation(
             attr_pointer("tos_accepted_at"),
@@ -205,12 +206,15 @@ pub async fn handle_patch_me(app: &App, req: Request, meta: RequestMeta) -> Hand
                 redirect_url: None,
                 created_at: now,
                 contact_id: Some(contact.contact_id.clone()),
-                change_id: Some(change_id.clone()),
+                change_id: Some(change_id),
+                pw_version: Some(contact.password_version),
             };
-            if let Enqueued::Limited { retry_after } = store.enqueue_job(&job, &rules, now).await? {
+            if let Enqueued::Limited { retry_after } = store
+                .request_email_change(&job, &rules, &email.display, now)
+                .await?
+            {
                 return Err(ApiError::rate_limited(retry_after));
             }
-            changes.email_change = Some(Some((email.display.clone(), change_id)));
             tracing::info!(contact_id = %contact.contact_id, job_id = %job.job_id, "email change requested");
         }
     }

@@ -148,7 +148,7 @@ async fn change_email_as(app: &App, link: &MagicLink, cid: &str) -> Result<Consu
 async fn undo_email_change(app: &App, link: &MagicLink, now: i64) -> HandlerResult {
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
     let store = app.store()?;
-    let (Some(cid), Some(change_at)) = (&link.contact_id, link.change_at) else {
+    let (Some(cid), Some(pw_version)) = (&link.contact_id, link.pw_version) else {
         return Err(invalid());
     };
     for _ in 0..3 {
@@ -157,9 +157,9 @@ async fn undo_email_change(app: &App, link: &MagicLink, now: i64) -> HandlerResu
             contact_id: cid.clone(),
             token_version: contact.token_version,
             current_email_key: contact.email_key.clone(),
-            password_changed_at: contact.password_changed_at,
+            password_version: contact.password_version,
             remove_password: contact.password_hash.is_some()
-                && contact.password_changed_at.is_some_and(|t| t >= change_at),
+                && contact.password_version != pw_version,
         };
         match store.undo_email_change(link, &undo, now).await? {
             Consumed::Done => {

@@ -160,7 +160,7 @@ async fn new_link(
         expires_at: now + ttl,
         used_at: None,
         change_id: None,
-        change_at: None,
+        pw_version: None,
     };
     Ok((token, link))
 }
@@ -256,7 +256,7 @@ async fn email_change_mail(
     )
     .await?;
     undo.change_id = Some(change_id.clone());
-    undo.change_at = Some(job.created_at);
+    undo.pw_version = Some(job.pw_version.unwrap_or(0));
     store
         .put_magic_link(&undo, Some(contact.token_version))
         .await?;

@@ -143,6 +143,7 @@ pub async fn handle(
         created_at: now,
         contact_id: None,
         change_id: None,
+        pw_version: None,
     };
     match app.store()?.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {
