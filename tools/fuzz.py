@@ -24,10 +24,13 @@ declare the `bearer` security scheme. Operations that end the token's session
 token: pass `--include-operation-id` / `--exclude-operation-id` through.
 
 Reproducible: the Hypothesis seed is fixed (--seed, default SEED below), there is one worker,
-and no example database or cache is kept between runs. Bounded: --max-examples (default
-MAX_EXAMPLES) per operation and phase; one run over every operation makes about 2,000
-requests. Prints Schemathesis's report, then one summary line; exits non-zero on any failure
-or error.
+no example database or cache is kept between runs, and generation does not feed on responses
+(no values taken from them, no error-message feedback), so the same schema and seed send the
+same requests. Bounded: at most --max-examples (default MAX_EXAMPLES) generated cases per
+operation in the fuzzing phase, plus the examples and the coverage phase's fixed set; the
+three runs of fuzz.test.mjs make about 1,700 requests. Prints Schemathesis's report, then one
+summary line (`fuzz: passed: ...` or `fuzz: FAILED ...`); exits non-zero on any failure or
+error.
 """
 import argparse
 import json
@@ -98,7 +101,7 @@ def _tos_in_future(case):
 
 
 def _register_hooks():
-    """Loaded by Schemathesis (SCHEMATHESIS_HOOKS points at this file)."""
+    """Runs when Schemathesis loads this file as its hooks module (`hooks` in the config)."""
     import schemathesis
     from schemathesis.generation.meta import REQUEST_SHAPE_PROBES, coverage_scenario
 

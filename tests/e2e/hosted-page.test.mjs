@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { API_URL, uniqueEmail, register, waitForMail, mails, tokenFrom, consume, recordSecret } from "./helpers.mjs";
+import { API_URL, uniqueEmail, register, waitForMail, mails, tokenFrom, consume, recordSecret, call, doc, bearer } from "./helpers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, ".dev", "hosted-page.png");
@@ -164,4 +164,35 @@ test("without a token the page asks to open the link from the email", { timeout:
   } finally {
     await context.close();
   }
+});
+
+test("the undo link of an email-change notice: the page names the action, undoes on the button press, signs everyone out", { timeout: TEST_TIMEOUT }, async () => {
+  const { email, token } = await freshLink();
+  const pair = await consume(token);
+  assert.equal(pair.status, 200);
+  const before = (await mails(email)).length;
+  const newAddress = uniqueEmail("moved");
+  const patched = await call("PATCH", "/me", { headers: bearer(pair.json.access_token), body: doc("contacts", { email: newAddress }) });
+  assert.equal(patched.status, 200, patched.text);
+  const notice = await waitForMail(email, before);
+  const m = /(https?:\/\/\S+\/m#token=[A-Za-z0-9_-]{43}&action=undo)/.exec(notice.body.text);
+  assert.ok(m, `no undo link in: ${notice.body.text}`);
+  tokenFrom(notice);
+  const { context, page, errors, consumeRequests } = await openPage();
+  try {
+    await page.goto(m[1], { waitUntil: "load" });
+    assert.equal(page.url(), `${API_URL}/m`);
+    await page.locator("#ready").waitFor({ state: "visible" });
+    assert.equal((await page.locator("#signin").textContent()).trim(), "Undo the change");
+    await sleep(SCANNER_WAIT);
+    assert.equal(consumeRequests().length, 0, "the page used the undo link on load");
+    await page.locator("#signin").click();
+    await page.locator("#undone").waitFor({ state: "visible" });
+    assert.deepEqual(await visibleSections(page), ["undone"]);
+    assert.deepEqual(errors, [], "page errors");
+  } finally {
+    await context.close();
+  }
+  const me = await call("GET", "/me", { headers: bearer(pair.json.access_token) });
+  assert.equal(me.status, 401, "the undo ended every session");
 });

@@ -260,7 +260,11 @@ async fn email_change_mail(
     store
         .put_magic_link(&undo, Some(contact.token_version))
         .await?;
-    let undo_url = link_url(&app.config.public_base_url, None, &undo_token);
+    // `&action=undo` tells the hosted page which words to put on its button.
+    let undo_url = format!(
+        "{}&action=undo",
+        link_url(&app.config.public_base_url, None, &undo_token)
+    );
     let notice = render_email_change_notice(
         &app.config.sender_address,
         &contact.email,
