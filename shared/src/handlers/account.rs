@@ -52,7 +52,7 @@ pub async fn handle_logout_everywhere(
     Ok(resp)
 }
 
-/// A notice job for the contact's own (stored) address.
+/// A mail job about the contact's account, for its own (stored) address.
 fn notice_job(purpose: JobPurpose, claims: &AccessClaims, contact: &Contact, now: i64) -> MailJob {
     MailJob {
         job_id: new_id(),
@@ -197,17 +197,11 @@ pub async fn handle_patch_me(app: &App, req: Request, meta: RequestMeta) -> Hand
                 &meta.source_ip,
             );
             let job = MailJob {
-                job_id: new_id(),
-                purpose: JobPurpose::EmailChange,
-                slug: None,
-                team_id: Some(claims.tid.clone()),
                 email: email.display.clone(),
                 email_key: email.key.clone(),
-                redirect_url: None,
-                created_at: now,
-                contact_id: Some(contact.contact_id.clone()),
                 change_id: Some(change_id),
                 pw_version: Some(contact.password_version),
+                ..notice_job(JobPurpose::EmailChange, &claims, &contact, now)
             };
             if let Enqueued::Limited { retry_after } = store
                 .request_email_change(&job, &rules, &email.display, now)

@@ -245,21 +245,17 @@ async fn email_change_mail(
         return Ok(Outcome::Nothing);
     }
     // 1. The notice to the current address, with the undo link (7 days).
-    let (undo_token, mut undo) = new_link(
+    let change = (change_id.clone(), job.pw_version.unwrap_or(0));
+    let to_current = (contact.email.as_str(), contact.email_key.as_str());
+    let undo_token = change_link(
         app,
         LinkPurpose::EmailChangeUndo,
         target,
-        (&contact.email, &contact.email_key),
-        Some(&contact),
-        None,
-        app.config.undo_ttl,
+        to_current,
+        &contact,
+        &change,
     )
     .await?;
-    undo.change_id = Some(change_id.clone());
-    undo.pw_version = Some(job.pw_version.unwrap_or(0));
-    store
-        .put_magic_link(&undo, Some(contact.token_version))
-        .await?;
     // `&action=undo` tells the hosted page which words to put on its button.
     let undo_url = format!(
         "{}&action=undo",
@@ -275,20 +271,16 @@ async fn email_change_mail(
     );
     send(app, &job.job_id, &notice).await?;
     // 2. The confirmation link to the new address.
-    let (token, mut link) = new_link(
+    let to_new = (job.email.as_str(), job.email_key.as_str());
+    let token = change_link(
         app,
         LinkPurpose::EmailChange,
         target,
-        (&job.email, &job.email_key),
-        Some(&contact),
-        None,
-        app.config.magic_ttl,
+        to_new,
+        &contact,
+        &change,
     )
     .await?;
-    link.change_id = Some(change_id.clone());
-    store
-        .put_magic_link(&link, Some(contact.token_version))
-        .await?;
     let url = link_url(&app.config.public_base_url, None, &token);
     let mail = render(
         &app.config.sender_address,
@@ -302,6 +294,31 @@ async fn email_change_mail(
         return Ok(Outcome::Dropped);
     }
     Ok(Outcome::Sent(LinkPurpose::EmailChange))
+}
+
+/// A stored link of an email change (its confirmation or its undo), bound to the change
+/// id and, for the undo, to the password version at the request. Returns the raw token.
+async fn change_link(
+    app: &App,
+    purpose: LinkPurpose,
+    target: &Target,
+    to: (&str, &str),
+    contact: &Contact,
+    (change_id, pw_version): &(String, u64),
+) -> Result<String, PortError> {
+    let ttl = match purpose {
+        LinkPurpose::EmailChangeUndo => app.config.undo_ttl,
+        _ => app.config.magic_ttl,
+    };
+    let (token, mut link) = new_link(app, purpose, target, to, Some(contact), None, ttl).await?;
+    link.change_id = Some(change_id.clone());
+    if purpose == LinkPurpose::EmailChangeUndo {
+        link.pw_version = Some(*pw_version);
+    }
+    app.store()?
+        .put_magic_link(&link, Some(contact.token_version))
+        .await?;
+    Ok(token)
 }
 
 async fn password_notice(app: &App, job: &MailJob, target: &Target) -> Result<Outcome, PortError> {
