@@ -113,8 +113,17 @@ export async function startServices(group, dynamoPort, sesPort) {
 
 /** The mails the SES sink at `sesUrl` holds for `to`, oldest first. */
 export async function mailsTo(sesUrl, to) {
-  const { emails } = await (await fetch(`${sesUrl}/store`)).json();
-  return (emails || []).filter((m) => (m.destination?.to || []).includes(to));
+  // A pooled keep-alive connection the sink closed meanwhile (its idle timeout is 5 s, and
+  // a long test may not read mail for a minute) fails once as "fetch failed": retry.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { emails } = await (await fetch(`${sesUrl}/store`)).json();
+      return (emails || []).filter((m) => (m.destination?.to || []).includes(to));
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      await sleep(200 * attempt);
+    }
+  }
 }
 
 /** The environment every function gets locally (AWS endpoints, table, key file). */
