@@ -133,6 +133,14 @@ async fn fresh(config: &Value, clock_offset: i64) -> Env {
     }
 }
 
+/// An app on `env`'s table with `cfg`, its clock `offset` seconds ahead.
+fn shifted(env: &Env, cfg: Config, offset: i64) -> App {
+    App::new(cfg)
+        .with_store(env.store.clone())
+        .with_keys(Arc::new(KeySet::from_json(KEY_DOC).unwrap()))
+        .with_clock(Arc::new(OffsetClock(offset)))
+}
+
 fn request(text: &str) -> lambda_http::Request {
     fixtures::request(text).expect("fixture is a valid API Gateway event")
 }
@@ -474,18 +482,12 @@ async fn an_expired_link_is_refused_even_before_ttl_deletion() {
     let token = new_token().unwrap();
     put_link(&env, &token, "late@example.com", "member-academy").await;
     // The same table and link, read by a handler whose clock is 15 minutes + 1 s ahead.
-    let later = App::new(env.app.config.clone())
-        .with_store(env.store.clone())
-        .with_keys(Arc::new(KeySet::from_json(KEY_DOC).unwrap()))
-        .with_clock(Arc::new(OffsetClock(901)));
+    let later = shifted(&env, env.app.config.clone(), 901);
     let resp = handlers::handle(&later, Route::MagicConsume, request(&consume_event(&token))).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(body_json(&resp)["errors"][0]["code"], "magic_link_invalid");
     // One second before expiry it still works.
-    let almost = App::new(env.app.config.clone())
-        .with_store(env.store.clone())
-        .with_keys(Arc::new(KeySet::from_json(KEY_DOC).unwrap()))
-        .with_clock(Arc::new(OffsetClock(899)));
+    let almost = shifted(&env, env.app.config.clone(), 899);
     let resp = handlers::handle(
         &almost,
         Route::MagicConsume,
@@ -511,10 +513,7 @@ async fn a_session_ends_at_its_absolute_lifetime() {
     let at = |offset: i64, max: i64| {
         let mut cfg = env.app.config.clone();
         cfg.session_max = max;
-        App::new(cfg)
-            .with_store(env.store.clone())
-            .with_keys(Arc::new(KeySet::from_json(KEY_DOC).unwrap()))
-            .with_clock(Arc::new(OffsetClock(offset)))
+        shifted(&env, cfg, offset)
     };
     let refresh = |app: App, rt: String| async move {
         let resp =

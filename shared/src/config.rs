@@ -89,6 +89,11 @@ impl Config {
         })
     }
 
+    /// When a session signed in at `auth_time` ends, whatever its rotations.
+    pub fn session_end(&self, auth_time: i64) -> i64 {
+        auth_time + self.session_max
+    }
+
     /// A config for tests: every default, the given table.
     pub fn for_table(table: &str) -> Config {
         Config {

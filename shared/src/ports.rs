@@ -97,9 +97,8 @@ pub enum Rotation {
 pub struct ProfileChanges {
     pub tos_accepted_at: Option<Option<String>>,
     pub tos_version: Option<Option<String>>,
-    /// `Some(Some((pending address, change id)))` starts a change request (replacing any
-    /// other), `Some(None)` cancels the pending one.
-    pub email_change: Option<Option<(String, String)>>,
+    /// Cancel the pending email change (a change starts with `request_email_change`).
+    pub cancel_email_change: bool,
 }
 
 #[async_trait]

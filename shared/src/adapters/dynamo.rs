@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -27,6 +28,10 @@ use crate::ports::{
 };
 
 pub type Item = HashMap<String, AttributeValue>;
+
+/// The profile attributes of a pending email change (its address and change id): every
+/// write that ends the change removes both.
+const PENDING_CHANGE: &str = "pending_email, email_change_id";
 
 #[derive(Clone)]
 pub struct DynamoStore {
@@ -404,6 +409,19 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(release).build())
     }
 
+    /// Counts one event on a fixed-window counter, only while it is below `limit` (mail
+    /// sends and password attempts alike).
+    fn window_count(&self, c: &Counter, limit: u32) -> UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::rate(&c.key))))
+            .update_expression("ADD n :one SET expires_at = :exp")
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(limit))
+            .expression_attribute_values(":exp", n(c.expires_at))
+    }
+
     /// A transaction condition: the contact is an active member of the team.
     fn active_member_check(
         &self,
@@ -502,16 +520,8 @@ impl DynamoStore {
                     limit,
                     seconds,
                 } => {
-                    // The same item login reads and counts (`Counter::window`).
-                    let counter = Counter::window(key, now, *seconds);
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_map(keys::rate(&counter.key))))
-                        .update_expression("ADD n :one SET expires_at = :exp")
-                        .condition_expression("attribute_not_exists(n) OR n < :limit")
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":limit", n(*limit))
-                        .expression_attribute_values(":exp", n(counter.expires_at))
+                    // The same item login reserves (`Counter::window`).
+                    self.window_count(&Counter::window(key, now, *seconds), *limit)
                 }
             };
             let u = u.build().map_err(build_err)?;
@@ -740,6 +750,7 @@ impl Store for DynamoStore {
         let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(cid))))
+            // The two attributes of PENDING_CHANGE.
             .update_expression("SET pending_email = :p, email_change_id = :c")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":p", s(pending_email))
@@ -832,18 +843,15 @@ impl Store for DynamoStore {
         if let Some(v) = link.pw_version {
             item.insert("pw_version".into(), n(v));
         }
-        let res = self
-            .client
+        self.client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(with_key(item, keys::magic(&link.token_hash))))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) => Err(sdk_err("put_magic_link", e)),
-        }
+            .await
+            .map_err(|e| sdk_err("put_magic_link", e))?;
+        Ok(())
     }
 
     async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
@@ -1008,7 +1016,7 @@ impl Store for DynamoStore {
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::profile(contact_id))))
                     .update_expression(
-                        "SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE pending_email, email_change_id",
+                        format!("SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE {PENDING_CHANGE}"),
                     )
                     .condition_expression(
                         "attribute_exists(pk) AND email_key = :old AND token_version = :tv AND email_change_id = :cid",
@@ -1109,7 +1117,7 @@ impl Store for DynamoStore {
                 TransactWriteItem::builder().put(claim).build(),
             );
         }
-        let mut remove = vec!["pending_email", "email_change_id"];
+        let mut remove = vec![PENDING_CHANGE];
         if undo.remove_password {
             remove.push("password_hash");
         }
@@ -1165,16 +1173,7 @@ impl Store for DynamoStore {
     ) -> PortResult<Reserved> {
         let mut items = Vec::with_capacity(counters.len());
         for (c, limit) in counters {
-            let u = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_map(keys::rate(&c.key))))
-                .update_expression("ADD n :one SET expires_at = :exp")
-                .condition_expression("attribute_not_exists(n) OR n < :limit")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":limit", n(*limit))
-                .expression_attribute_values(":exp", n(c.expires_at))
-                .build()
-                .map_err(build_err)?;
+            let u = self.window_count(c, *limit).build().map_err(build_err)?;
             items.push(TransactWriteItem::builder().update(u).build());
         }
         match self.transact("reserve_attempts", items).await? {
@@ -1416,7 +1415,7 @@ impl Store for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
-            .update_expression("ADD token_version :one REMOVE pending_email, email_change_id")
+            .update_expression(format!("ADD token_version :one REMOVE {PENDING_CHANGE}"))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
             .send()
@@ -1470,7 +1469,7 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(&contact.contact_id))))
             .update_expression(
-                "SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE pending_email, email_change_id ADD password_version :one",
+                format!("SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE {PENDING_CHANGE} ADD password_version :one"),
             )
             .condition_expression("password_hash = :old AND token_version = :tv")
             .expression_attribute_values(":one", n(1))
@@ -1504,17 +1503,13 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
             .condition_expression("attribute_exists(pk)");
-        let (pending, change_id) = match &changes.email_change {
-            None => (None, None),
-            Some(None) => (Some(None), Some(None)),
-            Some(Some((email, id))) => (Some(Some(email.clone())), Some(Some(id.clone()))),
-        };
         let fields = [
             ("tos_accepted_at", changes.tos_accepted_at.clone()),
             ("tos_version", changes.tos_version.clone()),
-            ("pending_email", pending),
-            ("email_change_id", change_id),
         ];
+        if changes.cancel_email_change {
+            remove.push(PENDING_CHANGE.to_string());
+        }
         for (name, change) in fields {
             match change {
                 None => {}

@@ -176,7 +176,7 @@ pub async fn handle_patch_me(app: &App, req: Request, meta: RequestMeta) -> Hand
         None => {}
         // Back to the current address: cancel a pending change (its link dies).
         Some(email) if email.key == contact.email_key => {
-            changes.email_change = Some(None);
+            changes.cancel_email_change = true;
         }
         Some(email) => {
             // A new address needs a recent sign-in, or the current password now.

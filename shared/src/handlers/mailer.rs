@@ -135,8 +135,8 @@ pub async fn process_job(app: &App, job_id: &str) -> Result<Outcome, PortError> 
     Ok(outcome)
 }
 
-/// A new link for `purpose`, stored (hash only) but not yet the newest.
-async fn new_link(
+/// A new link for `purpose` and its raw token (the caller stores the link).
+fn new_link(
     app: &App,
     purpose: LinkPurpose,
     target: &Target,
@@ -200,8 +200,7 @@ async fn sign_in_mail(app: &App, job: &MailJob, target: &Target) -> Result<Outco
         contact.as_ref(),
         redirect.clone(),
         app.config.magic_ttl,
-    )
-    .await?;
+    )?;
     store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))
         .await?;
@@ -310,7 +309,7 @@ async fn change_link(
         LinkPurpose::EmailChangeUndo => app.config.undo_ttl,
         _ => app.config.magic_ttl,
     };
-    let (token, mut link) = new_link(app, purpose, target, to, Some(contact), None, ttl).await?;
+    let (token, mut link) = new_link(app, purpose, target, to, Some(contact), None, ttl)?;
     link.change_id = Some(change_id.clone());
     if purpose == LinkPurpose::EmailChangeUndo {
         link.pw_version = Some(*pw_version);

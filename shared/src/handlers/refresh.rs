@@ -43,7 +43,7 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
     for _ in 0..3 {
         let now = app.now();
         let state = store.refresh_state(&hash).await?.ok_or_else(invalid)?;
-        let session_end = state.record.auth_time + app.config.session_max;
+        let session_end = app.config.session_end(state.record.auth_time);
         if state.revoked_at.is_some() || state.record.expires_at <= now || session_end <= now {
             return Err(invalid());
         }
@@ -97,7 +97,7 @@ pub async fn handle_logout(app: &App, req: Request, _meta: RequestMeta) -> Handl
         let hash = hash_token(&token);
         if let Some(state) = store.refresh_state(&hash).await? {
             let now = app.now();
-            let session_end = state.record.auth_time + app.config.session_max;
+            let session_end = app.config.session_end(state.record.auth_time);
             store
                 .revoke_family(
                     &state.record.family_id,

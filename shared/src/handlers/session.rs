@@ -49,7 +49,7 @@ pub fn new_refresh(
             auth_time: who.auth_time,
             created_at: now,
             // Rotation never extends a session past its absolute lifetime.
-            expires_at: (now + app.config.refresh_ttl).min(who.auth_time + app.config.session_max),
+            expires_at: (now + app.config.refresh_ttl).min(app.config.session_end(who.auth_time)),
         },
         raw,
     })
