@@ -1,10 +1,13 @@
 // Shared helpers for the end-to-end tests. tools/test.mjs starts one local stack and
 // passes its URLs in the environment; every test file talks to it over HTTP.
 
+import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
-import { mailsTo, admin as adminWith, functionEnv } from "../../tools/stack.mjs";
+import { mailsTo, admin as adminWith, functionEnv, sleep } from "../../tools/stack.mjs";
+
+export { sleep };
 
 function need(name) {
   const v = process.env[name];
@@ -144,4 +147,32 @@ export const bearer = (t) => ({ Authorization: `Bearer ${t}` });
 /** The claims of a JWT (not verified: for assertions only). */
 export function claimsOf(jwt) {
   return JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
+}
+
+/** Asserts a JSON:API error answer: status, code, media type and, when given, the pointer. */
+export function assertError(r, status, code, pointer) {
+  assert.equal(r.status, status, `${code}: ${r.status} ${r.text}`);
+  const e = errorOf(r);
+  assert.equal(e.code, code, r.text);
+  assert.equal(r.headers.get("content-type"), JSONAPI);
+  if (pointer) assert.equal(e.source.pointer, pointer);
+}
+
+/** Records both tokens of a pair (for the secrets-in-logs check); returns the pair. */
+export function remember(pair) {
+  if (pair) { recordSecret(pair.access_token); recordSecret(pair.refresh_token); }
+  return pair;
+}
+
+export const me = (access) => call("GET", "/me", { headers: bearer(access) });
+export const patchMe = (access, attributes) => call("PATCH", "/me", { headers: bearer(access), body: doc("contacts", attributes) });
+export const setPassword = (access, password) => call("POST", "/me/password", { headers: bearer(access), body: doc("password_sets", { password }) });
+export const changePassword = (access, attributes) => call("POST", "/me/password/change", { headers: bearer(access), body: doc("password_changes", attributes) });
+export const refreshBody = (token) => call("POST", "/refresh", { body: doc("refresh_requests", { refresh_token: token }) });
+
+/** POST /login; a successful pair is recorded as secrets. */
+export async function login(email, password, target = { slug: "member-academy" }) {
+  const r = await call("POST", "/login", { body: doc("login_requests", { email, password, ...target }) });
+  remember(r.json && r.json.access_token ? r.json : null);
+  return r;
 }

@@ -18,17 +18,15 @@ import assert from "node:assert/strict";
 import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import {
   API_URL, PREFIX, JSONAPI, call, doc, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp,
-  ddb, mailerIdle, recordSecret,
+  ddb, mailerIdle, recordSecret, sleep, claimsOf,
 } from "./helpers.mjs";
 
 const hex = randomBytes(4).toString("hex");
 const PW = `Hostile-harbour-${hex}-42`; // member B's real password
 const NEW_PW = `Never-set-lantern-${hex}-17`; // valid, and no request may ever set it
 [PW, NEW_PW].forEach(recordSecret);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const fake = () => randomBytes(32).toString("base64url"); // 43 chars, shaped like a real token
 const b64 = (o) => Buffer.from(JSON.stringify(o)).toString("base64url");
-const claimsOf = (jwt) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url"));
 const SHORT = "Zq7!xK2"; // 7 characters
 const recorded = new Set();
 /** Records a submitted value for the secrets-in-logs check (not "@example.com": redacted emails end with it). */

@@ -8,36 +8,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   call, doc, consume, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp, ddb, errorOf,
-  recordSecret, JSONAPI,
+  recordSecret, sleep, bearer, assertError, remember, me, setPassword, changePassword,
+  refreshBody, login,
 } from "./helpers.mjs";
 
 const PASSWORD = "violet-kettle-harbour-42";
 recordSecret(PASSWORD);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const bearer = (t) => ({ Authorization: `Bearer ${t}` });
-
-function assertError(r, status, code, pointer) {
-  assert.equal(r.status, status, `${code}: ${r.text}`);
-  const e = errorOf(r);
-  assert.equal(e.code, code, r.text);
-  assert.equal(r.headers.get("content-type"), JSONAPI);
-  if (pointer) assert.equal(e.source.pointer, pointer);
-}
-
-function remember(pair) {
-  if (pair) { recordSecret(pair.access_token); recordSecret(pair.refresh_token); }
-  return pair;
-}
-
-const me = (access) => call("GET", "/me", { headers: bearer(access) });
-const setPassword = (access, password) => call("POST", "/me/password", { headers: bearer(access), body: doc("password_sets", { password }) });
-const changePassword = (access, attributes) => call("POST", "/me/password/change", { headers: bearer(access), body: doc("password_changes", attributes) });
-const refreshBody = (token) => call("POST", "/refresh", { body: doc("refresh_requests", { refresh_token: token }) });
-async function login(email, password, target = { slug: "member-academy" }) {
-  const r = await call("POST", "/login", { body: doc("login_requests", { email, password, ...target }) });
-  remember(r.json && r.json.access_token ? r.json : null);
-  return r;
-}
 
 /** A member with a password, signed in by magic link. */
 async function memberWithPassword(tag) {
