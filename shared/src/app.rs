@@ -1,95 +1,92 @@
-//! The state a function builds once per cold start, and the hub cache of a warm function.
+//! The state a function builds once per cold start: its configuration, its clock, and
+//! exactly the dependencies its route needs, as types. `App<S, K>` holds a store `S`
+//! (something implementing the ports the route uses, or `()` for none) and keys `K`
+//! (`KeySet`, or `()`). A handler states what it needs in its signature — for example
+//! `login::handle<S: Directory + Contacts + Attempts + Sessions>(app: &App<S, KeySet>, …)`
+//! — so wiring a route without the table or the keys does not compile:
+//!
+//! ```compile_fail
+//! // The `jwks` route needs signing keys; an App without them is a type error.
+//! use contact_auth::{app::App, config::Config, handlers::jwks};
+//! async fn wired_without_keys(config: Config, req: lambda_http::Request) {
+//!     let app = App::new(config);
+//!     let _ = jwks::handle(&app, req, contact_auth::edge::RequestMeta::default()).await;
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! // `register` needs a store with the directory and mail jobs.
+//! use contact_auth::{app::App, config::Config, handlers::register};
+//! async fn wired_without_a_table(config: Config, req: lambda_http::Request) {
+//!     let app = App::new(config);
+//!     let _ = register::handle(&app, req, contact_auth::edge::RequestMeta::default()).await;
+//! }
+//! ```
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::config::Config;
-use crate::domain::jwt::KeySet;
-use crate::domain::model::Hub;
-use crate::errors::PortError;
-use crate::ports::{Clock, Mailer, Store, SystemClock};
+use crate::ports::{Clock, SystemClock};
 
-pub struct App {
+pub struct App<S = (), K = (), M = ()> {
     pub config: Config,
-    pub store: Option<Arc<dyn Store>>,
-    pub keys: Option<Arc<KeySet>>,
-    pub mailer: Option<Arc<dyn Mailer>>,
     pub clock: Arc<dyn Clock>,
-    hub_cache: Mutex<HashMap<String, (i64, Option<Hub>)>>,
+    pub store: S,
+    pub keys: K,
+    /// The mail sender: only the mailer function has one.
+    pub mailer: M,
 }
 
 impl App {
+    /// Configuration and the system clock; no store, no keys.
     pub fn new(config: Config) -> App {
         App {
             config,
-            store: None,
-            keys: None,
-            mailer: None,
             clock: Arc::new(SystemClock),
-            hub_cache: Mutex::new(HashMap::new()),
+            store: (),
+            keys: (),
+            mailer: (),
+        }
+    }
+}
+
+impl<S, K, M> App<S, K, M> {
+    pub fn with_store<S2>(self, store: S2) -> App<S2, K, M> {
+        App {
+            config: self.config,
+            clock: self.clock,
+            store,
+            keys: self.keys,
+            mailer: self.mailer,
         }
     }
 
-    pub fn with_store(mut self, store: Arc<dyn Store>) -> App {
-        self.store = Some(store);
-        self
+    pub fn with_keys<K2>(self, keys: K2) -> App<S, K2, M> {
+        App {
+            config: self.config,
+            clock: self.clock,
+            store: self.store,
+            keys,
+            mailer: self.mailer,
+        }
     }
 
-    pub fn with_keys(mut self, keys: Arc<KeySet>) -> App {
-        self.keys = Some(keys);
-        self
+    pub fn with_mailer<M2>(self, mailer: M2) -> App<S, K, M2> {
+        App {
+            config: self.config,
+            clock: self.clock,
+            store: self.store,
+            keys: self.keys,
+            mailer,
+        }
     }
 
-    pub fn with_mailer(mut self, mailer: Arc<dyn Mailer>) -> App {
-        self.mailer = Some(mailer);
-        self
-    }
-
-    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> App {
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now()
-    }
-
-    /// The store; a function built without one is a wiring bug, answered as a 500.
-    pub fn store(&self) -> Result<&dyn Store, PortError> {
-        self.store
-            .as_deref()
-            .ok_or_else(|| PortError::Internal("store not configured".into()))
-    }
-
-    pub fn keys(&self) -> Result<&KeySet, PortError> {
-        self.keys
-            .as_deref()
-            .ok_or_else(|| PortError::Internal("signing keys not configured".into()))
-    }
-
-    pub fn mailer(&self) -> Result<&dyn Mailer, PortError> {
-        self.mailer
-            .as_deref()
-            .ok_or_else(|| PortError::Internal("mailer not configured".into()))
-    }
-
-    /// Hub by slug, cached (also when absent) for `hub_cache_ttl` seconds.
-    pub async fn hub_by_slug_cached(&self, slug: &str) -> Result<Option<Hub>, PortError> {
-        let now = self.now();
-        if let Ok(cache) = self.hub_cache.lock() {
-            if let Some((at, hub)) = cache.get(slug) {
-                if now - at < self.config.hub_cache_ttl {
-                    return Ok(hub.clone());
-                }
-            }
-        }
-        let hub = self.store()?.hub_by_slug(slug).await?;
-        if let Ok(mut cache) = self.hub_cache.lock() {
-            if cache.len() > 1000 {
-                cache.clear();
-            }
-            cache.insert(slug.to_string(), (now, hub.clone()));
-        }
-        Ok(hub)
     }
 }

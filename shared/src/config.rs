@@ -93,30 +93,4 @@ impl Config {
     pub fn session_end(&self, auth_time: i64) -> i64 {
         auth_time + self.session_max
     }
-
-    /// A config for tests: every default, the given table.
-    pub fn for_table(table: &str) -> Config {
-        Config {
-            table_name: table.into(),
-            public_base_url: "http://127.0.0.1:3000".into(),
-            jwt_issuer: format!("http://127.0.0.1:3000{API_PREFIX}"),
-            jwt_audience: "contact-api".into(),
-            access_ttl: 900,
-            refresh_ttl: 2_592_000,
-            refresh_grace: 10,
-            session_max: 7_776_000,
-            recent_auth: 600,
-            undo_ttl: 604_800,
-            magic_ttl: 900,
-            email_cooldown: 60,
-            email_per_hour: 5,
-            ip_per_minute: 30,
-            login_failures_per_15min: 10,
-            cors_origins: vec!["http://localhost:5173".into()],
-            sender_address: "no-reply@example.com".into(),
-            cookie_path: API_PREFIX.into(),
-            cookie_name: "contact_refresh".into(),
-            hub_cache_ttl: 60,
-        }
-    }
 }

@@ -121,20 +121,19 @@ where
 }
 
 fn preflight(path_methods: &str, allowed: bool) -> Response<Body> {
-    let mut b = Response::builder().status(StatusCode::NO_CONTENT);
+    let mut resp = empty_response(StatusCode::NO_CONTENT);
     if allowed {
-        b = b
-            .header(
-                "access-control-allow-methods",
-                format!("{path_methods}, OPTIONS"),
-            )
-            .header(
-                "access-control-allow-headers",
-                "Authorization, Content-Type, X-Request-ID",
-            )
-            .header("access-control-max-age", "600");
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&format!("{path_methods}, OPTIONS")) {
+            h.insert("access-control-allow-methods", v);
+        }
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("Authorization, Content-Type, X-Request-ID"),
+        );
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
     }
-    b.body(Body::Empty).unwrap_or_default()
+    resp
 }
 
 /// The JSON:API error document for one error.
@@ -157,35 +156,43 @@ pub fn error_document(err: &ApiError, request_id: &str) -> Value {
     json!({ "errors": [Value::Object(e)] })
 }
 
+// Responses are built as values (`Response::new` plus typed headers), not with
+// `Response::builder()`: a builder failure would otherwise have to become something,
+// and an empty 200 is the wrong something. Header values are static or checked.
+
 pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
-    let mut b = Response::builder()
-        .status(err.code.status())
-        .header(CONTENT_TYPE, JSONAPI)
-        .header(http::header::CACHE_CONTROL, "no-store");
+    let mut resp = json_response(
+        err.code.status(),
+        JSONAPI,
+        &error_document(err, request_id),
+    );
+    let h = resp.headers_mut();
     if let Some(s) = err.retry_after {
-        b = b.header(http::header::RETRY_AFTER, s.to_string());
+        h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
     }
     if err.code == ErrorCode::Unauthorized {
-        b = b.header(http::header::WWW_AUTHENTICATE, "Bearer");
+        h.insert(
+            http::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
     }
-    b.body(Body::Text(error_document(err, request_id).to_string()))
-        .unwrap_or_default()
+    resp
 }
 
-pub fn json_response(status: StatusCode, content_type: &str, body: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(CONTENT_TYPE, content_type)
-        .header(http::header::CACHE_CONTROL, "no-store")
-        .body(Body::Text(body.to_string()))
-        .unwrap_or_default()
+/// A JSON body with `content_type` (one of the static media types) and `no-store`.
+pub fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response<Body> {
+    let mut resp = empty_response(status);
+    *resp.body_mut() = Body::Text(body.to_string());
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 pub fn empty_response(status: StatusCode) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .body(Body::Empty)
-        .unwrap_or_default()
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = status;
+    resp
 }
 
 fn body_bytes(req: &Request) -> &[u8] {

@@ -1,11 +1,12 @@
 //! The traits handlers depend on. Adapters (DynamoDB, SES v2, Secrets Manager, the
 //! system clock) implement them; handlers never see an AWS type.
 
-use async_trait::async_trait;
+use std::future::Future;
 
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
+use crate::domain::secret::TokenHash;
 use crate::errors::PortError;
 
 pub type PortResult<T> = Result<T, PortError>;
@@ -101,127 +102,183 @@ pub struct ProfileChanges {
     pub cancel_email_change: bool,
 }
 
-#[async_trait]
-pub trait Store: Send + Sync {
-    async fn hub_by_slug(&self, slug: &str) -> PortResult<Option<Hub>>;
-    async fn hub(&self, hub_id: &str) -> PortResult<Option<Hub>>;
-    async fn team(&self, team_id: &str) -> PortResult<Option<Team>>;
+// The store, cut by aggregate. Each route names the traits it uses (see `handlers`);
+// `adapters::dynamo::DynamoStore` implements all of them on one table. Methods return
+// `Send` futures so a handler generic over these traits still runs on the Lambda loop.
+// Static dispatch: a function binary contains only the operations its route calls.
 
+/// Hubs and teams (read-only on request paths).
+pub trait Directory: Send + Sync {
+    fn hub_by_slug(&self, slug: &str) -> impl Future<Output = PortResult<Option<Hub>>> + Send;
+    /// The same lookup, possibly answered from a warm function's cache (the
+    /// `adapters::hub_cache::HubCache` decorator); a plain store reads fresh. Never used
+    /// where a stale answer could let something through (a `redirect_url` check).
+    fn hub_by_slug_cached(
+        &self,
+        slug: &str,
+        _now: i64,
+    ) -> impl Future<Output = PortResult<Option<Hub>>> + Send {
+        self.hub_by_slug(slug)
+    }
+    fn hub(&self, hub_id: &str) -> impl Future<Output = PortResult<Option<Hub>>> + Send;
+    fn team(&self, team_id: &str) -> impl Future<Output = PortResult<Option<Team>>> + Send;
+}
+
+/// Mail jobs: written by the request paths, read and retired by the mailer.
+pub trait MailJobs: Send + Sync {
     /// One write: the job plus every rate counter, all or nothing.
-    async fn enqueue_job(
+    fn enqueue_job(
         &self,
         job: &MailJob,
         rules: &[RateRule],
         now: i64,
-    ) -> PortResult<Enqueued>;
+    ) -> impl Future<Output = PortResult<Enqueued>> + Send;
     /// One write: the email-change job with its rate counters, and the profile's pending
     /// change (`pending_email`, `email_change_id` = the job's `change_id`), so the mailer
     /// never sees the job before the change it belongs to.
-    async fn request_email_change(
+    fn request_email_change(
         &self,
         job: &MailJob,
         rules: &[RateRule],
         pending_email: &str,
         now: i64,
-    ) -> PortResult<Enqueued>;
-    async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>>;
-    async fn delete_job(&self, job_id: &str) -> PortResult<()>;
+    ) -> impl Future<Output = PortResult<Enqueued>> + Send;
+    fn job(&self, job_id: &str) -> impl Future<Output = PortResult<Option<MailJob>>> + Send;
+    fn delete_job(&self, job_id: &str) -> impl Future<Output = PortResult<()>> + Send;
+}
 
-    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>>;
-    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>>;
-    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>>;
-    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>>;
-
-    /// Stores a new link (not yet the newest: see `make_newest`).
-    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<()>;
-    /// Makes a link the only valid one for its team and email (once its mail was
-    /// accepted), unless a newer one already is.
-    async fn make_newest(&self, link: &MagicLink) -> PortResult<()>;
-    /// The link and the contact token version recorded when it was made.
-    async fn magic_link(&self, token_hash: &str) -> PortResult<Option<(MagicLink, Option<u64>)>>;
-    /// One transaction: mark the link used (only if unused, unexpired and newest),
-    /// create or update the contact and membership, and store the refresh token.
-    async fn consume_magic_link(
+/// Contacts: the profile, the email index and team memberships.
+pub trait Contacts: Send + Sync {
+    fn contact_id_by_email(
         &self,
-        link: &MagicLink,
-        who: &ConsumeAs,
-        refresh: &RefreshRecord,
-        now: i64,
-    ) -> PortResult<Consumed>;
-    /// One transaction: mark an undo link used, restore its address (releasing the
-    /// current one), bump the token version, cancel pending changes and, when asked,
-    /// remove the password. `VersionChanged` when the profile moved since it was read.
-    async fn undo_email_change(
+        email_key: &str,
+    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
+    fn contact(&self, contact_id: &str) -> impl Future<Output = PortResult<Option<Contact>>> + Send;
+    fn membership(
         &self,
-        link: &MagicLink,
-        undo: &UndoEmailChange,
-        now: i64,
-    ) -> PortResult<Consumed>;
-
-    /// Counts one attempt on each counter, only if every counter is below its limit —
-    /// one conditional write, so parallel attempts cannot exceed a limit.
-    async fn reserve_attempts(&self, counters: &[(Counter, u32)], now: i64)
-        -> PortResult<Reserved>;
-    /// Deletes a counter (a successful login clears its failures).
-    async fn reset_counter(&self, counter: &Counter) -> PortResult<()>;
+        contact_id: &str,
+        team_id: &str,
+    ) -> impl Future<Output = PortResult<Option<Membership>>> + Send;
+    fn memberships(
+        &self,
+        contact_id: &str,
+    ) -> impl Future<Output = PortResult<Vec<Membership>>> + Send;
     /// Profile and membership in one read (dummy keys when there is no contact, so every
     /// login does the same reads).
-    async fn contact_with_membership(
+    fn contact_with_membership(
         &self,
         contact_id: Option<&str>,
         team_id: &str,
-    ) -> PortResult<(Option<Contact>, Option<Membership>)>;
-    /// Stores the session, clears the failure count and, when given, replaces the
-    /// password hash (old, new) — one transaction.
-    async fn record_login_success(
-        &self,
-        refresh: &RefreshRecord,
-        failures: &Counter,
-        rehash: Option<(&str, &str)>,
-    ) -> PortResult<()>;
-
-    async fn refresh_state(&self, token_hash: &str) -> PortResult<Option<RefreshState>>;
-    /// Rotates `old` into `new` in one transaction. With `grace_since`, `old` was already
-    /// rotated at or after that time and stays as it is (a second tab's refresh).
-    async fn rotate_refresh(
-        &self,
-        old: &RefreshState,
-        new: &RefreshRecord,
-        now: i64,
-        grace_since: Option<i64>,
-    ) -> PortResult<Rotation>;
-    /// Revokes a whole token family (and marks `token_hash` revoked when given).
-    async fn revoke_family(
-        &self,
-        family_id: &str,
-        token_hash: Option<&str>,
-        now: i64,
-        until: i64,
-    ) -> PortResult<()>;
-
+    ) -> impl Future<Output = PortResult<(Option<Contact>, Option<Membership>)>> + Send;
     /// Ends every session (token version + 1) and cancels a pending email change.
-    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()>;
+    fn end_all_sessions(&self, contact_id: &str) -> impl Future<Output = PortResult<()>> + Send;
     /// Sets the first password and queues its notice mail (one transaction); false when
     /// one is already set.
-    async fn set_first_password(
+    fn set_first_password(
         &self,
         contact_id: &str,
         hash: &str,
         now: i64,
         notice: &MailJob,
-    ) -> PortResult<bool>;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
     /// Replaces the password, bumps the token version and cancels a pending email change
     /// (only if neither password nor version moved since `contact` was read) stores
     /// the caller's new session and queues the notice mail — one transaction.
-    async fn change_password(
+    fn change_password(
         &self,
         contact: &Contact,
         new_hash: &str,
         refresh: &RefreshRecord,
         now: i64,
         notice: &MailJob,
-    ) -> PortResult<bool>;
-    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()>;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
+    fn update_profile(
+        &self,
+        contact_id: &str,
+        changes: &ProfileChanges,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Magic links, and what consuming one does to the contact (one transaction each).
+pub trait MagicLinks: Send + Sync {
+    /// Stores a new link (not yet the newest: see `make_newest`).
+    fn put_magic_link(
+        &self,
+        link: &MagicLink,
+        contact_tv: Option<u64>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Makes a link the only valid one for its team and email (once its mail was
+    /// accepted), unless a newer one already is.
+    fn make_newest(&self, link: &MagicLink) -> impl Future<Output = PortResult<()>> + Send;
+    /// The link and the contact token version recorded when it was made.
+    fn magic_link(
+        &self,
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = PortResult<Option<(MagicLink, Option<u64>)>>> + Send;
+    /// One transaction: mark the link used (only if unused, unexpired and newest),
+    /// create or update the contact and membership, and store the refresh token.
+    fn consume_magic_link(
+        &self,
+        link: &MagicLink,
+        who: &ConsumeAs,
+        refresh: &RefreshRecord,
+        now: i64,
+    ) -> impl Future<Output = PortResult<Consumed>> + Send;
+    /// One transaction: mark an undo link used, restore its address (releasing the
+    /// current one), bump the token version, cancel pending changes and, when asked,
+    /// remove the password. `VersionChanged` when the profile moved since it was read.
+    fn undo_email_change(
+        &self,
+        link: &MagicLink,
+        undo: &UndoEmailChange,
+        now: i64,
+    ) -> impl Future<Output = PortResult<Consumed>> + Send;
+}
+
+/// Refresh-token sessions: one record per token, families revoked as a whole.
+pub trait Sessions: Send + Sync {
+    fn refresh_state(
+        &self,
+        token_hash: &TokenHash,
+    ) -> impl Future<Output = PortResult<Option<RefreshState>>> + Send;
+    /// Rotates `old` into `new` in one transaction. With `grace_since`, `old` was already
+    /// rotated at or after that time and stays as it is (a second tab's refresh).
+    fn rotate_refresh(
+        &self,
+        old: &RefreshState,
+        new: &RefreshRecord,
+        now: i64,
+        grace_since: Option<i64>,
+    ) -> impl Future<Output = PortResult<Rotation>> + Send;
+    /// Revokes a whole token family (and marks `token_hash` revoked when given).
+    fn revoke_family(
+        &self,
+        family_id: &str,
+        token_hash: Option<&TokenHash>,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Stores the session, clears the failure count and, when given, replaces the
+    /// password hash (old, new) — one transaction.
+    fn record_login_success(
+        &self,
+        refresh: &RefreshRecord,
+        failures: &Counter,
+        rehash: Option<(&str, &str)>,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Fixed-window attempt counters (password attempts).
+pub trait Attempts: Send + Sync {
+    /// Counts one attempt on each counter, only if every counter is below its limit —
+    /// one conditional write, so parallel attempts cannot exceed a limit.
+    fn reserve_attempts(
+        &self,
+        counters: &[(Counter, u32)],
+        now: i64,
+    ) -> impl Future<Output = PortResult<Reserved>> + Send;
+    /// Deletes a counter (a successful check clears its failures).
+    fn reset_counter(&self, counter: &Counter) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,9 +290,8 @@ pub struct OutgoingMail {
     pub html: String,
 }
 
-#[async_trait]
 pub trait Mailer: Send + Sync {
-    async fn send(&self, mail: &OutgoingMail) -> PortResult<()>;
+    fn send(&self, mail: &OutgoingMail) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 pub trait Clock: Send + Sync {
@@ -248,14 +304,5 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-}
-
-/// The system clock shifted by a fixed number of seconds (tests: "16 minutes later").
-pub struct OffsetClock(pub i64);
-
-impl Clock for OffsetClock {
-    fn now(&self) -> i64 {
-        SystemClock.now() + self.0
     }
 }

@@ -1,20 +1,25 @@
 //! What every `main.rs` calls: logging, the cold-start state, and the Lambda loop.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::future::Future;
 
 use aws_lambda_events::event::dynamodb::Event as StreamEvent;
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use lambda_http::{service_fn, Error, Request};
+use lambda_http::{service_fn, Body, Error, Request, Response};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 
+use crate::adapters::dynamo::codec::MAIL_JOB_KIND;
 use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::hub_cache::HubCache;
 use crate::adapters::keys::load_keys;
 use crate::adapters::ses::SesMailer;
 use crate::app::App;
 use crate::config::Config;
-use crate::handlers::{self, mailer, RouteFn};
+use crate::domain::jwt::KeySet;
+use crate::edge;
+use crate::handlers::mailer::{self, MailerApp, MailerStore};
+use crate::ports::Mailer;
+use crate::routes::RouteFn;
 
 /// JSON logs, one object per line, level from `LOG_LEVEL` (`error`, `warn`, `info`,
 /// `debug`; default `info`). The level is clamped: this crate logs at most `debug` (it
@@ -52,27 +57,89 @@ pub fn log_filter(
         .with_default(level.min(LevelFilter::INFO))
 }
 
-/// The cold-start state of a function: its config and only the ports it uses. Each
-/// piece is a separate step (no branching on the route), so a function binary links only
-/// the SDK clients it calls.
-pub async fn base_app() -> Result<App, Error> {
-    Ok(App::new(Config::from_env()?))
+/// A store a function can be built with: `()` (none), the table, or the table behind
+/// the hub cache. `from_env` is what a function's cold start runs; `from_store` is how
+/// tests and tools build the same type around a table they made.
+pub trait StoreDep: Sized + Send + Sync + 'static {
+    fn from_env(config: &Config) -> impl Future<Output = Self> + Send;
+    fn from_store(store: DynamoStore, config: &Config) -> Self;
 }
 
-pub async fn with_store(app: App) -> App {
-    let store = DynamoStore::from_env(&app.config.table_name).await;
-    app.with_store(Arc::new(store))
+impl StoreDep for () {
+    async fn from_env(_: &Config) -> Self {}
+    fn from_store(_: DynamoStore, _: &Config) -> Self {}
 }
 
-pub async fn with_keys(app: App) -> Result<App, Error> {
-    Ok(app.with_keys(Arc::new(load_keys().await?)))
+impl StoreDep for DynamoStore {
+    async fn from_env(config: &Config) -> Self {
+        DynamoStore::from_env(&config.table_name).await
+    }
+    fn from_store(store: DynamoStore, _: &Config) -> Self {
+        store
+    }
 }
 
-/// The rest of an HTTP function's `main`: logging, then the Lambda loop over `H`.
-pub async fn serve_http<H: RouteFn>(app: App) -> Result<(), Error> {
+impl StoreDep for HubCache<DynamoStore> {
+    async fn from_env(config: &Config) -> Self {
+        HubCache::new(
+            DynamoStore::from_env(&config.table_name).await,
+            config.hub_cache_ttl,
+        )
+    }
+    fn from_store(store: DynamoStore, config: &Config) -> Self {
+        HubCache::new(store, config.hub_cache_ttl)
+    }
+}
+
+/// Signing keys a function can be built with: `()` (none) or the key set.
+pub trait KeysDep: Sized + Send + Sync + 'static {
+    fn from_env() -> impl Future<Output = Result<Self, Error>> + Send;
+    fn from_keys(keys: KeySet) -> Self;
+}
+
+impl KeysDep for () {
+    async fn from_env() -> Result<Self, Error> {
+        Ok(())
+    }
+    fn from_keys(_: KeySet) -> Self {}
+}
+
+impl KeysDep for KeySet {
+    async fn from_env() -> Result<Self, Error> {
+        Ok(load_keys().await?)
+    }
+    fn from_keys(keys: KeySet) -> Self {
+        keys
+    }
+}
+
+/// Serves one request of `R`'s route through the edge (request id, CORS, method check,
+/// error mapping, one log line).
+pub async fn serve_route<R: RouteFn>(
+    app: &App<R::Store, R::Keys>,
+    req: Request,
+) -> Response<Body> {
+    edge::serve(
+        &app.config,
+        R::ROUTE.method(),
+        &R::ROUTE.path_methods(),
+        req,
+        |req, meta| R::call(app, req, meta),
+    )
+    .await
+}
+
+/// An HTTP function's whole `main`: logging, the cold-start state `R` needs (and nothing
+/// else), then the Lambda loop.
+pub async fn serve_http<R: RouteFn>() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    let store = R::Store::from_env(&config).await;
+    let keys = R::Keys::from_env().await?;
+    let app = App::new(config).with_store(store).with_keys(keys);
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
-        Ok::<_, Error>(handlers::handle_route::<H>(app, req).await)
+        Ok::<_, Error>(serve_route::<R>(app, req).await)
     }))
     .await
 }
@@ -92,7 +159,9 @@ pub struct JobRecord {
 
 /// Processes records in order; returns the sequence numbers that failed (for
 /// `ReportBatchItemFailures`: the stream retries from the first failure).
-pub async fn process_records(app: &App, records: Vec<JobRecord>) -> Vec<String> {
+pub async fn process_records<S: MailerStore, M: Mailer>(
+    app: &MailerApp<S, M>,
+    records: Vec<JobRecord>) -> Vec<String> {
     let mut failures = Vec::new();
     for r in records {
         let Some(job_id) = r.job_id else { continue };
@@ -108,11 +177,12 @@ pub async fn process_records(app: &App, records: Vec<JobRecord>) -> Vec<String> 
     failures
 }
 
-fn job_ref_lambda(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobRecord {
+/// A stream record's job id, for an inserted mail job only.
+pub fn job_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobRecord {
     let job_id = if rec.event_name == "INSERT" {
         serde_dynamo::from_item::<_, JobRef>(rec.change.new_image.clone())
             .ok()
-            .filter(|j| j.kind.as_deref() == Some("mail_job"))
+            .filter(|j| j.kind.as_deref() == Some(MAIL_JOB_KIND))
             .map(|j| j.job_id)
     } else {
         None
@@ -124,8 +194,10 @@ fn job_ref_lambda(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobR
 }
 
 /// The mailer's Lambda handler for DynamoDB stream events.
-pub async fn handle_stream_event(app: &App, event: StreamEvent) -> DynamoDbEventResponse {
-    let records = event.records.iter().map(job_ref_lambda).collect();
+pub async fn handle_stream_event<S: MailerStore, M: Mailer>(
+    app: &MailerApp<S, M>,
+    event: StreamEvent) -> DynamoDbEventResponse {
+    let records = event.records.iter().map(job_record).collect();
     let failures = process_records(app, records).await;
     let mut resp = DynamoDbEventResponse::default();
     resp.batch_item_failures = failures
@@ -139,134 +211,21 @@ pub async fn handle_stream_event(app: &App, event: StreamEvent) -> DynamoDbEvent
     resp
 }
 
-pub async fn mailer_app() -> Result<App, Error> {
-    let app = with_store(base_app().await?).await;
-    Ok(app.with_mailer(Arc::new(SesMailer::from_env().await)))
-}
-
-/// The mailer's `main`: the Lambda loop, or `--poll` to read the table's stream
-/// directly (DynamoDB Local has no stream trigger).
+/// The mailer's `main`: the Lambda loop over DynamoDB stream events. (Locally the stack
+/// runs `contact-auth-dev mailer`, which follows the table's stream itself and feeds the
+/// same `process_records`; that poll loop and the Streams client are not in this binary.)
 pub async fn run_mailer() -> Result<(), Error> {
     init_tracing();
-    let app = mailer_app().await?;
-    if std::env::args().any(|a| a == "--poll") {
-        return poll_stream(&app).await;
-    }
+    let config = Config::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let app = App::new(config)
+        .with_store(store)
+        .with_mailer(SesMailer::from_env().await);
     let app = &app;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<StreamEvent>| async move {
         Ok::<_, Error>(handle_stream_event(app, ev.payload).await)
     }))
     .await
-}
-
-/// Local poll mode: follows every shard of the table's stream from its start and feeds
-/// inserted jobs to the same code the Lambda handler runs.
-pub async fn poll_stream(app: &App) -> Result<(), Error> {
-    use crate::adapters::aws::{sdk_config, Service};
-    use aws_sdk_dynamodbstreams::types::ShardIteratorType;
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk_config(Service::DynamoDb));
-    let streams = aws_sdk_dynamodbstreams::Client::new(&sdk_config(Service::DynamoDbStreams));
-    let table = app.config.table_name.clone();
-    let stream_arn = ddb
-        .describe_table()
-        .table_name(&table)
-        .send()
-        .await
-        .map_err(|e| {
-            format!(
-                "describe_table failed: {}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(e)
-            )
-        })?
-        .table
-        .and_then(|t| t.latest_stream_arn)
-        .ok_or("the table has no stream")?;
-    tracing::info!(table = %table, "mailer polling the table stream");
-    let mut iterators: std::collections::HashMap<String, Option<String>> = Default::default();
-    let mut last_describe = std::time::Instant::now() - Duration::from_secs(60);
-    loop {
-        if last_describe.elapsed() > Duration::from_secs(2) {
-            last_describe = std::time::Instant::now();
-            match streams
-                .describe_stream()
-                .stream_arn(&stream_arn)
-                .send()
-                .await
-            {
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describe_stream failed")
-                }
-                Ok(desc) => {
-                    for shard in desc
-                        .stream_description
-                        .map(|d| d.shards.unwrap_or_default())
-                        .unwrap_or_default()
-                    {
-                        let Some(id) = shard.shard_id else { continue };
-                        if iterators.contains_key(&id) {
-                            continue;
-                        }
-                        let it = streams
-                            .get_shard_iterator()
-                            .stream_arn(&stream_arn)
-                            .shard_id(&id)
-                            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                            .send()
-                            .await
-                            .ok()
-                            .and_then(|o| o.shard_iterator);
-                        iterators.insert(id, it);
-                    }
-                }
-            }
-        }
-        let mut busy = false;
-        for it in iterators.values_mut() {
-            let Some(current) = it.clone() else { continue };
-            let out = match streams.get_records().shard_iterator(&current).send().await {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "get_records failed");
-                    continue;
-                }
-            };
-            let records: Vec<JobRecord> = out
-                .records()
-                .iter()
-                .map(|r| {
-                    let insert = r.event_name().map(|n| n.as_str()) == Some("INSERT");
-                    let image = r.dynamodb().and_then(|d| d.new_image()).cloned();
-                    let job_id = match (insert, image) {
-                        (true, Some(img)) => {
-                            serde_dynamo::aws_sdk_dynamodbstreams_1::from_item::<JobRef>(img)
-                                .ok()
-                                .filter(|j| j.kind.as_deref() == Some("mail_job"))
-                                .map(|j| j.job_id)
-                        }
-                        _ => None,
-                    };
-                    JobRecord {
-                        sequence_number: r
-                            .dynamodb()
-                            .and_then(|d| d.sequence_number())
-                            .map(str::to_string),
-                        job_id,
-                    }
-                })
-                .collect();
-            busy |= !records.is_empty();
-            let failed = !process_records(app, records).await.is_empty();
-            if failed {
-                // Keep the iterator: retry the same batch after a pause.
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-            *it = out.next_shard_iterator;
-        }
-        if !busy {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
 }
 
 #[cfg(test)]

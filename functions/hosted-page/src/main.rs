@@ -1,9 +1,6 @@
-//! `hosted-page`: the route `Route::HostedPage` (see contact_auth::handlers). Needs config only.
-use contact_auth::{handlers::HostedPageFn, runtime};
-
+//! `hosted-page`: `contact_auth::routes::HostedPageFn`, whose handler is
+//! `contact_auth::handlers::hosted_page::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::base_app().await?;
-    runtime::serve_http::<HostedPageFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::HostedPageFn>().await
 }

@@ -1,9 +1,6 @@
-//! `jwks`: the route `Route::Jwks` (see contact_auth::handlers). Needs the signing keys.
-use contact_auth::{handlers::JwksFn, runtime};
-
+//! `jwks`: `contact_auth::routes::JwksFn`, whose handler is
+//! `contact_auth::handlers::jwks::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::base_app().await?).await?;
-    runtime::serve_http::<JwksFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::JwksFn>().await
 }

@@ -1,9 +1,6 @@
-//! `login`: the route `Route::Login` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::LoginFn, runtime};
-
+//! `login`: `contact_auth::routes::LoginFn`, whose handler is
+//! `contact_auth::handlers::login::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<LoginFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::LoginFn>().await
 }

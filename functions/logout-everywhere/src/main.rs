@@ -1,9 +1,6 @@
-//! `logout-everywhere`: the route `Route::LogoutEverywhere` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::LogoutEverywhereFn, runtime};
-
+//! `logout-everywhere`: `contact_auth::routes::LogoutEverywhereFn`, whose handler is
+//! `contact_auth::handlers::logout_everywhere::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<LogoutEverywhereFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::LogoutEverywhereFn>().await
 }

@@ -1,9 +1,6 @@
-//! `logout`: the route `Route::Logout` (see contact_auth::handlers). Needs the table.
-use contact_auth::{handlers::LogoutFn, runtime};
-
+//! `logout`: `contact_auth::routes::LogoutFn`, whose handler is
+//! `contact_auth::handlers::logout::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_store(runtime::base_app().await?).await;
-    runtime::serve_http::<LogoutFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::LogoutFn>().await
 }

@@ -1,9 +1,6 @@
-//! `magic-consume`: the route `Route::MagicConsume` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::MagicConsumeFn, runtime};
-
+//! `magic-consume`: `contact_auth::routes::MagicConsumeFn`, whose handler is
+//! `contact_auth::handlers::magic_consume::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<MagicConsumeFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::MagicConsumeFn>().await
 }

@@ -1,9 +1,6 @@
-//! `magic`: the route `Route::Magic` (see contact_auth::handlers). Needs the table.
-use contact_auth::{handlers::MagicFn, runtime};
-
+//! `magic`: `contact_auth::routes::MagicFn`, whose handler is
+//! `contact_auth::handlers::magic::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_store(runtime::base_app().await?).await;
-    runtime::serve_http::<MagicFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::MagicFn>().await
 }

@@ -1,9 +1,6 @@
-//! `me-get`: the route `Route::MeGet` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::MeGetFn, runtime};
-
+//! `me-get`: `contact_auth::routes::MeGetFn`, whose handler is
+//! `contact_auth::handlers::me_get::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<MeGetFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::MeGetFn>().await
 }

@@ -1,9 +1,6 @@
-//! `me-patch`: the route `Route::MePatch` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::MePatchFn, runtime};
-
+//! `me-patch`: `contact_auth::routes::MePatchFn`, whose handler is
+//! `contact_auth::handlers::me_patch::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<MePatchFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::MePatchFn>().await
 }

@@ -1,9 +1,6 @@
-//! `password-set`: the route `Route::PasswordSet` (see contact_auth::handlers). Needs the table and the signing keys.
-use contact_auth::{handlers::PasswordSetFn, runtime};
-
+//! `password-set`: `contact_auth::routes::PasswordSetFn`, whose handler is
+//! `contact_auth::handlers::password_set::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_keys(runtime::with_store(runtime::base_app().await?).await).await?;
-    runtime::serve_http::<PasswordSetFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::PasswordSetFn>().await
 }

@@ -1,9 +1,6 @@
-//! `register`: the route `Route::Register` (see contact_auth::handlers). Needs the table.
-use contact_auth::{handlers::RegisterFn, runtime};
-
+//! `register`: `contact_auth::routes::RegisterFn`, whose handler is
+//! `contact_auth::handlers::register::handle` (the route table names its dependencies).
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    runtime::init_tracing();
-    let app = runtime::with_store(runtime::base_app().await?).await;
-    runtime::serve_http::<RegisterFn>(app).await
+    contact_auth::runtime::serve_http::<contact_auth::routes::RegisterFn>().await
 }

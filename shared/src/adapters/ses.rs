@@ -1,7 +1,6 @@
 //! The `Mailer` on SES v2 `SendEmail` (simple content: text and HTML parts, which SES
 //! sends as multipart/alternative).
 
-use async_trait::async_trait;
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sesv2::Client;
@@ -32,7 +31,6 @@ fn content(data: &str) -> PortResult<Content> {
         .map_err(|_| PortError::Internal("ses content build".into()))
 }
 
-#[async_trait]
 impl Mailer for SesMailer {
     async fn send(&self, mail: &OutgoingMail) -> PortResult<()> {
         let message = Message::builder()

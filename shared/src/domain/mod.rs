@@ -6,3 +6,5 @@ pub mod password;
 pub mod rate;
 pub mod redirect;
 pub mod secret;
+pub mod session;
+pub mod target;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::secret::TokenHash;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hub {
     pub hub_id: String,
@@ -132,7 +134,7 @@ impl LinkPurpose {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MagicLink {
-    pub token_hash: String,
+    pub token_hash: TokenHash,
     pub purpose: LinkPurpose,
     pub team_id: String,
     pub hub_id: Option<String>,
@@ -153,7 +155,7 @@ pub struct MagicLink {
 /// A refresh token record (only the hash of the token is stored).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshRecord {
-    pub token_hash: String,
+    pub token_hash: TokenHash,
     pub contact_id: String,
     pub team_id: String,
     pub hub_id: Option<String>,

@@ -3,7 +3,7 @@
 //! once and consumes it only when the person presses the button, so mail scanners that
 //! open links (even ones that run scripts) do not burn it.
 
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use lambda_http::{Body, Request, Response};
 
 use crate::app::App;
@@ -12,8 +12,8 @@ use crate::edge::{HandlerResult, RequestMeta};
 
 const PAGE: &str = include_str!("hosted_page.html");
 
-pub async fn handle(_app: &App, _req: Request, _meta: RequestMeta) -> HandlerResult {
-    let nonce = crate::domain::secret::new_token()?;
+pub async fn handle<S, K>(_app: &App<S, K>, _req: Request, _meta: RequestMeta) -> HandlerResult {
+    let nonce = crate::domain::secret::new_nonce()?;
     let html = PAGE
         .replace("{{NONCE}}", &nonce)
         .replace("{{API_PREFIX}}", API_PREFIX);
@@ -22,14 +22,27 @@ pub async fn handle(_app: &App, _req: Request, _meta: RequestMeta) -> HandlerRes
          connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
          frame-ancestors 'none'"
     );
-    Ok(Response::builder()
-        .status(200)
-        .header(CONTENT_TYPE, "text/html; charset=utf-8")
-        .header(CACHE_CONTROL, "no-store")
-        .header("content-security-policy", csp)
-        .header("referrer-policy", "no-referrer")
-        .header("x-content-type-options", "nosniff")
-        .header("x-frame-options", "DENY")
-        .body(Body::Text(html))
-        .unwrap_or_default())
+    // The nonce is base64url, so the policy is always a valid header value.
+    let csp = HeaderValue::from_str(&csp).map_err(|_| crate::errors::ApiError::internal())?;
+    let mut resp = Response::new(Body::Text(html));
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(HeaderName::from_static("content-security-policy"), csp);
+    h.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    );
+    Ok(resp)
 }

@@ -14,36 +14,21 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::domain::email::parse_email;
+use crate::domain::jwt::KeySet;
 use crate::domain::password;
-use crate::domain::rate::{email_scope, ip_counter, login_failures};
+use crate::domain::rate::email_scope;
+use crate::domain::target::{parse_target, Target};
 use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::send::{parse_target, Target};
-use crate::handlers::session::{new_refresh, token_pair_response, SessionSubject};
-use crate::ports::{Counter, Reserved, Store};
+use crate::flows::account::reserve_password_attempt;
+use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::ports::{Attempts, Contacts, Directory, Sessions};
 
-/// Counts one password attempt for `scope` (team or slug + email) and the source IP,
-/// before the password is verified: 429 when either limit is reached.
-pub async fn reserve_password_attempt(
-    app: &App,
-    store: &dyn Store,
-    scope: &str,
-    source_ip: &str,
-    now: i64,
-) -> Result<Counter, ApiError> {
-    let failures = login_failures(scope, now);
-    let ip = ip_counter(source_ip, now);
-    let counters = [
-        (failures.clone(), app.config.login_failures_per_15min),
-        (ip, app.config.ip_per_minute),
-    ];
-    match store.reserve_attempts(&counters, now).await? {
-        Reserved::Ok => Ok(failures),
-        Reserved::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
-    }
-}
-
-pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult {
+pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
+    app: &App<S, KeySet>,
+    req: Request,
+    meta: RequestMeta,
+) -> HandlerResult {
     let attrs = parse_document(&req, "login_requests", false)?;
     attrs.only(&["email", "password", "slug", "team_id"])?;
     let email = parse_email(&attrs.required_str("email")?)
@@ -56,11 +41,11 @@ pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult
         ));
     }
     let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
-    let store = app.store()?;
+    let store = &app.store;
     let now = app.now();
 
     let (team_id, hub_id, scope) = match target {
-        Target::Slug(slug) => match app.hub_by_slug_cached(&slug).await? {
+        Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
             Some(h) => (Some(h.team_id.clone()), Some(h.hub_id), h.team_id),
             None => (None, None, format!("slug:{slug}")),
         },
@@ -68,7 +53,6 @@ pub async fn handle(app: &App, req: Request, meta: RequestMeta) -> HandlerResult
     };
     let failures = reserve_password_attempt(
         app,
-        store,
         &email_scope(&scope, &email.key),
         &meta.source_ip,
         now,

@@ -1,58 +1,50 @@
-//! `POST /refresh` and `POST /logout`. The refresh token comes from the cookie first,
-//! else from the body (`refresh_requests`, attribute `refresh_token`). Rotation is one
+//! `POST /refresh`. The refresh token comes from the cookie first, else from the body
+//! (`refresh_requests`, attribute `refresh_token`). Rotation is one
 //! read and one transaction; a rotated token presented again within the grace window
 //! (two tabs) gets a fresh pair in the same family; later, it is reuse and the family
 //! is revoked.
 
-use http::StatusCode;
 use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
-use crate::domain::secret::{hash_token, looks_like_token};
-use crate::edge::{empty_response, parse_document, HandlerResult, RequestMeta};
+use crate::domain::jwt::KeySet;
+use crate::domain::secret::RawToken;
+use crate::domain::session::{refresh_decision, RefreshDecision};
+use crate::edge::{HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::session::{
-    new_refresh, refresh_cookie, set_refresh_cookie, token_pair_response, AmbiguousCookie,
-    SessionSubject,
+use crate::flows::session::{
+    new_refresh, presented_refresh_token, token_pair_response, AmbiguousCookie, SessionSubject,
 };
-use crate::ports::Rotation;
+use crate::ports::{Rotation, Sessions};
 
-/// The presented refresh token: cookie first, else the body. `Err(AmbiguousCookie)`
-/// when several refresh cookies came (the body is still parsed, so a bad body is 4xx).
-fn presented(
-    app: &App,
-    req: &Request,
-) -> Result<Result<Option<String>, AmbiguousCookie>, ApiError> {
-    let attrs = parse_document(req, "refresh_requests", true)?;
-    attrs.only(&["refresh_token"])?;
-    let body = attrs.optional_str("refresh_token")?;
-    Ok(refresh_cookie(app, req).map(|c| c.or(body).filter(|t| !t.is_empty())))
-}
-
-pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
+pub async fn handle<S: Sessions>(
+    app: &App<S, KeySet>,
+    req: Request,
+    _meta: RequestMeta,
+) -> HandlerResult {
     let invalid = || ApiError::new(ErrorCode::RefreshTokenInvalid);
-    let token = presented(app, &req)?
+    let token = presented_refresh_token(app, &req)?
         .map_err(|AmbiguousCookie| invalid())?
         .ok_or(ApiError::new(ErrorCode::RefreshTokenMissing))?;
-    if !looks_like_token(&token) {
-        return Err(invalid());
-    }
-    let store = app.store()?;
-    let hash = hash_token(&token);
+    let hash = RawToken::parse(&token).ok_or_else(invalid)?.hash();
+    let store = &app.store;
     for _ in 0..3 {
         let now = app.now();
         let state = store.refresh_state(&hash).await?.ok_or_else(invalid)?;
         let session_end = app.config.session_end(state.record.auth_time);
-        if state.revoked_at.is_some() || state.record.expires_at <= now || session_end <= now {
-            return Err(invalid());
-        }
-        let grace_since = match state.rotated_at {
-            None => None,
-            Some(at) if now - at <= app.config.refresh_grace => {
-                Some(now - app.config.refresh_grace)
-            }
-            Some(_) => {
+        let grace_since = match refresh_decision(
+            state.revoked_at,
+            state.record.expires_at,
+            session_end,
+            state.rotated_at,
+            now,
+            app.config.refresh_grace,
+        ) {
+            RefreshDecision::Invalid => return Err(invalid()),
+            RefreshDecision::Rotate => None,
+            RefreshDecision::Grace { since } => Some(since),
+            RefreshDecision::Reuse => {
                 store
                     .revoke_family(&state.record.family_id, None, now, session_end)
                     .await?;
@@ -82,33 +74,3 @@ pub async fn handle_refresh(app: &App, req: Request, _meta: RequestMeta) -> Hand
     Err(invalid())
 }
 
-/// Revokes the presented token's family. The family's revocation outlives every token
-/// of the family: none can live past the session's absolute end (sign-in + session_max).
-pub async fn handle_logout(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
-    let token = match presented(app, &req)? {
-        Ok(t) => t.filter(|t| looks_like_token(t)),
-        Err(AmbiguousCookie) => {
-            tracing::warn!("logout with several refresh cookies: nothing revoked");
-            None
-        }
-    };
-    if let Some(token) = token {
-        let store = app.store()?;
-        let hash = hash_token(&token);
-        if let Some(state) = store.refresh_state(&hash).await? {
-            let now = app.now();
-            let session_end = app.config.session_end(state.record.auth_time);
-            store
-                .revoke_family(
-                    &state.record.family_id,
-                    Some(&hash),
-                    now,
-                    session_end.max(state.record.expires_at),
-                )
-                .await?;
-        }
-    }
-    let mut resp = empty_response(StatusCode::NO_CONTENT);
-    set_refresh_cookie(app, &mut resp, None);
-    Ok(resp)
-}

@@ -7,25 +7,28 @@ use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
+use crate::domain::jwt::KeySet;
 use crate::domain::model::{LinkPurpose, MagicLink};
-use crate::domain::secret::{hash_token, looks_like_token, new_id};
+use crate::domain::secret::{new_id, RawToken};
 use crate::edge::{json_response, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
-use crate::handlers::session::{new_refresh, token_pair_response, SessionSubject};
-use crate::ports::{ConsumeAs, Consumed, UndoEmailChange};
+use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::ports::{ConsumeAs, Consumed, Contacts, MagicLinks, UndoEmailChange};
 
-pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResult {
+pub async fn handle<S: MagicLinks + Contacts>(
+    app: &App<S, KeySet>,
+    req: Request,
+    _meta: RequestMeta,
+) -> HandlerResult {
     let attrs = parse_document(&req, "magic_link_consumes", false)?;
     attrs.only(&["token"])?;
     let token = attrs.required_str("token")?;
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
-    if !looks_like_token(token.trim()) {
-        return Err(invalid());
-    }
-    let store = app.store()?;
+    let token = RawToken::parse(token.trim()).ok_or_else(invalid)?;
+    let store = &app.store;
     let now = app.now();
     let (link, contact_tv) = store
-        .magic_link(&hash_token(token.trim()))
+        .magic_link(&token.hash())
         .await?
         .ok_or_else(invalid)?;
     if link.used_at.is_some() || link.expires_at <= now {
@@ -125,9 +128,11 @@ pub async fn handle(app: &App, req: Request, _meta: RequestMeta) -> HandlerResul
 /// The contact an email-change link moves, as it is now: only while the link's change
 /// is the pending one, and never onto the address the contact already has (two pending
 /// changes to one address: the first consumed wins, the other link is spent).
-async fn change_email_as(app: &App, link: &MagicLink, cid: &str) -> Result<ConsumeAs, ApiError> {
+async fn change_email_as<S: Contacts, K>(
+    app: &App<S, K>,
+    link: &MagicLink, cid: &str) -> Result<ConsumeAs, ApiError> {
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
-    let contact = app.store()?.contact(cid).await?.ok_or_else(invalid)?;
+    let contact = app.store.contact(cid).await?.ok_or_else(invalid)?;
     let change_id = link.change_id.clone().ok_or_else(invalid)?;
     if contact.email_change_id.as_deref() != Some(change_id.as_str())
         || contact.email_key == link.email_key
@@ -145,9 +150,13 @@ async fn change_email_as(app: &App, link: &MagicLink, cid: &str) -> Result<Consu
 /// An undo link from an email-change notice: restore the address it was sent to, end
 /// every session, remove a password set or changed since the change request, cancel
 /// pending changes. Signs nobody in: the member signs in again afterwards.
-async fn undo_email_change(app: &App, link: &MagicLink, now: i64) -> HandlerResult {
+async fn undo_email_change<S: MagicLinks + Contacts, K>(
+    app: &App<S, K>,
+    link: &MagicLink,
+    now: i64,
+) -> HandlerResult {
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
-    let store = app.store()?;
+    let store = &app.store;
     let (Some(cid), Some(pw_version)) = (&link.contact_id, link.pw_version) else {
         return Err(invalid());
     };

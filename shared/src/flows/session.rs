@@ -1,4 +1,5 @@
-//! Sessions: the token pair (access JWT + rotating opaque refresh token), the refresh
+//! Sessions, shared by every route that signs someone in or checks a token: the token
+//! pair (access JWT + rotating opaque refresh token), the refresh
 //! cookie (built with the `cookie` crate), and Bearer authentication.
 
 use cookie::{Cookie, SameSite};
@@ -7,10 +8,12 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::domain::jwt::AccessClaims;
+use crate::domain::jwt::{AccessClaims, KeySet};
 use crate::domain::model::{Contact, RefreshRecord};
-use crate::domain::secret::{hash_token, new_id, new_token};
+use crate::domain::secret::{new_id, RawToken};
+use crate::edge::parse_document;
 use crate::errors::{ApiError, ErrorCode};
+use crate::ports::Contacts;
 
 /// Who a new session is for.
 #[derive(Debug, Clone)]
@@ -26,20 +29,20 @@ pub struct SessionSubject {
 /// A refresh token made but not yet stored (the caller stores the record in the same
 /// write as the rest of its work).
 pub struct NewRefresh {
-    pub raw: String,
+    pub raw: RawToken,
     pub record: RefreshRecord,
 }
 
-pub fn new_refresh(
-    app: &App,
+pub fn new_refresh<S, K>(
+    app: &App<S, K>,
     who: &SessionSubject,
     family_id: Option<String>,
 ) -> Result<NewRefresh, ApiError> {
-    let raw = new_token()?;
+    let raw = RawToken::generate()?;
     let now = app.now();
     Ok(NewRefresh {
         record: RefreshRecord {
-            token_hash: hash_token(&raw),
+            token_hash: raw.hash(),
             contact_id: who.contact_id.clone(),
             team_id: who.team_id.clone(),
             hub_id: who.hub_id.clone(),
@@ -55,7 +58,7 @@ pub fn new_refresh(
     })
 }
 
-pub fn sign_access(app: &App, who: &SessionSubject) -> Result<String, ApiError> {
+pub fn sign_access<S>(app: &App<S, KeySet>, who: &SessionSubject) -> Result<String, ApiError> {
     let now = app.now();
     let claims = AccessClaims {
         iss: app.config.jwt_issuer.clone(),
@@ -70,15 +73,15 @@ pub fn sign_access(app: &App, who: &SessionSubject) -> Result<String, ApiError> 
         exp: now + app.config.access_ttl,
         jti: new_id(),
     };
-    app.keys()?.sign(&claims).map_err(|e| {
+    app.keys.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
         ApiError::internal()
     })
 }
 
 /// The token pair body (plus `extra` fields) with the refresh cookie set.
-pub fn token_pair_response(
-    app: &App,
+pub fn token_pair_response<S>(
+    app: &App<S, KeySet>,
     who: &SessionSubject,
     refresh: &NewRefresh,
     extra: Value,
@@ -95,8 +98,8 @@ pub fn token_pair_response(
 }
 
 /// The token pair as JSON: a new access token for `who` and `refresh`.
-pub fn token_pair(
-    app: &App,
+pub fn token_pair<S>(
+    app: &App<S, KeySet>,
     who: &SessionSubject,
     refresh: &NewRefresh,
 ) -> Result<Value, ApiError> {
@@ -105,7 +108,7 @@ pub fn token_pair(
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": app.config.access_ttl,
-        "refresh_token": refresh.raw,
+        "refresh_token": refresh.raw.expose(),
         "refresh_expires_in": refresh.lifetime(app.now()),
     }))
 }
@@ -119,10 +122,10 @@ impl NewRefresh {
 
 /// Sets (or, with None, clears) the refresh cookie: HttpOnly; Secure; SameSite=Strict,
 /// scoped to the contact-auth path.
-pub fn set_refresh_cookie(app: &App, resp: &mut Response<Body>, value: Option<&NewRefresh>) {
+pub fn set_refresh_cookie<S, K>(app: &App<S, K>, resp: &mut Response<Body>, value: Option<&NewRefresh>) {
     let (raw, max_age) = match value {
         Some(r) => (
-            r.raw.clone(),
+            r.raw.expose().to_string(),
             cookie::time::Duration::seconds(r.lifetime(app.now())),
         ),
         None => (String::new(), cookie::time::Duration::ZERO),
@@ -145,7 +148,7 @@ pub fn set_refresh_cookie(app: &App, resp: &mut Response<Body>, value: Option<&N
 pub struct AmbiguousCookie;
 
 /// The refresh token from the cookie, if any (an empty value counts as none).
-pub fn refresh_cookie(app: &App, req: &Request) -> Result<Option<String>, AmbiguousCookie> {
+pub fn refresh_cookie<S, K>(app: &App<S, K>, req: &Request) -> Result<Option<String>, AmbiguousCookie> {
     let mut found = req
         .headers()
         .get_all(http::header::COOKIE)
@@ -161,31 +164,24 @@ pub fn refresh_cookie(app: &App, req: &Request) -> Result<Option<String>, Ambigu
     }
 }
 
-/// Whether the access token's sign-in is recent enough for a sensitive change: a magic
-/// link, sign-in code or password sign-in less than `recent_auth` seconds ago. A session
-/// minted by an email-change link never counts.
-pub fn recently_authenticated(claims: &AccessClaims, now: i64, window: i64) -> bool {
-    let strong = claims
-        .amr
-        .iter()
-        .any(|m| matches!(m.as_str(), "magic_link" | "otp" | "pwd"));
-    let email_change = claims.amr.iter().any(|m| m == "email_change");
-    strong && !email_change && now - claims.auth_time < window && claims.auth_time <= now + 60
-}
-
-/// The forgotten-password rule: the current password may be omitted within the window of
-/// a sign-in by email (link or code), not by password or an email-change link.
-pub fn recent_email_sign_in(claims: &AccessClaims, now: i64, window: i64) -> bool {
-    claims
-        .amr
-        .iter()
-        .any(|m| matches!(m.as_str(), "magic_link" | "otp"))
-        && recently_authenticated(claims, now, window)
+/// The presented refresh token: cookie first, else the body. `Err(AmbiguousCookie)`
+/// when several refresh cookies came (the body is still parsed, so a bad body is 4xx).
+pub fn presented_refresh_token<S, K>(
+    app: &App<S, K>,
+    req: &Request,
+) -> Result<Result<Option<String>, AmbiguousCookie>, ApiError> {
+    let attrs = parse_document(req, "refresh_requests", true)?;
+    attrs.only(&["refresh_token"])?;
+    let body = attrs.optional_str("refresh_token")?;
+    Ok(refresh_cookie(app, req).map(|c| c.or(body).filter(|t| !t.is_empty())))
 }
 
 /// Verifies the Bearer access token: signature, `exp`, `iss`, `aud`, and the contact's
 /// token version. Every failure is the same 401 `unauthorized`.
-pub async fn authenticate(app: &App, req: &Request) -> Result<(AccessClaims, Contact), ApiError> {
+pub async fn authenticate<S: Contacts>(
+    app: &App<S, KeySet>,
+    req: &Request,
+) -> Result<(AccessClaims, Contact), ApiError> {
     let unauthorized = || ApiError::new(ErrorCode::Unauthorized);
     let header = req
         .headers()
@@ -197,7 +193,7 @@ pub async fn authenticate(app: &App, req: &Request) -> Result<(AccessClaims, Con
         return Err(unauthorized());
     }
     let claims = app
-        .keys()?
+        .keys
         .verify(
             token.trim(),
             &app.config.jwt_issuer,
@@ -210,7 +206,7 @@ pub async fn authenticate(app: &App, req: &Request) -> Result<(AccessClaims, Con
     // Profile and team membership in one read: a revoked token version, a ban or a
     // removal from the team all end the token here.
     let (contact, membership) = app
-        .store()?
+        .store
         .contact_with_membership(Some(&claims.sub), &claims.tid)
         .await?;
     let contact = contact.ok_or_else(unauthorized)?;
@@ -221,78 +217,3 @@ pub async fn authenticate(app: &App, req: &Request) -> Result<(AccessClaims, Con
     Ok((claims, contact))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn claims(amr: &[&str], auth_time: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            aud: "a".into(),
-            sub: "c".into(),
-            tid: "t".into(),
-            hid: None,
-            tv: 0,
-            amr: amr.iter().map(|s| s.to_string()).collect(),
-            auth_time,
-            iat: auth_time,
-            exp: auth_time + 900,
-            jti: "j".into(),
-        }
-    }
-
-    #[test]
-    fn recent_authentication_window_and_methods() {
-        let now = 10_000;
-        for amr in ["magic_link", "otp", "pwd"] {
-            assert!(
-                recently_authenticated(&claims(&[amr], now - 599), now, 600),
-                "{amr}"
-            );
-            assert!(
-                !recently_authenticated(&claims(&[amr], now - 600), now, 600),
-                "{amr}"
-            );
-        }
-        // A session from an email-change link is never a fresh sign-in.
-        assert!(!recently_authenticated(
-            &claims(&["email_change"], now),
-            now,
-            600
-        ));
-        assert!(!recently_authenticated(
-            &claims(&["magic_link", "email_change"], now),
-            now,
-            600
-        ));
-        assert!(!recently_authenticated(&claims(&[], now), now, 600));
-        // An auth_time far in the future (a forged or skewed clock) does not count.
-        assert!(!recently_authenticated(
-            &claims(&["pwd"], now + 3600),
-            now,
-            600
-        ));
-    }
-
-    #[test]
-    fn forgotten_password_needs_an_email_sign_in() {
-        let now = 10_000;
-        assert!(recent_email_sign_in(
-            &claims(&["magic_link"], now - 60),
-            now,
-            600
-        ));
-        assert!(recent_email_sign_in(&claims(&["otp"], now - 60), now, 600));
-        assert!(!recent_email_sign_in(&claims(&["pwd"], now - 60), now, 600));
-        assert!(!recent_email_sign_in(
-            &claims(&["email_change"], now - 60),
-            now,
-            600
-        ));
-        assert!(!recent_email_sign_in(
-            &claims(&["magic_link"], now - 601),
-            now,
-            600
-        ));
-    }
-}

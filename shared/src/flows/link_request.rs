@@ -1,4 +1,4 @@
-//! `POST /register` and `POST /magic`: validate, count, enqueue. The same work for
+//! What `POST /register` and `POST /magic` share: validate, count, enqueue. The same work for
 //! every valid request (one hub read, cacheable; one transactional write), so neither
 //! the answer nor its timing says whether the email or the hub exists.
 
@@ -11,68 +11,17 @@ use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::rate::{email_scope, send_rules};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::new_id;
+use crate::domain::target::{parse_target, Target};
 use crate::edge::{attr_pointer, empty_response, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
-use crate::ports::Enqueued;
+use crate::ports::{Directory, Enqueued, MailJobs};
 
 pub const ATTRIBUTES: &[&str] = &["email", "slug", "team_id", "redirect_url"];
 
-/// A hub slug: 1–64 of `a-z 0-9 -`, not starting or ending with `-` (case-folded).
-pub fn parse_slug(raw: &str) -> Result<String, ApiError> {
-    let slug = raw.trim().to_ascii_lowercase();
-    let ok = !slug.is_empty()
-        && slug.len() <= 64
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !slug.starts_with('-')
-        && !slug.ends_with('-');
-    if ok {
-        Ok(slug)
-    } else {
-        Err(ApiError::validation(
-            attr_pointer("slug"),
-            "slug must be 1-64 characters of a-z, 0-9 and '-'.",
-        ))
-    }
-}
-
-/// A team id: 1–64 of `A-Z a-z 0-9 _ -`.
-pub fn parse_team_id(raw: &str) -> Result<String, ApiError> {
-    let t = raw.trim();
-    let ok = !t.is_empty()
-        && t.len() <= 64
-        && t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(t.to_string())
-    } else {
-        Err(ApiError::validation(
-            attr_pointer("team_id"),
-            "team_id must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'.",
-        ))
-    }
-}
-
-pub enum Target {
-    Slug(String),
-    Team(String),
-}
-
-/// The shared "exactly one of slug / team_id" rule (register, magic, login).
-pub fn parse_target(slug: Option<String>, team_id: Option<String>) -> Result<Target, ApiError> {
-    match (slug, team_id) {
-        (Some(s), None) => Ok(Target::Slug(parse_slug(&s)?)),
-        (None, Some(t)) => Ok(Target::Team(parse_team_id(&t)?)),
-        _ => Err(ApiError::validation(
-            "/data/attributes",
-            "Give exactly one of slug or team_id.",
-        )),
-    }
-}
-
-pub async fn handle(
-    app: &App,
+/// Validates a link request, counts it and writes its mail job (the mailer decides what,
+/// if anything, is sent). `purpose` is `Register` or `Magic`.
+pub async fn request_link<S: Directory + MailJobs, K>(
+    app: &App<S, K>,
     purpose: JobPurpose,
     req: Request,
     meta: RequestMeta,
@@ -108,8 +57,8 @@ pub async fn handle(
             // builds the mail. Hub existence is no secret here: a known hub's 422 already
             // tells it apart.
             let hub = match &redirect {
-                Some(_) => app.store()?.hub_by_slug(&slug).await?,
-                None => app.hub_by_slug_cached(&slug).await?,
+                Some(_) => app.store.hub_by_slug(&slug).await?,
+                None => app.store.hub_by_slug_cached(&slug, app.now()).await?,
             };
             if let (Some(hub), Some((_, origin))) = (&hub, &redirect) {
                 if !origin_allowed(origin, &hub.allowed_redirect_origins) {
@@ -145,7 +94,7 @@ pub async fn handle(
         change_id: None,
         pw_version: None,
     };
-    match app.store()?.enqueue_job(&job, &rules, now).await? {
+    match app.store.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {
             tracing::info!(job_id = %job.job_id, purpose = ?purpose, "mail job queued");
             Ok(empty_response(StatusCode::ACCEPTED))
@@ -154,24 +103,3 @@ pub async fn handle(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slugs_and_team_ids() {
-        assert_eq!(parse_slug(" My-Hub ").unwrap(), "my-hub");
-        for bad in ["", "-a", "a-", "a_b", "a b", &"a".repeat(65)] {
-            assert!(parse_slug(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_team_id("team_abc123").unwrap(), "team_abc123");
-        assert!(parse_team_id("team abc").is_err());
-        assert!(parse_team_id("").is_err());
-        assert!(parse_target(None, None).is_err());
-        assert!(parse_target(Some("a".into()), Some("b".into())).is_err());
-        assert_eq!(
-            parse_target(None, None).err().unwrap().pointer.as_deref(),
-            Some("/data/attributes")
-        );
-    }
-}

@@ -1,0 +1,336 @@
+//! The one codec between domain types and DynamoDB items: attribute helpers, and for
+//! each item kind a `*_from` (item -> domain) and an `*_item` (domain -> item), all in
+//! the same hand-written style (no serde, so an attribute's name and type are visible
+//! here and nowhere else).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::keys::{self, with_key};
+use super::Item;
+use crate::domain::model::{
+    Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
+    RefreshRecord,
+};
+use crate::domain::secret::TokenHash;
+use crate::ports::RefreshState;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn opt_s(v: &Option<String>) -> AttributeValue {
+    match v {
+        Some(v) => s(v.clone()),
+        None => AttributeValue::Null(true),
+    }
+}
+
+pub fn get_s(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+pub fn get_bool(item: &Item, k: &str) -> Option<bool> {
+    item.get(k).and_then(|v| v.as_bool().ok()).copied()
+}
+
+pub fn get_list_s(item: &Item, k: &str) -> Vec<String> {
+    item.get(k)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+pub fn list_s(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(|x| s(x.clone())).collect())
+}
+
+
+pub fn hub_from(item: &Item) -> Option<Hub> {
+    Some(Hub {
+        hub_id: get_s(item, "hub_id")?,
+        slug: get_s(item, "slug")?,
+        team_id: get_s(item, "team_id")?,
+        title: get_s(item, "title").unwrap_or_default(),
+        allowed_redirect_origins: get_list_s(item, "allowed_redirect_origins"),
+        registration_enabled: get_bool(item, "registration_enabled").unwrap_or(true),
+    })
+}
+
+pub fn hub_item(h: &Hub) -> Item {
+    HashMap::from([
+        ("hub_id".to_string(), s(&h.hub_id)),
+        ("slug".to_string(), s(&h.slug)),
+        ("team_id".to_string(), s(&h.team_id)),
+        ("title".to_string(), s(&h.title)),
+        (
+            "allowed_redirect_origins".to_string(),
+            list_s(&h.allowed_redirect_origins),
+        ),
+        (
+            "registration_enabled".to_string(),
+            AttributeValue::Bool(h.registration_enabled),
+        ),
+    ])
+}
+
+pub fn status_str(st: MembershipStatus) -> &'static str {
+    match st {
+        MembershipStatus::Active => "active",
+        MembershipStatus::Banned => "banned",
+        MembershipStatus::Left => "left",
+    }
+}
+
+pub fn membership_from(item: &Item) -> Option<Membership> {
+    let status = match get_s(item, "status")?.as_str() {
+        "active" => MembershipStatus::Active,
+        "banned" => MembershipStatus::Banned,
+        _ => MembershipStatus::Left,
+    };
+    Some(Membership {
+        team_id: get_s(item, "team_id")?,
+        joined_at: get_n(item, "joined_at").unwrap_or(0),
+        status,
+        sessions_valid_after: get_n(item, "sessions_valid_after"),
+    })
+}
+
+pub fn contact_from(item: &Item) -> Option<Contact> {
+    Some(Contact {
+        contact_id: get_s(item, "contact_id")?,
+        email: get_s(item, "email")?,
+        email_key: get_s(item, "email_key")?,
+        email_verified_at: get_n(item, "email_verified_at"),
+        password_hash: get_s(item, "password_hash"),
+        token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        tos_accepted_at: get_s(item, "tos_accepted_at"),
+        tos_version: get_s(item, "tos_version"),
+        pending_email: get_s(item, "pending_email"),
+        email_change_id: get_s(item, "email_change_id"),
+        password_version: get_n(item, "password_version").unwrap_or(0).max(0) as u64,
+    })
+}
+
+pub fn purpose_str(p: LinkPurpose) -> &'static str {
+    match p {
+        LinkPurpose::Register => "register",
+        LinkPurpose::Join => "join",
+        LinkPurpose::SignIn => "sign_in",
+        LinkPurpose::EmailChange => "email_change",
+        LinkPurpose::EmailChangeUndo => "email_change_undo",
+    }
+}
+
+pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u64>)> {
+    let purpose = match get_s(item, "purpose")?.as_str() {
+        "register" => LinkPurpose::Register,
+        "join" => LinkPurpose::Join,
+        "sign_in" => LinkPurpose::SignIn,
+        "email_change" => LinkPurpose::EmailChange,
+        "email_change_undo" => LinkPurpose::EmailChangeUndo,
+        _ => return None,
+    };
+    let link = MagicLink {
+        token_hash: hash.clone(),
+        purpose,
+        team_id: get_s(item, "team_id")?,
+        hub_id: get_s(item, "hub_id"),
+        email: get_s(item, "email")?,
+        email_key: get_s(item, "email_key")?,
+        contact_id: get_s(item, "contact_id"),
+        redirect_url: get_s(item, "redirect_url"),
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        expires_at: get_n(item, "expires_at")?,
+        used_at: get_n(item, "used_at"),
+        change_id: get_s(item, "change_id"),
+        pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
+    };
+    Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
+}
+
+
+/// The `kind` attribute of a mail job: the mailer's stream filter (template.yaml
+/// `FilterCriteria`) and its record parser look for it.
+pub const MAIL_JOB_KIND: &str = "mail_job";
+
+fn job_purpose_str(p: JobPurpose) -> &'static str {
+    match p {
+        JobPurpose::Register => "register",
+        JobPurpose::Magic => "magic",
+        JobPurpose::EmailChange => "email_change",
+        JobPurpose::PasswordSetNotice => "password_set_notice",
+        JobPurpose::PasswordChangeNotice => "password_change_notice",
+    }
+}
+
+fn job_purpose_from(s: &str) -> Option<JobPurpose> {
+    Some(match s {
+        "register" => JobPurpose::Register,
+        "magic" => JobPurpose::Magic,
+        "email_change" => JobPurpose::EmailChange,
+        "password_set_notice" => JobPurpose::PasswordSetNotice,
+        "password_change_notice" => JobPurpose::PasswordChangeNotice,
+        _ => return None,
+    })
+}
+
+pub fn job_item(job: &MailJob, expires_at: i64) -> Item {
+    let mut item = HashMap::from([
+        ("kind".to_string(), s(MAIL_JOB_KIND)),
+        ("job_id".to_string(), s(&job.job_id)),
+        ("purpose".to_string(), s(job_purpose_str(job.purpose))),
+        ("slug".to_string(), opt_s(&job.slug)),
+        ("team_id".to_string(), opt_s(&job.team_id)),
+        ("email".to_string(), s(&job.email)),
+        ("email_key".to_string(), s(&job.email_key)),
+        ("redirect_url".to_string(), opt_s(&job.redirect_url)),
+        ("created_at".to_string(), n(job.created_at)),
+        ("contact_id".to_string(), opt_s(&job.contact_id)),
+        ("change_id".to_string(), opt_s(&job.change_id)),
+        ("expires_at".to_string(), n(expires_at)),
+    ]);
+    if let Some(v) = job.pw_version {
+        item.insert("pw_version".into(), n(v));
+    }
+    with_key(item, keys::job(&job.job_id))
+}
+
+pub fn job_from(item: &Item) -> Option<MailJob> {
+    Some(MailJob {
+        job_id: get_s(item, "job_id")?,
+        purpose: job_purpose_from(&get_s(item, "purpose")?)?,
+        slug: get_s(item, "slug"),
+        team_id: get_s(item, "team_id"),
+        email: get_s(item, "email")?,
+        email_key: get_s(item, "email_key")?,
+        redirect_url: get_s(item, "redirect_url"),
+        created_at: get_n(item, "created_at").unwrap_or(0),
+        contact_id: get_s(item, "contact_id"),
+        change_id: get_s(item, "change_id"),
+        pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
+    })
+}
+
+pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
+    let mut item = HashMap::from([
+        ("purpose".to_string(), s(purpose_str(link.purpose))),
+        ("team_id".to_string(), s(&link.team_id)),
+        ("hub_id".to_string(), opt_s(&link.hub_id)),
+        ("email".to_string(), s(&link.email)),
+        ("email_key".to_string(), s(&link.email_key)),
+        ("contact_id".to_string(), opt_s(&link.contact_id)),
+        ("redirect_url".to_string(), opt_s(&link.redirect_url)),
+        ("created_at".to_string(), n(link.created_at)),
+        ("expires_at".to_string(), n(link.expires_at)),
+    ]);
+    if let Some(tv) = contact_tv {
+        item.insert("contact_tv".into(), n(tv));
+    }
+    if let Some(c) = &link.change_id {
+        item.insert("change_id".into(), s(c));
+    }
+    if let Some(v) = link.pw_version {
+        item.insert("pw_version".into(), n(v));
+    }
+    with_key(item, keys::magic(&link.token_hash))
+}
+
+/// A new membership, active from `now`.
+pub fn new_membership_item(contact_id: &str, team_id: &str, now: i64) -> Item {
+    let item = HashMap::from([
+        ("team_id".to_string(), s(team_id)),
+        ("status".to_string(), s(status_str(MembershipStatus::Active))),
+        ("joined_at".to_string(), n(now)),
+    ]);
+    with_key(item, keys::membership(contact_id, team_id))
+}
+
+/// The email index entry: `email_key` belongs to `contact_id`.
+pub fn email_item(contact_id: &str, email_key: &str) -> Item {
+    with_key(
+        HashMap::from([("contact_id".to_string(), s(contact_id))]),
+        keys::email(email_key),
+    )
+}
+
+pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState> {
+    Some(RefreshState {
+        record: RefreshRecord {
+            token_hash: hash.clone(),
+            contact_id: get_s(item, "contact_id")?,
+            team_id: get_s(item, "team_id")?,
+            hub_id: get_s(item, "hub_id"),
+            family_id: get_s(item, "family_id")?,
+            token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
+            amr: get_list_s(item, "amr"),
+            auth_time: get_n(item, "auth_time").unwrap_or(0),
+            created_at: get_n(item, "created_at").unwrap_or(0),
+            expires_at: get_n(item, "expires_at")?,
+        },
+        rotated_at: get_n(item, "rotated_at"),
+        revoked_at: get_n(item, "revoked_at"),
+    })
+}
+
+pub fn refresh_item(r: &RefreshRecord) -> Item {
+    let item = HashMap::from([
+        ("contact_id".to_string(), s(&r.contact_id)),
+        ("team_id".to_string(), s(&r.team_id)),
+        ("hub_id".to_string(), opt_s(&r.hub_id)),
+        ("family_id".to_string(), s(&r.family_id)),
+        ("token_version".to_string(), n(r.token_version)),
+        ("amr".to_string(), list_s(&r.amr)),
+        ("auth_time".to_string(), n(r.auth_time)),
+        ("created_at".to_string(), n(r.created_at)),
+        ("expires_at".to_string(), n(r.expires_at)),
+    ]);
+    with_key(item, keys::refresh(&r.token_hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_survives_the_round_trip() {
+        let job = MailJob {
+            job_id: "j1".into(),
+            purpose: JobPurpose::EmailChange,
+            slug: None,
+            team_id: Some("t".into()),
+            email: "New@Example.com".into(),
+            email_key: "new@example.com".into(),
+            redirect_url: None,
+            created_at: 42,
+            contact_id: Some("c".into()),
+            change_id: Some("ch".into()),
+            pw_version: Some(3),
+        };
+        let item = job_item(&job, 99);
+        assert_eq!(get_s(&item, "kind").as_deref(), Some(MAIL_JOB_KIND));
+        assert_eq!(get_n(&item, "expires_at"), Some(99));
+        assert_eq!(job_from(&item), Some(job.clone()));
+        for p in [
+            JobPurpose::Register,
+            JobPurpose::Magic,
+            JobPurpose::EmailChange,
+            JobPurpose::PasswordSetNotice,
+            JobPurpose::PasswordChangeNotice,
+        ] {
+            assert_eq!(job_purpose_from(job_purpose_str(p)), Some(p));
+        }
+    }
+}

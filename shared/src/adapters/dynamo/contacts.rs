@@ -1,0 +1,244 @@
+//! `Contacts` on the table: the profile (CONTACT#/PROFILE), the email index (EMAIL#) and
+//! memberships (CONTACT#/TEAM#), with the password writes that end sessions.
+
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+
+use super::codec::{contact_from, get_s, job_item, membership_from, n, refresh_item, s};
+use super::keys::{self, key_map};
+use super::tx::{Settled, Tx};
+use super::{build_err, sdk_err, DynamoStore, JOB_TTL, PENDING_CHANGE};
+use crate::domain::model::{Contact, MailJob, Membership, RefreshRecord};
+use crate::ports::{Contacts, PortResult, ProfileChanges};
+
+/// The items of a password write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordStep {
+    Profile,
+    Session,
+    Notice,
+}
+
+impl Contacts for DynamoStore {
+    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>> {
+        Ok(self
+            .get("contact_id_by_email", keys::email(email_key))
+            .await?
+            .and_then(|i| get_s(&i, "contact_id")))
+    }
+
+    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {
+        Ok(self
+            .get("contact", keys::profile(contact_id))
+            .await?
+            .as_ref()
+            .and_then(contact_from))
+    }
+
+    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>> {
+        Ok(self
+            .get("membership", keys::membership(contact_id, team_id))
+            .await?
+            .as_ref()
+            .and_then(membership_from))
+    }
+
+    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :t)")
+            .expression_attribute_values(":pk", s(keys::contact_partition(contact_id)))
+            .expression_attribute_values(":t", s(keys::MEMBERSHIP_PREFIX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_err("memberships", e))?;
+        Ok(out.items().iter().filter_map(membership_from).collect())
+    }
+
+    async fn contact_with_membership(
+        &self,
+        contact_id: Option<&str>,
+        team_id: &str,
+    ) -> PortResult<(Option<Contact>, Option<Membership>)> {
+        // Without a contact, read two keys that never exist: the same cost either way.
+        let id = contact_id.unwrap_or("none");
+        let items = self
+            .batch_get(
+                "contact_with_membership",
+                vec![keys::profile(id), keys::membership(id, team_id)],
+            )
+            .await?;
+        if contact_id.is_none() {
+            return Ok((None, None));
+        }
+        let contact = items
+            .iter()
+            .find(|i| get_s(i, "sk") == Some(keys::profile(id).1))
+            .and_then(contact_from);
+        let membership = items
+            .iter()
+            .find(|i| get_s(i, "sk").is_some_and(|sk| sk.starts_with(keys::MEMBERSHIP_PREFIX)))
+            .and_then(membership_from);
+        Ok((contact, membership))
+    }
+
+    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .update_expression(format!("ADD token_version :one REMOVE {PENDING_CHANGE}"))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await
+            .map_err(|e| sdk_err("end_all_sessions", e))?;
+        Ok(())
+    }
+
+    async fn set_first_password(
+        &self,
+        contact_id: &str,
+        hash: &str,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool> {
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .update_expression(
+                "SET password_hash = :h, password_changed_at = :now ADD password_version :one",
+            )
+            .expression_attribute_values(":one", n(1))
+            .condition_expression("attribute_exists(pk) AND attribute_not_exists(password_hash)")
+            .expression_attribute_values(":h", s(hash))
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        let mut tx = Tx::new();
+        tx.push(
+            PasswordStep::Profile,
+            TransactWriteItem::builder().update(u).build(),
+        );
+        tx.push(
+            PasswordStep::Notice,
+            self.put(job_item(notice, now + JOB_TTL), Some("attribute_not_exists(pk)"))?,
+        );
+        password_outcome(self.commit("set_first_password", tx).await?)
+    }
+
+    async fn change_password(
+        &self,
+        contact: &Contact,
+        new_hash: &str,
+        refresh: &RefreshRecord,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool> {
+        let old = contact.password_hash.clone().unwrap_or_default();
+        let u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(&contact.contact_id))))
+            .update_expression(
+                format!("SET password_hash = :new, token_version = :next, password_changed_at = :now REMOVE {PENDING_CHANGE} ADD password_version :one"),
+            )
+            .condition_expression("password_hash = :old AND token_version = :tv")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":new", s(new_hash))
+            .expression_attribute_values(":old", s(old))
+            .expression_attribute_values(":tv", n(contact.token_version))
+            .expression_attribute_values(":next", n(contact.token_version + 1))
+            .build()
+            .map_err(build_err)?;
+        let mut tx = Tx::new();
+        tx.push(
+            PasswordStep::Profile,
+            TransactWriteItem::builder().update(u).build(),
+        );
+        tx.push(
+            PasswordStep::Session,
+            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+        );
+        tx.push(
+            PasswordStep::Notice,
+            self.put(job_item(notice, now + JOB_TTL), Some("attribute_not_exists(pk)"))?,
+        );
+        password_outcome(self.commit("change_password", tx).await?)
+    }
+
+    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {
+        let mut set = vec![];
+        let mut remove = vec![];
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(contact_id))))
+            .condition_expression("attribute_exists(pk)");
+        let fields = [
+            ("tos_accepted_at", changes.tos_accepted_at.clone()),
+            ("tos_version", changes.tos_version.clone()),
+        ];
+        if changes.cancel_email_change {
+            remove.push(PENDING_CHANGE.to_string());
+        }
+        for (name, change) in fields {
+            match change {
+                None => {}
+                Some(None) => remove.push(name.to_string()),
+                Some(Some(v)) => {
+                    set.push(format!("{name} = :{name}"));
+                    req = req.expression_attribute_values(format!(":{name}"), s(v));
+                }
+            }
+        }
+        if set.is_empty() && remove.is_empty() {
+            return Ok(());
+        }
+        let mut expr = String::new();
+        if !set.is_empty() {
+            expr.push_str(&format!("SET {}", set.join(", ")));
+        }
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        req.update_expression(expr.trim())
+            .send()
+            .await
+            .map_err(|e| sdk_err("update_profile", e))?;
+        Ok(())
+    }
+}
+
+/// A password write: done (true), refused because the profile moved (false: a password
+/// was set meanwhile, or the token version moved), or a server fault (a collided session
+/// or job id).
+fn password_outcome(settled: Settled<PasswordStep>) -> PortResult<bool> {
+    match settled {
+        Settled::Done => Ok(true),
+        Settled::Failed(failed) => match failed.as_slice() {
+            [(PasswordStep::Profile, _)] => Ok(false),
+            _ => Err(crate::errors::PortError::Internal(format!(
+                "password write cancelled at {:?}",
+                failed.iter().map(|(s, _)| *s).collect::<Vec<_>>()
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_moved_profile_is_a_refusal() {
+        assert!(password_outcome(Settled::Done).unwrap());
+        assert!(!password_outcome(Settled::Failed(vec![(PasswordStep::Profile, None)])).unwrap());
+        for other in [PasswordStep::Session, PasswordStep::Notice] {
+            assert!(password_outcome(Settled::Failed(vec![(other, None)])).is_err());
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! `MagicLinks` on the table: MAGIC#<hash> per link, MAGICLATEST#<scope> naming the
+//! newest sign-in link per team and email, and the transactions that consume a link
+//! (registration, join, sign-in, email change) or undo an email change.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
+
+use super::codec::{
+    email_item, get_s, magic_from, magic_item, n, new_membership_item, refresh_item, s,
+};
+use super::keys::{self, key_map, with_key};
+use super::tx::{has, Settled, Tx};
+use super::{build_err, sdk_err, DynamoStore, Item, PENDING_CHANGE};
+use crate::domain::model::{MagicLink, RefreshRecord};
+use crate::domain::rate::email_scope;
+use crate::domain::secret::TokenHash;
+use crate::errors::PortError;
+use crate::ports::{ConsumeAs, Consumed, MagicLinks, PortResult, UndoEmailChange};
+
+/// What each item of a consume or undo transaction is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkStep {
+    /// The link: unused and unexpired.
+    Link,
+    /// The link is still the newest for its team and email.
+    Newest,
+    Profile,
+    ClaimEmail,
+    ReleaseEmail,
+    Membership,
+    Session,
+}
+
+/// What a cancelled consume means, read by step (`who` says which steps were written).
+fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> PortResult<Consumed> {
+    let profile_old = failed
+        .iter()
+        .find(|(step, _)| *step == LinkStep::Profile)
+        .map(|(_, old)| old.clone());
+    let profile_failed = profile_old.is_some();
+    Ok(match who {
+        _ if has(failed, LinkStep::Link) || has(failed, LinkStep::Newest) => Consumed::Invalid,
+        ConsumeAs::NewContact { .. } if has(failed, LinkStep::ClaimEmail) => Consumed::EmailTaken,
+        ConsumeAs::NewContact { .. } => {
+            return Err(PortError::Internal("consume transaction cancelled".into()))
+        }
+        ConsumeAs::ChangeEmail { change_id, .. } => {
+            // A change that is no longer pending (newer request, cancelled, ended by
+            // logout-everywhere or a password change) is an invalid link.
+            let still_pending = profile_old
+                .flatten()
+                .as_ref()
+                .and_then(|o| get_s(o, "email_change_id"))
+                .is_some_and(|c| &c == change_id);
+            if profile_failed && !still_pending {
+                Consumed::Invalid
+            } else if has(failed, LinkStep::ClaimEmail) {
+                Consumed::EmailTaken
+            } else if profile_failed || has(failed, LinkStep::ReleaseEmail) {
+                Consumed::VersionChanged
+            } else {
+                Consumed::Invalid
+            }
+        }
+        ConsumeAs::Existing { .. } if profile_failed => Consumed::VersionChanged,
+        ConsumeAs::Existing { .. } => Consumed::Invalid,
+    })
+}
+
+/// What a cancelled undo means.
+fn undo_outcome(failed: &[(LinkStep, Option<Item>)]) -> Consumed {
+    if has(failed, LinkStep::Link) {
+        Consumed::Invalid
+    } else if has(failed, LinkStep::ClaimEmail) {
+        Consumed::EmailTaken
+    } else {
+        Consumed::VersionChanged
+    }
+}
+
+impl DynamoStore {
+    /// The email index entry for `email_key`, only if no contact holds it yet.
+    fn claim_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
+        self.put(
+            email_item(contact_id, email_key),
+            Some("attribute_not_exists(pk)"),
+        )
+    }
+
+    /// Marks a link used, only if it is unused and unexpired.
+    fn mark_link_used(&self, link: &MagicLink, now: i64) -> PortResult<TransactWriteItem> {
+        let mark = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::magic(&link.token_hash))))
+            .update_expression("SET used_at = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
+            )
+            .expression_attribute_values(":now", n(now))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(mark).build())
+    }
+
+    /// Deletes the email index entry for `email_key`, only if `contact_id` holds it.
+    fn release_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
+        let release = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::email(email_key))))
+            .condition_expression("contact_id = :c")
+            .expression_attribute_values(":c", s(contact_id))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().delete(release).build())
+    }
+
+    /// A transaction condition: the contact is an active member of the team.
+    fn active_member_check(
+        &self,
+        contact_id: &str,
+        team_id: &str,
+    ) -> PortResult<TransactWriteItem> {
+        let c = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::membership(contact_id, team_id))))
+            .condition_expression("#st = :active")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":active", s("active"))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().condition_check(c).build())
+    }
+}
+
+impl MagicLinks for DynamoStore {
+    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(magic_item(link, contact_tv)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(|e| sdk_err("put_magic_link", e))?;
+        Ok(())
+    }
+
+    async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
+        let scope = email_scope(&link.team_id, &link.email_key);
+        let latest = HashMap::from([
+            ("token_hash".to_string(), s(link.token_hash.as_str())),
+            ("created_at".to_string(), n(link.created_at)),
+            ("expires_at".to_string(), n(link.expires_at)),
+        ]);
+        // Out-of-order mail jobs: an older link never replaces a newer one.
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(with_key(latest, keys::magic_latest(&scope))))
+            .condition_expression(
+                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at <= :c OR expires_at <= :c",
+            )
+            .expression_attribute_values(":c", n(link.created_at))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(sdk_err("make_newest", e)),
+        }
+    }
+
+    async fn magic_link(&self, token_hash: &TokenHash) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        Ok(self
+            .get("magic_link", keys::magic(token_hash))
+            .await?
+            .and_then(|i| magic_from(token_hash, &i)))
+    }
+
+    async fn consume_magic_link(
+        &self,
+        link: &MagicLink,
+        who: &ConsumeAs,
+        refresh: &RefreshRecord,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        let mut tx = Tx::new();
+        tx.push(LinkStep::Link, self.mark_link_used(link, now)?);
+        if link.purpose.supersedes() {
+            // Still the newest link for this team and email.
+            let newest = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key_map(keys::magic_latest(&email_scope(
+                    &link.team_id,
+                    &link.email_key,
+                )))))
+                .condition_expression("token_hash = :h")
+                .expression_attribute_values(":h", s(link.token_hash.as_str()))
+                .build()
+                .map_err(build_err)?;
+            tx.push(
+                LinkStep::Newest,
+                TransactWriteItem::builder().condition_check(newest).build(),
+            );
+        }
+
+        match who {
+            ConsumeAs::NewContact { contact_id } => {
+                let profile = HashMap::from([
+                    ("contact_id".to_string(), s(contact_id)),
+                    ("email".to_string(), s(&link.email)),
+                    ("email_key".to_string(), s(&link.email_key)),
+                    ("email_verified_at".to_string(), n(now)),
+                    ("token_version".to_string(), n(0)),
+                    ("created_at".to_string(), n(now)),
+                    ("last_sign_in_at".to_string(), n(now)),
+                ]);
+                tx.push(
+                    LinkStep::Profile,
+                    self.put(
+                        with_key(profile, keys::profile(contact_id)),
+                        Some("attribute_not_exists(pk)"),
+                    )?,
+                );
+                tx.push(
+                    LinkStep::ClaimEmail,
+                    self.claim_email(contact_id, &link.email_key)?,
+                );
+                tx.push(
+                    LinkStep::Membership,
+                    self.put(
+                        new_membership_item(contact_id, &link.team_id, now),
+                        Some("attribute_not_exists(pk)"),
+                    )?,
+                );
+            }
+            ConsumeAs::Existing {
+                contact_id,
+                token_version,
+                join,
+            } => {
+                let touch = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::profile(contact_id))))
+                    .update_expression(
+                        "SET last_sign_in_at = :now, email_verified_at = if_not_exists(email_verified_at, :now)",
+                    )
+                    .condition_expression("attribute_exists(pk) AND token_version = :tv")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":tv", n(*token_version))
+                    .build()
+                    .map_err(build_err)?;
+                tx.push(
+                    LinkStep::Profile,
+                    TransactWriteItem::builder().update(touch).build(),
+                );
+                let key = key_map(keys::membership(contact_id, &link.team_id));
+                if *join {
+                    let u = Update::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .update_expression(
+                            "SET #st = :active, team_id = :t, joined_at = if_not_exists(joined_at, :now)",
+                        )
+                        .condition_expression("attribute_not_exists(pk) OR #st <> :banned")
+                        .expression_attribute_names("#st", "status")
+                        .expression_attribute_values(":active", s("active"))
+                        .expression_attribute_values(":banned", s("banned"))
+                        .expression_attribute_values(":t", s(&link.team_id))
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .map_err(build_err)?;
+                    tx.push(
+                        LinkStep::Membership,
+                        TransactWriteItem::builder().update(u).build(),
+                    );
+                } else {
+                    tx.push(
+                        LinkStep::Membership,
+                        self.active_member_check(contact_id, &link.team_id)?,
+                    );
+                }
+            }
+            ConsumeAs::ChangeEmail {
+                contact_id,
+                token_version,
+                old_email_key,
+                change_id,
+            } => {
+                // The new address must be free; release the old one; switch the profile
+                // (only while this change is the pending one); still a member.
+                tx.push(
+                    LinkStep::ClaimEmail,
+                    self.claim_email(contact_id, &link.email_key)?,
+                );
+                tx.push(
+                    LinkStep::ReleaseEmail,
+                    self.release_email(contact_id, old_email_key)?,
+                );
+                let switch = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::profile(contact_id))))
+                    .update_expression(
+                        format!("SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE {PENDING_CHANGE}"),
+                    )
+                    .condition_expression(
+                        "attribute_exists(pk) AND email_key = :old AND token_version = :tv AND email_change_id = :cid",
+                    )
+                    .expression_attribute_values(":e", s(&link.email))
+                    .expression_attribute_values(":k", s(&link.email_key))
+                    .expression_attribute_values(":old", s(old_email_key))
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":tv", n(*token_version))
+                    .expression_attribute_values(":cid", s(change_id))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(build_err)?;
+                tx.push(
+                    LinkStep::Profile,
+                    TransactWriteItem::builder().update(switch).build(),
+                );
+                tx.push(
+                    LinkStep::Membership,
+                    self.active_member_check(contact_id, &link.team_id)?,
+                );
+            }
+        }
+        tx.push(
+            LinkStep::Session,
+            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
+        );
+
+        match self.commit("consume_magic_link", tx).await? {
+            Settled::Done => Ok(Consumed::Done),
+            Settled::Failed(failed) => consume_outcome(who, &failed),
+        }
+    }
+
+    async fn undo_email_change(
+        &self,
+        link: &MagicLink,
+        undo: &UndoEmailChange,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        let cid = &undo.contact_id;
+        let mut tx = Tx::new();
+        tx.push(LinkStep::Link, self.mark_link_used(link, now)?);
+        if undo.current_email_key != link.email_key {
+            tx.push(
+                LinkStep::ReleaseEmail,
+                self.release_email(cid, &undo.current_email_key)?,
+            );
+            let claim = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(email_item(cid, &link.email_key)))
+                .condition_expression("attribute_not_exists(pk) OR contact_id = :c")
+                .expression_attribute_values(":c", s(cid))
+                .build()
+                .map_err(build_err)?;
+            tx.push(
+                LinkStep::ClaimEmail,
+                TransactWriteItem::builder().put(claim).build(),
+            );
+        }
+        let mut remove = vec![PENDING_CHANGE];
+        if undo.remove_password {
+            remove.push("password_hash");
+        }
+        let pw_cond = match undo.password_version {
+            0 => "attribute_not_exists(password_version)",
+            _ => "password_version = :pv",
+        };
+        let mut u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::profile(cid))))
+            .update_expression(format!(
+                "SET email = :e, email_key = :k, token_version = :next REMOVE {}",
+                remove.join(", ")
+            ))
+            .condition_expression(format!(
+                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND {pw_cond}"
+            ))
+            .expression_attribute_values(":e", s(&link.email))
+            .expression_attribute_values(":k", s(&link.email_key))
+            .expression_attribute_values(":cur", s(&undo.current_email_key))
+            .expression_attribute_values(":tv", n(undo.token_version))
+            .expression_attribute_values(":next", n(undo.token_version + 1));
+        if undo.password_version > 0 {
+            u = u.expression_attribute_values(":pv", n(undo.password_version));
+        }
+        tx.push(
+            LinkStep::Profile,
+            TransactWriteItem::builder()
+                .update(u.build().map_err(build_err)?)
+                .build(),
+        );
+        Ok(match self.commit("undo_email_change", tx).await? {
+            Settled::Done => Consumed::Done,
+            Settled::Failed(failed) => undo_outcome(&failed),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(steps: &[LinkStep]) -> Vec<(LinkStep, Option<Item>)> {
+        steps.iter().map(|s| (*s, None)).collect()
+    }
+
+    fn change() -> ConsumeAs {
+        ConsumeAs::ChangeEmail {
+            contact_id: "c".into(),
+            token_version: 1,
+            old_email_key: "old@example.com".into(),
+            change_id: "ch1".into(),
+        }
+    }
+
+    #[test]
+    fn consume_outcomes_by_step() {
+        use LinkStep::*;
+        let new = ConsumeAs::NewContact {
+            contact_id: "c".into(),
+        };
+        let existing = ConsumeAs::Existing {
+            contact_id: "c".into(),
+            token_version: 0,
+            join: false,
+        };
+        // A used, expired or superseded link is invalid, whoever it was for.
+        for who in [&new, &existing, &change()] {
+            for step in [Link, Newest] {
+                assert_eq!(
+                    consume_outcome(who, &f(&[step, Profile])).unwrap(),
+                    Consumed::Invalid
+                );
+            }
+        }
+        assert_eq!(
+            consume_outcome(&new, &f(&[ClaimEmail])).unwrap(),
+            Consumed::EmailTaken
+        );
+        assert!(consume_outcome(&new, &f(&[Session])).is_err());
+        assert_eq!(
+            consume_outcome(&existing, &f(&[Profile])).unwrap(),
+            Consumed::VersionChanged
+        );
+        assert_eq!(
+            consume_outcome(&existing, &f(&[Membership])).unwrap(),
+            Consumed::Invalid
+        );
+    }
+
+    #[test]
+    fn an_email_change_that_is_no_longer_pending_is_invalid() {
+        use LinkStep::*;
+        let old = |cid: &str| HashMap::from([("email_change_id".to_string(), s(cid))]);
+        // The profile failed and no longer carries this change: invalid.
+        let moved = vec![(Profile, Some(old("ch2")))];
+        assert_eq!(consume_outcome(&change(), &moved).unwrap(), Consumed::Invalid);
+        let gone = vec![(Profile, Some(HashMap::new()))];
+        assert_eq!(consume_outcome(&change(), &gone).unwrap(), Consumed::Invalid);
+        // Still pending, but the new address is taken.
+        let taken = vec![(ClaimEmail, None), (Profile, Some(old("ch1")))];
+        assert_eq!(consume_outcome(&change(), &taken).unwrap(), Consumed::EmailTaken);
+        // Still pending; the version or the old address moved: read again.
+        let version = vec![(Profile, Some(old("ch1")))];
+        assert_eq!(
+            consume_outcome(&change(), &version).unwrap(),
+            Consumed::VersionChanged
+        );
+        assert_eq!(
+            consume_outcome(&change(), &f(&[ReleaseEmail])).unwrap(),
+            Consumed::VersionChanged
+        );
+        assert_eq!(
+            consume_outcome(&change(), &f(&[Membership])).unwrap(),
+            Consumed::Invalid
+        );
+    }
+
+    #[test]
+    fn undo_outcomes_by_step() {
+        use LinkStep::*;
+        assert_eq!(undo_outcome(&f(&[Link, Profile])), Consumed::Invalid);
+        assert_eq!(undo_outcome(&f(&[ClaimEmail])), Consumed::EmailTaken);
+        assert_eq!(undo_outcome(&f(&[Profile])), Consumed::VersionChanged);
+        assert_eq!(undo_outcome(&f(&[ReleaseEmail])), Consumed::VersionChanged);
+    }
+}

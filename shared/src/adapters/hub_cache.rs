@@ -1,0 +1,203 @@
+//! `HubCache`: a decorator over any store that answers `hub_by_slug_cached` from a warm
+//! function's memory (also "no such hub") for `ttl` seconds. Every other method, and the
+//! fresh `hub_by_slug`, goes to the store underneath. Only routes whose answer does not
+//! depend on a fresh hub use it (register/magic without `redirect_url`, login); the
+//! mailer re-reads the hub itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::domain::model::{Contact, Hub, MailJob, Membership, RefreshRecord, Team};
+use crate::domain::rate::RateRule;
+use crate::domain::secret::TokenHash;
+use crate::ports::{
+    Attempts, Contacts, Counter, Directory, Enqueued, MailJobs, PortResult, ProfileChanges,
+    RefreshState, Reserved, Rotation, Sessions,
+};
+
+/// At most this many slugs are kept; past it the cache starts over.
+const MAX_ENTRIES: usize = 1000;
+
+pub struct HubCache<S> {
+    inner: S,
+    ttl: i64,
+    entries: Mutex<HashMap<String, (i64, Option<Hub>)>>,
+}
+
+impl<S> HubCache<S> {
+    pub fn new(inner: S, ttl: i64) -> Self {
+        HubCache {
+            inner,
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, slug: &str, now: i64) -> Option<Option<Hub>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, hub) = entries.get(slug)?;
+        (now - at < self.ttl).then(|| hub.clone())
+    }
+
+    fn remember(&self, slug: &str, now: i64, hub: &Option<Hub>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(slug.to_string(), (now, hub.clone()));
+        }
+    }
+}
+
+impl<S: Directory> Directory for HubCache<S> {
+    async fn hub_by_slug(&self, slug: &str) -> PortResult<Option<Hub>> {
+        self.inner.hub_by_slug(slug).await
+    }
+
+    async fn hub_by_slug_cached(&self, slug: &str, now: i64) -> PortResult<Option<Hub>> {
+        if let Some(hub) = self.cached(slug, now) {
+            return Ok(hub);
+        }
+        let hub = self.inner.hub_by_slug(slug).await?;
+        self.remember(slug, now, &hub);
+        Ok(hub)
+    }
+
+    async fn hub(&self, hub_id: &str) -> PortResult<Option<Hub>> {
+        self.inner.hub(hub_id).await
+    }
+
+    async fn team(&self, team_id: &str) -> PortResult<Option<Team>> {
+        self.inner.team(team_id).await
+    }
+}
+
+// The other ports pass straight through.
+
+impl<S: MailJobs> MailJobs for HubCache<S> {
+    async fn enqueue_job(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        now: i64,
+    ) -> PortResult<Enqueued> {
+        self.inner.enqueue_job(job, rules, now).await
+    }
+    async fn request_email_change(
+        &self,
+        job: &MailJob,
+        rules: &[RateRule],
+        pending_email: &str,
+        now: i64,
+    ) -> PortResult<Enqueued> {
+        self.inner
+            .request_email_change(job, rules, pending_email, now)
+            .await
+    }
+    async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>> {
+        self.inner.job(job_id).await
+    }
+    async fn delete_job(&self, job_id: &str) -> PortResult<()> {
+        self.inner.delete_job(job_id).await
+    }
+}
+
+impl<S: Contacts> Contacts for HubCache<S> {
+    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>> {
+        self.inner.contact_id_by_email(email_key).await
+    }
+    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {
+        self.inner.contact(contact_id).await
+    }
+    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>> {
+        self.inner.membership(contact_id, team_id).await
+    }
+    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>> {
+        self.inner.memberships(contact_id).await
+    }
+    async fn contact_with_membership(
+        &self,
+        contact_id: Option<&str>,
+        team_id: &str,
+    ) -> PortResult<(Option<Contact>, Option<Membership>)> {
+        self.inner.contact_with_membership(contact_id, team_id).await
+    }
+    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
+        self.inner.end_all_sessions(contact_id).await
+    }
+    async fn set_first_password(
+        &self,
+        contact_id: &str,
+        hash: &str,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool> {
+        self.inner
+            .set_first_password(contact_id, hash, now, notice)
+            .await
+    }
+    async fn change_password(
+        &self,
+        contact: &Contact,
+        new_hash: &str,
+        refresh: &RefreshRecord,
+        now: i64,
+        notice: &MailJob,
+    ) -> PortResult<bool> {
+        self.inner
+            .change_password(contact, new_hash, refresh, now, notice)
+            .await
+    }
+    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {
+        self.inner.update_profile(contact_id, changes).await
+    }
+}
+
+impl<S: Attempts> Attempts for HubCache<S> {
+    async fn reserve_attempts(
+        &self,
+        counters: &[(Counter, u32)],
+        now: i64,
+    ) -> PortResult<Reserved> {
+        self.inner.reserve_attempts(counters, now).await
+    }
+    async fn reset_counter(&self, counter: &Counter) -> PortResult<()> {
+        self.inner.reset_counter(counter).await
+    }
+}
+
+impl<S: Sessions> Sessions for HubCache<S> {
+    async fn refresh_state(&self, token_hash: &TokenHash) -> PortResult<Option<RefreshState>> {
+        self.inner.refresh_state(token_hash).await
+    }
+    async fn rotate_refresh(
+        &self,
+        old: &RefreshState,
+        new: &RefreshRecord,
+        now: i64,
+        grace_since: Option<i64>,
+    ) -> PortResult<Rotation> {
+        self.inner.rotate_refresh(old, new, now, grace_since).await
+    }
+    async fn revoke_family(
+        &self,
+        family_id: &str,
+        token_hash: Option<&TokenHash>,
+        now: i64,
+        until: i64,
+    ) -> PortResult<()> {
+        self.inner
+            .revoke_family(family_id, token_hash, now, until)
+            .await
+    }
+    async fn record_login_success(
+        &self,
+        refresh: &RefreshRecord,
+        failures: &Counter,
+        rehash: Option<(&str, &str)>,
+    ) -> PortResult<()> {
+        self.inner
+            .record_login_success(refresh, failures, rehash)
+            .await
+    }
+}

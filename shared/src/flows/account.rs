@@ -1,0 +1,131 @@
+//! The signed-in contact's own account, shared by the account routes (me-get, me-patch,
+//! password-set, password-change, logout-everywhere) and login: the `contacts` resource,
+//! password attempts (reserved before any verification), notice mail jobs.
+
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::app::App;
+use crate::domain::jwt::AccessClaims;
+use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, MembershipStatus};
+use crate::domain::password;
+use crate::domain::rate::{email_scope, ip_counter, login_failures};
+use crate::domain::secret::new_id;
+use crate::edge::attr_pointer;
+use crate::errors::{ApiError, ErrorCode};
+use crate::ports::{Attempts, Contacts, Counter, Reserved};
+
+pub fn rfc3339(secs: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+pub fn contact_resource(c: &Contact, memberships: &[Membership]) -> Value {
+    let teams: Vec<Value> = memberships
+        .iter()
+        .filter(|m| m.status == MembershipStatus::Active)
+        .map(|m| json!({ "team_id": m.team_id, "joined_at": rfc3339(m.joined_at) }))
+        .collect();
+    json!({
+        "data": {
+            "type": "contacts",
+            "id": c.contact_id,
+            "attributes": {
+                "email": c.email,
+                "email_verified_at": c.email_verified_at.map(rfc3339).unwrap_or(Value::Null),
+                "has_password": c.password_hash.is_some(),
+                "created_at": rfc3339(c.created_at),
+                "tos_accepted_at": c.tos_accepted_at,
+                "tos_version": c.tos_version,
+                "pending_email": c.pending_email,
+                "team_memberships": teams,
+            }
+        }
+    })
+}
+
+/// The contact as the API shows it, read fresh (after a change).
+pub async fn resource<S: Contacts, K>(app: &App<S, K>, contact_id: &str) -> Result<Value, ApiError> {
+    let store = &app.store;
+    let contact = store
+        .contact(contact_id)
+        .await?
+        .ok_or(ApiError::new(ErrorCode::Unauthorized))?;
+    let memberships = store.memberships(contact_id).await?;
+    Ok(contact_resource(&contact, &memberships))
+}
+
+/// Counts one password attempt for `scope` (team or slug + email) and the source IP,
+/// before the password is verified: 429 when either limit is reached.
+pub async fn reserve_password_attempt<S: Attempts, K>(
+    app: &App<S, K>,
+    scope: &str,
+    source_ip: &str,
+    now: i64,
+) -> Result<Counter, ApiError> {
+    let failures = login_failures(scope, now);
+    let ip = ip_counter(source_ip, now);
+    let counters = [
+        (failures.clone(), app.config.login_failures_per_15min),
+        (ip, app.config.ip_per_minute),
+    ];
+    match app.store.reserve_attempts(&counters, now).await? {
+        Reserved::Ok => Ok(failures),
+        Reserved::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
+    }
+}
+
+/// A mail job about the contact's account, for its own (stored) address.
+pub fn notice_job(purpose: JobPurpose, claims: &AccessClaims, contact: &Contact, now: i64) -> MailJob {
+    MailJob {
+        job_id: new_id(),
+        purpose,
+        slug: None,
+        team_id: Some(claims.tid.clone()),
+        email: contact.email.clone(),
+        email_key: contact.email_key.clone(),
+        redirect_url: None,
+        created_at: now,
+        contact_id: Some(contact.contact_id.clone()),
+        change_id: None,
+        pw_version: None,
+    }
+}
+
+/// Checks a `current_password` sent with a sensitive change. The attempt is reserved
+/// first, on the same counters as a login for this team and email (a stolen access token
+/// gives no more guesses than the login form); a correct one clears the failure count.
+pub async fn check_current_password<S: Attempts, K>(
+    app: &App<S, K>,
+    claims: &AccessClaims,
+    contact: &Contact,
+    given: &str,
+    source_ip: &str,
+) -> Result<(), ApiError> {
+    let now = app.now();
+    let scope = email_scope(&claims.tid, &contact.email_key);
+    let failures = reserve_password_attempt(app, &scope, source_ip, now).await?;
+    if !password::verify(contact.password_hash.as_deref(), given) {
+        tracing::info!(contact_id = %contact.contact_id, "wrong current password");
+        return Err(
+            ApiError::new(ErrorCode::CurrentPasswordIncorrect).at(attr_pointer("current_password"))
+        );
+    }
+    app.store.reset_counter(&failures).await?;
+    Ok(())
+}
+
+pub fn reauthentication_required() -> ApiError {
+    ApiError::new(ErrorCode::ReauthenticationRequired)
+}
+
+/// The password policy, its failure pointed at `field`.
+pub fn policy(pw: &str, email_key: &str, field: &str) -> Result<(), ApiError> {
+    password::check_policy(pw, email_key)
+        .map_err(|code| ApiError::new(code).at(attr_pointer(field)))
+}
+
