@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The local stack: DynamoDB Local, the SES v2 sink, the mailer in poll mode and the API
+// The local stack: DynamoDB Local, the SES v2 sink, the local mailer (`contact-auth-admin
+// dev-mailer`, which follows the table stream) and the API
 // through `cargo lambda watch`, all on 127.0.0.1 (DynamoDB Local has no bind option and
 // listens on every interface of the port it is given).
 //
@@ -176,7 +177,7 @@ export async function startStack(opts = {}) {
     adminCmd("create-table", "--template", join(ROOT, "template.yaml"));
     adminCmd("seed-demo");
 
-    start("mailer", join(BIN, "mailer"), ["--poll"], env, !!opts.inheritLogs);
+    start("mailer", join(BIN, "contact-auth-admin"), ["dev-mailer"], env, !!opts.inheritLogs);
     const watchArgs = [
       "lambda", "watch",
       "--invoke-address", "127.0.0.1", "--invoke-port", String(apiPort),

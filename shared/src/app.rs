@@ -5,21 +5,33 @@
 //! `login::handle<S: Directory + Contacts + Attempts + Sessions>(app: &App<S, KeySet>, …)`
 //! — so wiring a route without the table or the keys does not compile:
 //!
-//! ```compile_fail
-//! // The `jwks` route needs signing keys; an App without them is a type error.
-//! use contact_auth::{app::App, config::Config, handlers::jwks};
-//! async fn wired_without_keys(config: Config, req: lambda_http::Request) {
-//!     let app = App::new(config);
-//!     let _ = jwks::handle(&app, req, contact_auth::edge::RequestMeta::default()).await;
+//! The same call compiles with the keys (`cargo test --doc` runs all three):
+//!
+//! ```no_run
+//! use contact_auth::{app::App, config::Config, domain::jwt::KeySet, edge::RequestMeta, handlers::jwks};
+//! async fn wired(config: Config, keys: KeySet, req: lambda_http::Request, meta: RequestMeta) {
+//!     let app = App::new(config).with_keys(keys);
+//!     let _ = jwks::handle(&app, req, meta).await;
 //! }
 //! ```
 //!
+//! and not without them:
+//!
 //! ```compile_fail
-//! // `register` needs a store with the directory and mail jobs.
-//! use contact_auth::{app::App, config::Config, handlers::register};
-//! async fn wired_without_a_table(config: Config, req: lambda_http::Request) {
+//! use contact_auth::{app::App, config::Config, domain::jwt::KeySet, edge::RequestMeta, handlers::jwks};
+//! async fn wired(config: Config, _keys: KeySet, req: lambda_http::Request, meta: RequestMeta) {
 //!     let app = App::new(config);
-//!     let _ = register::handle(&app, req, contact_auth::edge::RequestMeta::default()).await;
+//!     let _ = jwks::handle(&app, req, meta).await;
+//! }
+//! ```
+//!
+//! nor `register` without a table (it needs `Directory + MailJobs`):
+//!
+//! ```compile_fail
+//! use contact_auth::{app::App, config::Config, edge::RequestMeta, handlers::register};
+//! async fn wired(config: Config, req: lambda_http::Request, meta: RequestMeta) {
+//!     let app = App::new(config);
+//!     let _ = register::handle(&app, req, meta).await;
 //! }
 //! ```
 

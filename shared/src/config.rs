@@ -51,29 +51,60 @@ fn num<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
 }
 
 impl Config {
+    /// Every default of the contract (README "Configuration"), for `table_name`.
+    pub fn defaults(table_name: &str) -> Config {
+        let public_base_url = "http://127.0.0.1:3000".to_string();
+        Config {
+            table_name: table_name.into(),
+            jwt_issuer: format!("{public_base_url}{API_PREFIX}"),
+            public_base_url,
+            jwt_audience: "contact-api".into(),
+            access_ttl: 900,
+            refresh_ttl: 2_592_000,
+            refresh_grace: 10,
+            session_max: 7_776_000,
+            recent_auth: 600,
+            undo_ttl: 604_800,
+            magic_ttl: 900,
+            email_cooldown: 60,
+            email_per_hour: 5,
+            ip_per_minute: 30,
+            login_failures_per_15min: 10,
+            cors_origins: vec![],
+            sender_address: "no-reply@example.com".into(),
+            cookie_path: API_PREFIX.into(),
+            cookie_name: "contact_refresh".into(),
+            hub_cache_ttl: 60,
+        }
+    }
+
+    /// The defaults, overridden by the environment (README "Configuration").
     pub fn from_env() -> Result<Config, String> {
+        let d = Config::defaults(&var("TABLE_NAME").ok_or("TABLE_NAME is not set")?);
         let public_base_url = var("PUBLIC_BASE_URL")
-            .unwrap_or_else(|| "http://127.0.0.1:3000".into())
-            .trim_end_matches('/')
-            .to_string();
+            .map(|v| v.trim_end_matches('/').to_string())
+            .unwrap_or(d.public_base_url);
         let jwt_issuer =
             var("JWT_ISSUER").unwrap_or_else(|| format!("{public_base_url}{API_PREFIX}"));
         Ok(Config {
-            table_name: var("TABLE_NAME").ok_or("TABLE_NAME is not set")?,
+            table_name: d.table_name,
             jwt_issuer,
             public_base_url,
-            jwt_audience: var("JWT_AUDIENCE").unwrap_or_else(|| "contact-api".into()),
-            access_ttl: num("ACCESS_TOKEN_TTL_SECONDS", 900)?,
-            refresh_ttl: num("REFRESH_TOKEN_TTL_SECONDS", 2_592_000)?,
-            refresh_grace: num("REFRESH_REUSE_GRACE_SECONDS", 10)?,
-            session_max: num("SESSION_MAX_SECONDS", 7_776_000)?,
-            recent_auth: num("RECENT_AUTH_SECONDS", 600)?,
-            undo_ttl: num("EMAIL_CHANGE_UNDO_SECONDS", 604_800)?,
-            magic_ttl: num("MAGIC_LINK_TTL_SECONDS", 900)?,
-            email_cooldown: num("RATE_EMAIL_COOLDOWN_SECONDS", 60)?,
-            email_per_hour: num("RATE_EMAIL_PER_HOUR", 5)?,
-            ip_per_minute: num("RATE_IP_PER_MINUTE", 30)?,
-            login_failures_per_15min: num("RATE_LOGIN_FAILURES_PER_15MIN", 10)?,
+            jwt_audience: var("JWT_AUDIENCE").unwrap_or(d.jwt_audience),
+            access_ttl: num("ACCESS_TOKEN_TTL_SECONDS", d.access_ttl)?,
+            refresh_ttl: num("REFRESH_TOKEN_TTL_SECONDS", d.refresh_ttl)?,
+            refresh_grace: num("REFRESH_REUSE_GRACE_SECONDS", d.refresh_grace)?,
+            session_max: num("SESSION_MAX_SECONDS", d.session_max)?,
+            recent_auth: num("RECENT_AUTH_SECONDS", d.recent_auth)?,
+            undo_ttl: num("EMAIL_CHANGE_UNDO_SECONDS", d.undo_ttl)?,
+            magic_ttl: num("MAGIC_LINK_TTL_SECONDS", d.magic_ttl)?,
+            email_cooldown: num("RATE_EMAIL_COOLDOWN_SECONDS", d.email_cooldown)?,
+            email_per_hour: num("RATE_EMAIL_PER_HOUR", d.email_per_hour)?,
+            ip_per_minute: num("RATE_IP_PER_MINUTE", d.ip_per_minute)?,
+            login_failures_per_15min: num(
+                "RATE_LOGIN_FAILURES_PER_15MIN",
+                d.login_failures_per_15min,
+            )?,
             cors_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')
@@ -81,11 +112,11 @@ impl Config {
                         .filter(|s| !s.is_empty())
                         .collect()
                 })
-                .unwrap_or_default(),
-            sender_address: var("SENDER_ADDRESS").unwrap_or_else(|| "no-reply@example.com".into()),
-            cookie_path: var("COOKIE_PATH").unwrap_or_else(|| API_PREFIX.into()),
-            cookie_name: "contact_refresh".into(),
-            hub_cache_ttl: num("HUB_CACHE_SECONDS", 60)?,
+                .unwrap_or(d.cors_origins),
+            sender_address: var("SENDER_ADDRESS").unwrap_or(d.sender_address),
+            cookie_path: var("COOKIE_PATH").unwrap_or(d.cookie_path),
+            cookie_name: d.cookie_name,
+            hub_cache_ttl: num("HUB_CACHE_SECONDS", d.hub_cache_ttl)?,
         })
     }
 

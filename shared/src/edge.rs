@@ -161,11 +161,7 @@ pub fn error_document(err: &ApiError, request_id: &str) -> Value {
 // and an empty 200 is the wrong something. Header values are static or checked.
 
 pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
-    let mut resp = json_response(
-        err.code.status(),
-        JSONAPI,
-        &error_document(err, request_id),
-    );
+    let mut resp = json_response(err.code.status(), JSONAPI, &error_document(err, request_id));
     let h = resp.headers_mut();
     if let Some(s) = err.retry_after {
         h.insert(http::header::RETRY_AFTER, HeaderValue::from(s));
@@ -180,12 +176,19 @@ pub fn error_response(err: &ApiError, request_id: &str) -> Response<Body> {
 }
 
 /// A JSON body with `content_type` (one of the static media types) and `no-store`.
-pub fn json_response(status: StatusCode, content_type: &'static str, body: &Value) -> Response<Body> {
+pub fn json_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: &Value,
+) -> Response<Body> {
     let mut resp = empty_response(status);
     *resp.body_mut() = Body::Text(body.to_string());
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     resp
 }
 

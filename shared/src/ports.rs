@@ -153,7 +153,8 @@ pub trait Contacts: Send + Sync {
         &self,
         email_key: &str,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
-    fn contact(&self, contact_id: &str) -> impl Future<Output = PortResult<Option<Contact>>> + Send;
+    fn contact(&self, contact_id: &str)
+        -> impl Future<Output = PortResult<Option<Contact>>> + Send;
     fn membership(
         &self,
         contact_id: &str,

@@ -155,7 +155,9 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in Route::ALL {
             assert!(seen.insert(r.function()), "{}", r.function());
-            assert!(seen.insert(Box::leak(format!("{} {}", r.method(), r.path()).into_boxed_str())));
+            assert!(seen.insert(Box::leak(
+                format!("{} {}", r.method(), r.path()).into_boxed_str()
+            )));
         }
         assert_eq!(Route::by_function("me-patch"), Some(Route::MePatch));
         assert_eq!(Route::MeGet.path_methods(), "GET, PATCH");

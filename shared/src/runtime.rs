@@ -115,10 +115,7 @@ impl KeysDep for KeySet {
 
 /// Serves one request of `R`'s route through the edge (request id, CORS, method check,
 /// error mapping, one log line).
-pub async fn serve_route<R: RouteFn>(
-    app: &App<R::Store, R::Keys>,
-    req: Request,
-) -> Response<Body> {
+pub async fn serve_route<R: RouteFn>(app: &App<R::Store, R::Keys>, req: Request) -> Response<Body> {
     edge::serve(
         &app.config,
         R::ROUTE.method(),
@@ -161,11 +158,14 @@ pub struct JobRecord {
 /// `ReportBatchItemFailures`: the stream retries from the first failure).
 pub async fn process_records<S: MailerStore, M: Mailer>(
     app: &MailerApp<S, M>,
-    records: Vec<JobRecord>) -> Vec<String> {
+    records: Vec<JobRecord>,
+) -> Vec<String> {
     let mut failures = Vec::new();
     for r in records {
         let Some(job_id) = r.job_id else { continue };
-        if let Err(e) = mailer::process_job(app, &job_id).await {
+        // Boxed: the job future is deep (static dispatch all the way down), and boxing it
+        // keeps the Lambda loop's future within the compiler's layout depth.
+        if let Err(e) = Box::pin(mailer::process_job(app, &job_id)).await {
             tracing::error!(job_id = %job_id, error = %e, "mail job failed; will be retried");
             if let Some(seq) = r.sequence_number {
                 failures.push(seq);
@@ -196,7 +196,8 @@ pub fn job_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobR
 /// The mailer's Lambda handler for DynamoDB stream events.
 pub async fn handle_stream_event<S: MailerStore, M: Mailer>(
     app: &MailerApp<S, M>,
-    event: StreamEvent) -> DynamoDbEventResponse {
+    event: StreamEvent,
+) -> DynamoDbEventResponse {
     let records = event.records.iter().map(job_record).collect();
     let failures = process_records(app, records).await;
     let mut resp = DynamoDbEventResponse::default();

@@ -6,11 +6,11 @@ use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::email::parse_email;
 use contact_auth::domain::redirect::parse_redirect;
-use contact_auth::domain::secret::{hash_token, looks_like_token};
+use contact_auth::domain::secret::{hex_sha256, looks_like_token, RawToken};
+use contact_auth::domain::target::{parse_slug, parse_target, parse_team_id};
 use contact_auth::edge::{error_document, parse_document, JSONAPI};
-use contact_auth::handlers::account::parse_tos_time;
-use contact_auth::handlers::send::{parse_slug, parse_target, parse_team_id};
-use contact_auth::handlers::session::refresh_cookie;
+use contact_auth::flows::session::refresh_cookie;
+use contact_auth::handlers::me_patch::parse_tos_time;
 use lambda_http::{Body, Request};
 use proptest::prelude::*;
 
@@ -146,7 +146,7 @@ proptest! {
         ".{0,60}",
         "contact_refresh=[A-Za-z0-9_-]{0,50}(; contact_refresh=[A-Za-z0-9_\"-]{0,50})?",
     ], 0..3), token in ".{0,60}") {
-        let app = App::new(Config::for_table("t"));
+        let app = App::new(Config::defaults("t"));
         let req = request(None, &cookies, vec![]);
         if let Ok(Some(v)) = refresh_cookie(&app, &req) {
             prop_assert!(!v.is_empty());
@@ -154,6 +154,7 @@ proptest! {
         if looks_like_token(&token) {
             prop_assert_eq!(token.len(), 43);
         }
-        prop_assert_eq!(hash_token(&token).len(), 64);
+        prop_assert_eq!(RawToken::parse(&token).is_some(), looks_like_token(&token));
+        prop_assert_eq!(hex_sha256(token.as_bytes()).len(), 64);
     }
 }

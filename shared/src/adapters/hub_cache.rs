@@ -120,7 +120,9 @@ impl<S: Contacts> Contacts for HubCache<S> {
         contact_id: Option<&str>,
         team_id: &str,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
-        self.inner.contact_with_membership(contact_id, team_id).await
+        self.inner
+            .contact_with_membership(contact_id, team_id)
+            .await
     }
     async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
         self.inner.end_all_sessions(contact_id).await

@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn login_counts_the_same_ip_item_register_limits() {
-        let cfg = Config::for_table("t");
+        let cfg = Config::defaults("t");
         let RateRule::Window { key, seconds, .. } = ip_rule(&cfg, "203.0.113.10") else {
             panic!("ip_rule is a window")
         };

@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(d(None, now + 100, now, None), Invalid);
         // Revoked or lapsed wins over the grace window.
         assert_eq!(d(Some(now), now + 100, now + 100, Some(now)), Invalid);
-        assert_eq!(d(None, now + 100, now + 100, Some(now)), Grace { since: now - 10 });
+        assert_eq!(
+            d(None, now + 100, now + 100, Some(now)),
+            Grace { since: now - 10 }
+        );
         assert_eq!(
             d(None, now + 100, now + 100, Some(now - 10)),
             Grace { since: now - 10 }
@@ -154,4 +157,3 @@ mod tests {
         assert_eq!(d(None, now + 100, now + 100, Some(now - 11)), Reuse);
     }
 }
-

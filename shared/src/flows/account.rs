@@ -49,7 +49,10 @@ pub fn contact_resource(c: &Contact, memberships: &[Membership]) -> Value {
 }
 
 /// The contact as the API shows it, read fresh (after a change).
-pub async fn resource<S: Contacts, K>(app: &App<S, K>, contact_id: &str) -> Result<Value, ApiError> {
+pub async fn resource<S: Contacts, K>(
+    app: &App<S, K>,
+    contact_id: &str,
+) -> Result<Value, ApiError> {
     let store = &app.store;
     let contact = store
         .contact(contact_id)
@@ -80,7 +83,12 @@ pub async fn reserve_password_attempt<S: Attempts, K>(
 }
 
 /// A mail job about the contact's account, for its own (stored) address.
-pub fn notice_job(purpose: JobPurpose, claims: &AccessClaims, contact: &Contact, now: i64) -> MailJob {
+pub fn notice_job(
+    purpose: JobPurpose,
+    claims: &AccessClaims,
+    contact: &Contact,
+    now: i64,
+) -> MailJob {
     MailJob {
         job_id: new_id(),
         purpose,
@@ -128,4 +136,3 @@ pub fn policy(pw: &str, email_key: &str, field: &str) -> Result<(), ApiError> {
     password::check_policy(pw, email_key)
         .map_err(|code| ApiError::new(code).at(attr_pointer(field)))
 }
-

@@ -102,4 +102,3 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         Enqueued::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
     }
 }
-

@@ -122,7 +122,11 @@ impl NewRefresh {
 
 /// Sets (or, with None, clears) the refresh cookie: HttpOnly; Secure; SameSite=Strict,
 /// scoped to the contact-auth path.
-pub fn set_refresh_cookie<S, K>(app: &App<S, K>, resp: &mut Response<Body>, value: Option<&NewRefresh>) {
+pub fn set_refresh_cookie<S, K>(
+    app: &App<S, K>,
+    resp: &mut Response<Body>,
+    value: Option<&NewRefresh>,
+) {
     let (raw, max_age) = match value {
         Some(r) => (
             r.raw.expose().to_string(),
@@ -148,7 +152,10 @@ pub fn set_refresh_cookie<S, K>(app: &App<S, K>, resp: &mut Response<Body>, valu
 pub struct AmbiguousCookie;
 
 /// The refresh token from the cookie, if any (an empty value counts as none).
-pub fn refresh_cookie<S, K>(app: &App<S, K>, req: &Request) -> Result<Option<String>, AmbiguousCookie> {
+pub fn refresh_cookie<S, K>(
+    app: &App<S, K>,
+    req: &Request,
+) -> Result<Option<String>, AmbiguousCookie> {
     let mut found = req
         .headers()
         .get_all(http::header::COOKIE)
@@ -216,4 +223,3 @@ pub async fn authenticate<S: Contacts>(
     }
     Ok((claims, contact))
 }
-

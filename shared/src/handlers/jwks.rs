@@ -12,6 +12,9 @@ pub async fn handle<S>(app: &App<S, KeySet>, _req: Request, _meta: RequestMeta) 
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // Short enough that a rotation is seen within minutes.
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     Ok(resp)
 }

@@ -51,13 +51,9 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
         },
         Target::Team(t) => (Some(t.clone()), None, t),
     };
-    let failures = reserve_password_attempt(
-        app,
-        &email_scope(&scope, &email.key),
-        &meta.source_ip,
-        now,
-    )
-    .await?;
+    let failures =
+        reserve_password_attempt(app, &email_scope(&scope, &email.key), &meta.source_ip, now)
+            .await?;
     let contact_id = store.contact_id_by_email(&email.key).await?;
     let (contact, membership) = store
         .contact_with_membership(contact_id.as_deref(), team_id.as_deref().unwrap_or("none"))

@@ -23,4 +23,3 @@ pub async fn handle<S: Contacts>(
     set_refresh_cookie(app, &mut resp, None);
     Ok(resp)
 }
-

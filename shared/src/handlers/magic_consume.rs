@@ -27,10 +27,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
     let token = RawToken::parse(token.trim()).ok_or_else(invalid)?;
     let store = &app.store;
     let now = app.now();
-    let (link, contact_tv) = store
-        .magic_link(&token.hash())
-        .await?
-        .ok_or_else(invalid)?;
+    let (link, contact_tv) = store.magic_link(&token.hash()).await?.ok_or_else(invalid)?;
     if link.used_at.is_some() || link.expires_at <= now {
         return Err(invalid());
     }
@@ -130,7 +127,9 @@ pub async fn handle<S: MagicLinks + Contacts>(
 /// changes to one address: the first consumed wins, the other link is spent).
 async fn change_email_as<S: Contacts, K>(
     app: &App<S, K>,
-    link: &MagicLink, cid: &str) -> Result<ConsumeAs, ApiError> {
+    link: &MagicLink,
+    cid: &str,
+) -> Result<ConsumeAs, ApiError> {
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
     let contact = app.store.contact(cid).await?.ok_or_else(invalid)?;
     let change_id = link.change_id.clone().ok_or_else(invalid)?;

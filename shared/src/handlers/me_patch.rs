@@ -14,9 +14,13 @@ use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::rate::{email_scope, send_rules};
 use crate::domain::secret::new_id;
 use crate::domain::session::recently_authenticated;
-use crate::edge::{attr_pointer, json_response, parse_document, HandlerResult, RequestMeta, JSONAPI};
+use crate::edge::{
+    attr_pointer, json_response, parse_document, HandlerResult, RequestMeta, JSONAPI,
+};
 use crate::errors::ApiError;
-use crate::flows::account::{check_current_password, notice_job, reauthentication_required, resource};
+use crate::flows::account::{
+    check_current_password, notice_job, reauthentication_required, resource,
+};
 use crate::flows::session::authenticate;
 use crate::ports::{Attempts, Contacts, Enqueued, MailJobs, ProfileChanges};
 
@@ -146,4 +150,3 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
         &resource(app, &contact.contact_id).await?,
     ))
 }
-

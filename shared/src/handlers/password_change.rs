@@ -10,8 +10,12 @@ use crate::domain::password;
 use crate::domain::session::recent_email_sign_in;
 use crate::edge::{json_response, parse_document, HandlerResult, RequestMeta, JSONAPI};
 use crate::errors::{ApiError, ErrorCode};
-use crate::flows::account::{check_current_password, notice_job, policy, reauthentication_required, resource};
-use crate::flows::session::{authenticate, new_refresh, set_refresh_cookie, token_pair, SessionSubject};
+use crate::flows::account::{
+    check_current_password, notice_job, policy, reauthentication_required, resource,
+};
+use crate::flows::session::{
+    authenticate, new_refresh, set_refresh_cookie, token_pair, SessionSubject,
+};
 use crate::ports::{Attempts, Contacts};
 
 /// Changes the password with the current one, or without it within the window of a

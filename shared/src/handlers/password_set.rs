@@ -49,4 +49,3 @@ pub async fn handle<S: Contacts>(
         &resource(app, &contact.contact_id).await?,
     ))
 }
-

@@ -73,4 +73,3 @@ pub async fn handle<S: Sessions>(
     }
     Err(invalid())
 }
-

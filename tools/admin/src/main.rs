@@ -1,93 +1,151 @@
 //! contact-auth-admin: local/dev administration against the table in `TABLE_NAME`
-//! (DynamoDB Local through `AWS_ENDPOINT_URL_DYNAMODB`, or a real table).
-//!
-//!   create-table [--template template.yaml] [--if-missing]   table from template.yaml
-//!   seed-demo                                                team_abc123, member-academy, my-hub
-//!   team --id ID --name NAME [--primary-hub HUB_ID]
-//!   hub --id ID --slug SLUG --team TEAM_ID --title TITLE [--origins a,b] [--registration on|off]
-//!   origins --slug SLUG --set ORIGIN[,ORIGIN...]             replace a hub's allowed redirect origins
-//!   ban --team TEAM_ID --email EMAIL                         ban a member: every session in the team
-//!                                                            ends for good (an unban does not revive it)
-//!   unban --team TEAM_ID --email EMAIL                       make a banned member active again
-//!   dev-key --out PATH                                       write a local signing secret if missing
-//!   fixture --event F.json --out PATH [--secrets PATH]       a fresh table, seeded, with the setup of
-//!                                                            F.expected.json done; the event with its
-//!                                                            placeholders filled in goes to PATH
+//! (DynamoDB Local through `AWS_ENDPOINT_URL_DYNAMODB`, or a real table). `--help` lists
+//! the commands; each has its own `--help`.
 
-use std::collections::HashMap;
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
 use base64::Engine;
+use clap::{Parser, Subcommand};
 use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::adapters::keys::load_keys;
-use contact_auth::adapters::schema;
+use contact_auth::adapters::ses::SesMailer;
 use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::email::parse_email;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
-use contact_auth::fixtures;
-use contact_auth::ports::{OffsetClock, Store};
+use contact_auth::ports::{Contacts, Directory};
+use testkit::app::TestApp;
+use testkit::verdict::{check_http, check_mail, Expected, MailObserved, Observed};
+use testkit::{fixtures, poll, schema, seed};
 
 type Res<T> = Result<T, String>;
 
-fn flags(args: &[String]) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let mut i = 0;
-    while i < args.len() {
-        if let Some(name) = args[i].strip_prefix("--") {
-            let value = args.get(i + 1).filter(|v| !v.starts_with("--")).cloned();
-            if value.is_some() {
-                i += 1;
-            }
-            out.insert(name.to_string(), value.unwrap_or_else(|| "true".into()));
-        }
-        i += 1;
-    }
-    out
+#[derive(Parser)]
+#[command(
+    name = "contact-auth-admin",
+    about = "contact-auth: local and operator administration of the table in TABLE_NAME"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn need<'a>(f: &'a HashMap<String, String>, k: &str) -> Res<&'a str> {
-    f.get(k)
-        .map(String::as_str)
-        .ok_or(format!("--{k} is required"))
+#[derive(Subcommand)]
+enum Command {
+    /// Create the table as template.yaml's ContactTable describes it.
+    CreateTable {
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        /// Succeed when the table exists already.
+        #[arg(long)]
+        if_missing: bool,
+    },
+    /// The demo data: team_abc123 with hubs member-academy and my-hub.
+    SeedDemo,
+    /// Create or replace a team.
+    Team {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        primary_hub: Option<String>,
+    },
+    /// Create or replace a hub (its slug must be free or already this hub's).
+    Hub {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        title: String,
+        /// Allowed redirect origins, comma-separated.
+        #[arg(long, default_value = "")]
+        origins: String,
+        #[arg(long, value_parser = ["on", "off"], default_value = "on")]
+        registration: String,
+    },
+    /// Replace a hub's allowed redirect origins.
+    Origins {
+        #[arg(long)]
+        slug: String,
+        /// ORIGIN[,ORIGIN...]
+        #[arg(long)]
+        set: String,
+    },
+    /// Ban a member: every session in the team ends for good (an unban does not revive it).
+    Ban {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Make a banned member active again.
+    Unban {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Write a local signing secret to PATH if it is missing.
+    DevKey {
+        #[arg(long)]
+        out: String,
+    },
+    /// A fresh table, seeded, with the setup of F.expected.json done; the event with its
+    /// placeholders filled in goes to PATH (make invoke).
+    Fixture {
+        #[arg(long)]
+        event: String,
+        #[arg(long)]
+        out: String,
+        #[arg(long, default_value = "template.yaml")]
+        template: String,
+        /// Append every secret the setup used to this file (secrets-in-logs check).
+        #[arg(long)]
+        secrets: Option<String>,
+    },
+    /// Compare a function's answer (the JSON `cargo lambda invoke` printed) with an
+    /// expected file; for the mailer, with the new mails (a JSON array from the SES sink).
+    Verdict {
+        #[arg(long)]
+        expected: String,
+        #[arg(long)]
+        response: String,
+        #[arg(long)]
+        mails: Option<String>,
+    },
+    /// The local mailer: follow the table's stream and send each new job's mail (the
+    /// deployed mailer is triggered by the stream instead).
+    DevMailer,
 }
 
 fn table_name() -> Res<String> {
     std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set".to_string())
 }
 
-async fn create_table(store: &DynamoStore, f: &HashMap<String, String>) -> Res<()> {
-    let path = f
-        .get("template")
-        .map(String::as_str)
-        .unwrap_or("template.yaml");
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    let created = schema::create_table(
-        store.client(),
-        store.table(),
-        &text,
-        f.contains_key("if-missing"),
-    )
-    .await?;
-    if created {
-        println!("table {} created from {path}", store.table());
+fn read(path: &str) -> Res<String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))
+}
+
+async fn create_table(store: &DynamoStore, template: &str, if_missing: bool) -> Res<()> {
+    let text = read(template)?;
+    if schema::create_table(store.client(), store.table(), &text, if_missing).await? {
+        println!("table {} created from {template}", store.table());
     } else {
         println!("table {} exists", store.table());
     }
     Ok(())
 }
 
-fn origins(raw: Option<&String>) -> Res<Vec<String>> {
-    raw.map(|r| {
-        r.split(',')
-            .filter(|s| !s.trim().is_empty())
-            .map(|o| normalize_origin(o.trim()).ok_or(format!("not an origin: {o}")))
-            .collect()
-    })
-    .unwrap_or(Ok(vec![]))
+fn origins(raw: &str) -> Res<Vec<String>> {
+    raw.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|o| normalize_origin(o.trim()).ok_or(format!("not an origin: {o}")))
+        .collect()
 }
 
 async fn put_hub(store: &DynamoStore, hub: Hub) -> Res<()> {
@@ -99,13 +157,12 @@ async fn put_hub(store: &DynamoStore, hub: Hub) -> Res<()> {
 }
 
 async fn seed_demo(store: &DynamoStore) -> Res<()> {
-    store.seed_demo().await.map_err(|e| e.to_string())?;
+    seed::seed_demo(store).await.map_err(|e| e.to_string())?;
     println!("seeded team_abc123 with hubs member-academy and my-hub");
     Ok(())
 }
 
-fn dev_key(f: &HashMap<String, String>) -> Res<()> {
-    let out = need(f, "out")?;
+fn dev_key(out: &str) -> Res<()> {
     if std::path::Path::new(out).exists() {
         println!("signing key {out} exists");
         return Ok(());
@@ -127,62 +184,9 @@ fn dev_key(f: &HashMap<String, String>) -> Res<()> {
     Ok(())
 }
 
-async fn run(args: Vec<String>) -> Res<()> {
-    let cmd = args.first().cloned().unwrap_or_default();
-    let f = flags(&args[1.min(args.len())..]);
-    if cmd == "dev-key" {
-        return dev_key(&f);
-    }
-    let store = DynamoStore::from_env(&table_name()?).await;
-    match cmd.as_str() {
-        "create-table" => create_table(&store, &f).await,
-        "seed-demo" => seed_demo(&store).await,
-        "team" => store
-            .put_team(&Team {
-                team_id: need(&f, "id")?.into(),
-                name: need(&f, "name")?.into(),
-                primary_hub_id: f.get("primary-hub").cloned(),
-            })
-            .await
-            .map(|_| println!("team saved"))
-            .map_err(|e| e.to_string()),
-        "hub" => {
-            put_hub(
-                &store,
-                Hub {
-                    hub_id: need(&f, "id")?.into(),
-                    slug: need(&f, "slug")?.into(),
-                    team_id: need(&f, "team")?.into(),
-                    title: need(&f, "title")?.into(),
-                    allowed_redirect_origins: origins(f.get("origins"))?,
-                    registration_enabled: f.get("registration").map(String::as_str) != Some("off"),
-                },
-            )
-            .await
-        }
-        "origins" => {
-            let slug = need(&f, "slug")?;
-            let mut hub = store
-                .hub_by_slug(slug)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or(format!("no hub with slug {slug}"))?;
-            hub.allowed_redirect_origins = origins(f.get("set"))?;
-            put_hub(&store, hub).await
-        }
-        "ban" => ban(&store, &f, true).await,
-        "unban" => ban(&store, &f, false).await,
-        "fixture" => fixture(store, &f).await,
-        _ => Err(format!(
-            "unknown command {cmd:?}; commands: create-table, seed-demo, team, hub, origins, ban, unban, dev-key, fixture"
-        )),
-    }
-}
-
-/// `ban` / `unban --team T --email E`: the member is found by the email's identity key.
-async fn ban(store: &DynamoStore, f: &HashMap<String, String>, banned: bool) -> Res<()> {
-    let team = need(f, "team")?;
-    let email = parse_email(need(f, "email")?).map_err(|e| e.detail().to_string())?;
+/// `ban` / `unban`: the member is found by the email's identity key.
+async fn ban(store: &DynamoStore, team: &str, email: &str, banned: bool) -> Res<()> {
+    let email = parse_email(email).map_err(|e| e.detail().to_string())?;
     let contact = store
         .contact_id_by_email(&email.key)
         .await
@@ -207,31 +211,33 @@ async fn ban(store: &DynamoStore, f: &HashMap<String, String>, banned: bool) -> 
 
 /// Prepares one `events/` fixture for `make invoke` (tools/invoke.mjs): the table in
 /// TABLE_NAME is created and seeded, the `setup` steps of the expected file run through
-/// the real handlers (`contact_auth::fixtures`, the same code the replay tests use), and
-/// the event is written out with its placeholders filled in.
-async fn fixture(store: DynamoStore, f: &HashMap<String, String>) -> Res<()> {
-    let event_path = need(f, "event")?;
-    let out = need(f, "out")?;
+/// the real handlers (`testkit::fixtures`, as in the replay tests), and the event is
+/// written out with its placeholders filled in.
+async fn fixture(
+    store: DynamoStore,
+    event_path: &str,
+    out: &str,
+    template: &str,
+    secrets: Option<&str>,
+) -> Res<()> {
     let expected_path = event_path
         .strip_suffix(".json")
         .map(|stem| format!("{stem}.expected.json"))
         .ok_or("--event must name a .json file")?;
-    let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(&expected_path).map_err(|e| format!("{expected_path}: {e}"))?,
-    )
-    .map_err(|e| format!("{expected_path}: {e}"))?;
-    let event = std::fs::read_to_string(event_path).map_err(|e| format!("{event_path}: {e}"))?;
-    create_table(&store, f).await?;
+    let expected = Expected::parse(&read(&expected_path)?)?;
+    let event = read(event_path)?;
+    create_table(&store, template, false).await?;
     seed_demo(&store).await?;
-    let offset = expected["clock_offset"].as_i64().unwrap_or(0);
-    let app = App::new(Config::from_env().map_err(|e| e.to_string())?)
-        .with_store(Arc::new(store))
-        .with_keys(Arc::new(load_keys().await?))
-        .with_clock(Arc::new(OffsetClock(-offset)));
-    let steps = expected["setup"].as_array().cloned().unwrap_or_default();
+    let keys = std::env::var("SIGNING_KEY_FILE")
+        .map_err(|_| "SIGNING_KEY_FILE is not set".to_string())
+        .and_then(|p| read(&p))?;
+    load_keys().await?; // the same document the function will load
+    let config = Config::from_env()?;
+    let app = TestApp::new(config, store, &keys).shifted(-expected.clock_offset);
+    let steps = fixtures::parse_steps(&expected.setup)?;
     let prepared = fixtures::setup(&app, &steps).await?;
     std::fs::write(out, prepared.resolve(&event)).map_err(|e| format!("{out}: {e}"))?;
-    if let Some(path) = f.get("secrets") {
+    if let Some(path) = secrets {
         let mut lines = prepared.secrets.join("\n");
         lines.push('\n');
         std::fs::OpenOptions::new()
@@ -248,10 +254,115 @@ async fn fixture(store: DynamoStore, f: &HashMap<String, String>) -> Res<()> {
     Ok(())
 }
 
+fn verdict(expected: &str, response: &str, mails: Option<&str>) -> Res<()> {
+    let exp = Expected::parse(&read(expected)?)?;
+    let out: serde_json::Value =
+        serde_json::from_str(&read(response)?).map_err(|e| format!("{response}: {e}"))?;
+    let problems = match mails {
+        Some(m) => {
+            let new_mails: Vec<serde_json::Value> =
+                serde_json::from_str(&read(m)?).map_err(|e| format!("{m}: {e}"))?;
+            let failures = out["batchItemFailures"].as_array().map_or(0, Vec::len);
+            check_mail(
+                &exp,
+                &MailObserved {
+                    batch_item_failures: failures,
+                    new_mails,
+                },
+            )
+        }
+        None => check_http(&exp, &Observed::from_lambda_json(&out)?),
+    };
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("differs from {expected}: {}", problems.join("; ")))
+    }
+}
+
+async fn dev_mailer() -> Res<()> {
+    let config = Config::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let app = App::new(config)
+        .with_store(store)
+        .with_mailer(SesMailer::from_env().await);
+    poll::poll_stream(&app).await
+}
+
+async fn run(cli: Cli) -> Res<()> {
+    let store = || async { Ok::<_, String>(DynamoStore::from_env(&table_name()?).await) };
+    match cli.command {
+        Command::DevKey { out } => dev_key(&out),
+        Command::Verdict {
+            expected,
+            response,
+            mails,
+        } => verdict(&expected, &response, mails.as_deref()),
+        Command::DevMailer => {
+            contact_auth::runtime::init_tracing();
+            dev_mailer().await
+        }
+        Command::CreateTable {
+            template,
+            if_missing,
+        } => create_table(&store().await?, &template, if_missing).await,
+        Command::SeedDemo => seed_demo(&store().await?).await,
+        Command::Team {
+            id,
+            name,
+            primary_hub,
+        } => store()
+            .await?
+            .put_team(&Team {
+                team_id: id,
+                name,
+                primary_hub_id: primary_hub,
+            })
+            .await
+            .map(|_| println!("team saved"))
+            .map_err(|e| e.to_string()),
+        Command::Hub {
+            id,
+            slug,
+            team,
+            title,
+            origins: o,
+            registration,
+        } => {
+            let hub = Hub {
+                hub_id: id,
+                slug,
+                team_id: team,
+                title,
+                allowed_redirect_origins: origins(&o)?,
+                registration_enabled: registration == "on",
+            };
+            put_hub(&store().await?, hub).await
+        }
+        Command::Origins { slug, set } => {
+            let store = store().await?;
+            let mut hub = store
+                .hub_by_slug(&slug)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no hub with slug {slug}"))?;
+            hub.allowed_redirect_origins = origins(&set)?;
+            put_hub(&store, hub).await
+        }
+        Command::Ban { team, email } => ban(&store().await?, &team, &email, true).await,
+        Command::Unban { team, email } => ban(&store().await?, &team, &email, false).await,
+        Command::Fixture {
+            event,
+            out,
+            template,
+            secrets,
+        } => fixture(store().await?, &event, &out, &template, secrets.as_deref()).await,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(args).await {
+    match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

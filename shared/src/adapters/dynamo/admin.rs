@@ -63,7 +63,6 @@ impl DynamoStore {
         }
     }
 
-
     pub async fn set_membership_status(
         &self,
         contact_id: &str,

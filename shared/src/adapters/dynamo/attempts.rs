@@ -24,7 +24,9 @@ fn reserve_outcome(
     let mut retry = None;
     for (CounterStep(i), _) in failed {
         let Some((c, _)) = counters.get(*i) else {
-            return Err(PortError::Internal("reserve_attempts: unknown counter".into()));
+            return Err(PortError::Internal(
+                "reserve_attempts: unknown counter".into(),
+            ));
         };
         retry = retry.max(Some((c.expires_at - now).max(1) as u64));
     }
@@ -58,7 +60,10 @@ impl Attempts for DynamoStore {
         let mut tx = Tx::new();
         for (i, (c, limit)) in counters.iter().enumerate() {
             let u = self.window_count(c, *limit).build().map_err(build_err)?;
-            tx.push(CounterStep(i), TransactWriteItem::builder().update(u).build());
+            tx.push(
+                CounterStep(i),
+                TransactWriteItem::builder().update(u).build(),
+            );
         }
         match self.commit("reserve_attempts", tx).await? {
             Settled::Done => Ok(Reserved::Ok),

@@ -56,7 +56,6 @@ pub fn list_s(v: &[String]) -> AttributeValue {
     AttributeValue::L(v.iter().map(|x| s(x.clone())).collect())
 }
 
-
 pub fn hub_from(item: &Item) -> Option<Hub> {
     Some(Hub {
         hub_id: get_s(item, "hub_id")?,
@@ -161,7 +160,6 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
     Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
 }
 
-
 /// The `kind` attribute of a mail job: the mailer's stream filter (template.yaml
 /// `FilterCriteria`) and its record parser look for it.
 pub const MAIL_JOB_KIND: &str = "mail_job";
@@ -252,7 +250,10 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
 pub fn new_membership_item(contact_id: &str, team_id: &str, now: i64) -> Item {
     let item = HashMap::from([
         ("team_id".to_string(), s(team_id)),
-        ("status".to_string(), s(status_str(MembershipStatus::Active))),
+        (
+            "status".to_string(),
+            s(status_str(MembershipStatus::Active)),
+        ),
         ("joined_at".to_string(), n(now)),
     ]);
     with_key(item, keys::membership(contact_id, team_id))

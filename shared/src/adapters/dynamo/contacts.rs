@@ -124,7 +124,10 @@ impl Contacts for DynamoStore {
         );
         tx.push(
             PasswordStep::Notice,
-            self.put(job_item(notice, now + JOB_TTL), Some("attribute_not_exists(pk)"))?,
+            self.put(
+                job_item(notice, now + JOB_TTL),
+                Some("attribute_not_exists(pk)"),
+            )?,
         );
         password_outcome(self.commit("set_first_password", tx).await?)
     }
@@ -164,7 +167,10 @@ impl Contacts for DynamoStore {
         );
         tx.push(
             PasswordStep::Notice,
-            self.put(job_item(notice, now + JOB_TTL), Some("attribute_not_exists(pk)"))?,
+            self.put(
+                job_item(notice, now + JOB_TTL),
+                Some("attribute_not_exists(pk)"),
+            )?,
         );
         password_outcome(self.commit("change_password", tx).await?)
     }

@@ -40,7 +40,9 @@ fn enqueue_outcome(
                 retry = retry.max(rule.retry_after(now, last));
             }
             EnqueueStep::Job | EnqueueStep::PendingChange => {
-                return Err(PortError::Internal(format!("enqueue cancelled at {step:?}")))
+                return Err(PortError::Internal(format!(
+                    "enqueue cancelled at {step:?}"
+                )))
             }
         }
     }
@@ -95,7 +97,10 @@ impl DynamoStore {
         }
         tx.push(
             EnqueueStep::Job,
-            self.put(job_item(job, now + JOB_TTL), Some("attribute_not_exists(pk)"))?,
+            self.put(
+                job_item(job, now + JOB_TTL),
+                Some("attribute_not_exists(pk)"),
+            )?,
         );
         if let Some(item) = pending_change {
             tx.push(EnqueueStep::PendingChange, item);
@@ -198,8 +203,15 @@ mod tests {
         };
         assert!(retry_after > 40 && retry_after <= 3600, "{retry_after}");
         // A collided job id or a vanished profile is never reported as a rate limit.
-        for step in [EnqueueStep::Job, EnqueueStep::PendingChange, EnqueueStep::Rule(7)] {
-            assert!(enqueue_outcome(&rules, now, &[(step, None)]).is_err(), "{step:?}");
+        for step in [
+            EnqueueStep::Job,
+            EnqueueStep::PendingChange,
+            EnqueueStep::Rule(7),
+        ] {
+            assert!(
+                enqueue_outcome(&rules, now, &[(step, None)]).is_err(),
+                "{step:?}"
+            );
         }
         // A rule refusal beside a job failure is still a fault.
         assert!(enqueue_outcome(

@@ -25,7 +25,10 @@ pub fn profile(contact: &str) -> Key {
     (format!("CONTACT#{contact}"), "PROFILE".into())
 }
 pub fn membership(contact: &str, team: &str) -> Key {
-    (format!("CONTACT#{contact}"), format!("{MEMBERSHIP_PREFIX}{team}"))
+    (
+        format!("CONTACT#{contact}"),
+        format!("{MEMBERSHIP_PREFIX}{team}"),
+    )
 }
 /// The sort-key prefix of a contact's memberships (a Query reads them all).
 pub const MEMBERSHIP_PREFIX: &str = "TEAM#";

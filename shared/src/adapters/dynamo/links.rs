@@ -175,7 +175,10 @@ impl MagicLinks for DynamoStore {
         }
     }
 
-    async fn magic_link(&self, token_hash: &TokenHash) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+    async fn magic_link(
+        &self,
+        token_hash: &TokenHash,
+    ) -> PortResult<Option<(MagicLink, Option<u64>)>> {
         Ok(self
             .get("magic_link", keys::magic(token_hash))
             .await?
@@ -466,12 +469,21 @@ mod tests {
         let old = |cid: &str| HashMap::from([("email_change_id".to_string(), s(cid))]);
         // The profile failed and no longer carries this change: invalid.
         let moved = vec![(Profile, Some(old("ch2")))];
-        assert_eq!(consume_outcome(&change(), &moved).unwrap(), Consumed::Invalid);
+        assert_eq!(
+            consume_outcome(&change(), &moved).unwrap(),
+            Consumed::Invalid
+        );
         let gone = vec![(Profile, Some(HashMap::new()))];
-        assert_eq!(consume_outcome(&change(), &gone).unwrap(), Consumed::Invalid);
+        assert_eq!(
+            consume_outcome(&change(), &gone).unwrap(),
+            Consumed::Invalid
+        );
         // Still pending, but the new address is taken.
         let taken = vec![(ClaimEmail, None), (Profile, Some(old("ch1")))];
-        assert_eq!(consume_outcome(&change(), &taken).unwrap(), Consumed::EmailTaken);
+        assert_eq!(
+            consume_outcome(&change(), &taken).unwrap(),
+            Consumed::EmailTaken
+        );
         // Still pending; the version or the old address moved: read again.
         let version = vec![(Profile, Some(old("ch1")))];
         assert_eq!(

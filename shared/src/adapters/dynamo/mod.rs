@@ -49,7 +49,6 @@ pub struct DynamoStore {
     table: String,
 }
 
-
 /// Maps an SDK error to a port error with only the operation and the error code:
 /// SDK messages can echo request data, so they are not logged.
 pub(crate) fn sdk_err<E: ProvideErrorMetadata, R>(op: &str, e: SdkError<E, R>) -> PortError {

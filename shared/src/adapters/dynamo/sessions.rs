@@ -49,7 +49,9 @@ fn rotation_outcome(settled: Settled<RotateStep>) -> PortResult<Rotation> {
         Settled::Done => Rotation::Done,
         Settled::Failed(failed) if has(&failed, RotateStep::Old) => Rotation::OldChanged,
         Settled::Failed(failed) if has(&failed, RotateStep::Session) => {
-            return Err(PortError::Internal("rotate_refresh: new token collided".into()))
+            return Err(PortError::Internal(
+                "rotate_refresh: new token collided".into(),
+            ))
         }
         Settled::Failed(_) => Rotation::Rejected,
     })

@@ -184,7 +184,9 @@ fn new_link<S, M>(
 
 async fn sign_in_mail<S: MailerStore, M: Mailer>(
     app: &MailerApp<S, M>,
-    job: &MailJob, target: &Target) -> Result<Outcome, PortError> {
+    job: &MailJob,
+    target: &Target,
+) -> Result<Outcome, PortError> {
     let store = &app.store;
     let registration_open = target.hub.as_ref().is_none_or(|h| h.registration_enabled);
     let contact = match store.contact_id_by_email(&job.email_key).await? {
@@ -223,7 +225,11 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))
         .await?;
-    let url = link_url(&app.config.public_base_url, redirect.as_deref(), token.expose());
+    let url = link_url(
+        &app.config.public_base_url,
+        redirect.as_deref(),
+        token.expose(),
+    );
     let mail = render(
         &app.config.sender_address,
         to.0,
@@ -341,7 +347,9 @@ async fn change_link<S: MailerStore, M>(
 
 async fn password_notice<S: MailerStore, M: Mailer>(
     app: &MailerApp<S, M>,
-    job: &MailJob, target: &Target) -> Result<Outcome, PortError> {
+    job: &MailJob,
+    target: &Target,
+) -> Result<Outcome, PortError> {
     let Some(cid) = &job.contact_id else {
         return Ok(Outcome::Nothing);
     };

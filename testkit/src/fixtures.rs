@@ -1,0 +1,321 @@
+//! Fixture setup: the state an `events/` fixture needs before it is sent (a stored
+//! magic link, a signed-in session, a password, a rotated refresh token, a mail job),
+//! described by the `setup` list of its `.expected.json` and parsed into typed steps.
+//! One definition, used by the replay tests and by `make invoke` (through
+//! `contact-auth-admin fixture`).
+//!
+//! Time: a fixture's `clock_offset` says how long ago its setup happened. The caller
+//! passes a `TestApp` whose clock is that far behind, and the fixture is then sent at the
+//! real time — what a member sees coming back to an old link or session.
+
+use std::collections::HashMap;
+
+use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
+use contact_auth::domain::password;
+use contact_auth::domain::secret::{new_id, RawToken};
+use contact_auth::ports::{Contacts, Directory, MagicLinks, MailJobs};
+use contact_auth::routes::Route;
+use http::Response;
+use lambda_http::Body;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::TestApp;
+
+/// One `setup` step.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SetupStep {
+    /// A registration link with this token for `email` on hub `slug`; `used`: consumed once.
+    MagicLink {
+        token: String,
+        email: String,
+        slug: String,
+        #[serde(default)]
+        used: bool,
+    },
+    /// `email` signs in (member-academy): `{{ACCESS_TOKEN}}`, `{{REFRESH_TOKEN}}`,
+    /// `{{CONTACT_ID}}`.
+    Session { email: String },
+    /// The session's contact sets this first password.
+    Password { password: String },
+    /// The session's refresh token is rotated once (the fixture presents the old one).
+    Rotate,
+    /// A mail job written straight to the table (no rate counters).
+    Job {
+        job_id: String,
+        email: String,
+        #[serde(default)]
+        purpose: Option<JobPurposeName>,
+        #[serde(default)]
+        slug: Option<String>,
+        #[serde(default)]
+        team_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobPurposeName {
+    Register,
+    Magic,
+}
+
+/// What setup made: placeholder values and every secret it created or sent (for the
+/// secrets-in-logs check).
+#[derive(Default, Debug)]
+pub struct Prepared {
+    pub vars: HashMap<String, String>,
+    pub secrets: Vec<String>,
+}
+
+impl Prepared {
+    /// The fixture text with its placeholders filled in.
+    pub fn resolve(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (k, v) in &self.vars {
+            out = out.replace(&format!("{{{{{k}}}}}"), v);
+        }
+        out
+    }
+}
+
+/// An API Gateway (HTTP API, payload 2.0) event text as a request.
+pub fn request(text: &str) -> Result<lambda_http::Request, String> {
+    lambda_http::request::from_str(text).map_err(|e| format!("not an API Gateway event: {e}"))
+}
+
+/// A response body as JSON (`Null` when empty or not JSON).
+pub fn body_json(resp: &Response<Body>) -> Value {
+    match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        _ => Value::Null,
+    }
+}
+
+/// A POST as API Gateway (HTTP API, payload 2.0) delivers it.
+pub fn post_event(path: &str, body: Value) -> String {
+    json!({
+        "version": "2.0", "routeKey": format!("POST {path}"),
+        "rawPath": path, "rawQueryString": "",
+        "headers": {"content-type": "application/vnd.api+json"},
+        "requestContext": {"http": {"method": "POST", "path": path,
+            "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "fixture-setup"},
+            "requestId": new_id(), "routeKey": format!("POST {path}"), "stage": "$default",
+            "accountId": "123456789012", "apiId": "abc", "domainName": "x", "domainPrefix": "x",
+            "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 1795687200000u64},
+        "body": body.to_string(),
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+pub fn consume_event(token: &str) -> String {
+    post_event(
+        Route::MagicConsume.path(),
+        json!({"data": {"type": "magic_link_consumes", "attributes": {"token": token}}}),
+    )
+}
+
+pub fn refresh_event(token: &str) -> String {
+    post_event(
+        Route::Refresh.path(),
+        json!({"data": {"type": "refresh_requests", "attributes": {"refresh_token": token}}}),
+    )
+}
+
+/// A registration link for `email` on hub `slug`, stored as the mailer would, created
+/// at `app`'s time.
+pub async fn put_link(app: &TestApp, token: &str, email: &str, slug: &str) -> Result<(), String> {
+    let store = &app.store;
+    let hub = store
+        .hub_by_slug(slug)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no hub {slug}"))?;
+    let token = RawToken::parse(token).ok_or("setup: not a token")?;
+    let now = app.now();
+    let link = MagicLink {
+        token_hash: token.hash(),
+        purpose: LinkPurpose::Register,
+        team_id: hub.team_id,
+        hub_id: Some(hub.hub_id),
+        email: email.into(),
+        email_key: email.to_lowercase(),
+        contact_id: None,
+        redirect_url: None,
+        created_at: now,
+        expires_at: now + app.config.magic_ttl,
+        used_at: None,
+        change_id: None,
+        pw_version: None,
+    };
+    store
+        .put_magic_link(&link, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.make_newest(&link).await.map_err(|e| e.to_string())
+}
+
+/// POST /magic/consume through the real handler: status and body.
+pub async fn consume(app: &TestApp, token: &str) -> Result<(u16, Value), String> {
+    let resp = app
+        .handle(Route::MagicConsume, request(&consume_event(token))?)
+        .await;
+    Ok((resp.status().as_u16(), body_json(&resp)))
+}
+
+/// The `setup` list of an expected file as typed steps.
+pub fn parse_steps(setup: &Value) -> Result<Vec<SetupStep>, String> {
+    match setup {
+        Value::Null => Ok(vec![]),
+        v => serde_json::from_value(v.clone()).map_err(|e| format!("setup: {e}")),
+    }
+}
+
+/// Runs setup steps with `app` (see the module comment on time).
+pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, String> {
+    let mut out = Prepared::default();
+    let store = &app.store;
+    for step in steps {
+        match step {
+            SetupStep::MagicLink {
+                token,
+                email,
+                slug,
+                used,
+            } => {
+                put_link(app, token, email, slug).await?;
+                out.secrets.push(token.clone());
+                out.secrets.push(email.clone());
+                if *used {
+                    let (status, _) = consume(app, token).await?;
+                    if status != 200 {
+                        return Err(format!("setup: first consume answered {status}"));
+                    }
+                }
+            }
+            SetupStep::Session { email } => {
+                let token = RawToken::generate().map_err(|e| e.to_string())?;
+                put_link(app, token.expose(), email, "member-academy").await?;
+                out.secrets.push(token.expose().to_string());
+                out.secrets.push(email.clone());
+                let (status, body) = consume(app, token.expose()).await?;
+                if status != 200 {
+                    return Err(format!("setup: session consume answered {status}: {body}"));
+                }
+                for (var, key) in [
+                    ("ACCESS_TOKEN", "access_token"),
+                    ("REFRESH_TOKEN", "refresh_token"),
+                ] {
+                    let v = body[key].as_str().ok_or("setup: no token pair")?;
+                    out.secrets.push(v.to_string());
+                    out.vars.insert(var.into(), v.into());
+                }
+                let contact = store
+                    .contact_id_by_email(&email.to_lowercase())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("setup: the session made no contact")?;
+                out.vars.insert("CONTACT_ID".into(), contact);
+            }
+            SetupStep::Password { password } => {
+                let contact = out
+                    .vars
+                    .get("CONTACT_ID")
+                    .ok_or("setup: password needs a session first")?;
+                let hash = password::hash(password)?;
+                out.secrets.push(password.clone());
+                let notice = MailJob {
+                    job_id: new_id(),
+                    purpose: JobPurpose::PasswordSetNotice,
+                    slug: None,
+                    team_id: None,
+                    email: String::new(),
+                    email_key: String::new(),
+                    redirect_url: None,
+                    created_at: app.now(),
+                    contact_id: Some(contact.clone()),
+                    change_id: None,
+                    pw_version: None,
+                };
+                if !store
+                    .set_first_password(contact, &hash, app.now(), &notice)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err("setup: the contact already had a password".into());
+                }
+            }
+            SetupStep::Rotate => {
+                let old = out
+                    .vars
+                    .get("REFRESH_TOKEN")
+                    .ok_or("setup: rotate needs a session first")?;
+                let resp = app
+                    .handle(Route::Refresh, request(&refresh_event(old))?)
+                    .await;
+                if resp.status() != 200 {
+                    return Err(format!("setup: rotate answered {}", resp.status()));
+                }
+                if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
+                    out.secrets.push(t.to_string());
+                }
+            }
+            SetupStep::Job {
+                job_id,
+                email,
+                purpose,
+                slug,
+                team_id,
+            } => {
+                let now = app.now();
+                let job = MailJob {
+                    job_id: job_id.clone(),
+                    purpose: match purpose {
+                        Some(JobPurposeName::Magic) => JobPurpose::Magic,
+                        _ => JobPurpose::Register,
+                    },
+                    slug: slug.clone(),
+                    team_id: team_id.clone(),
+                    email_key: email.to_lowercase(),
+                    email: email.clone(),
+                    redirect_url: None,
+                    created_at: now,
+                    contact_id: None,
+                    change_id: None,
+                    pw_version: None,
+                };
+                out.secrets.push(email.clone());
+                store
+                    .enqueue_job(&job, &[], now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_steps_are_typed_and_strict() {
+        let steps = parse_steps(&json!([
+            {"op": "session", "email": "a@example.com"},
+            {"op": "password", "password": "pw"},
+            {"op": "rotate"},
+            {"op": "magic_link", "token": "t", "email": "e", "slug": "s", "used": true},
+            {"op": "job", "job_id": "j", "email": "e", "purpose": "magic", "slug": "s"}
+        ]))
+        .unwrap();
+        assert_eq!(steps.len(), 5);
+        assert!(matches!(steps[3], SetupStep::MagicLink { used: true, .. }));
+        // A typo is an error, not a silently skipped step.
+        assert!(parse_steps(&json!([{"op": "sesion", "email": "a"}])).is_err());
+        assert!(parse_steps(&json!([{"op": "session", "emial": "a"}])).is_err());
+    }
+}

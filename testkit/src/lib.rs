@@ -1,0 +1,40 @@
+//! Test and tool support for contact-auth, kept out of the product crate (no function
+//! binary links it): the admin CLI (`tools/admin`) and the tests depend on it.
+//!
+//! - `schema`: the local table, created exactly as template.yaml's `ContactTable`;
+//! - `seed`: the demo team and hubs of `make dev` and the tests;
+//! - `app`: `TestApp`, one table + keys + clock, serving any route in-process through
+//!   the same `RouteFn` types the function binaries use (`contact_auth::routes::visit`);
+//! - `fixtures`: the typed `setup` steps of an `events/` fixture;
+//! - `verdict`: the one comparator of a response against its `.expected.json` (replay
+//!   and `make invoke` both use it);
+//! - `poll`: the local mailer loop over the table's stream (DynamoDB Local has no
+//!   stream trigger);
+//! - `OffsetClock`, `config_for_table`.
+
+pub mod app;
+pub mod fixtures;
+pub mod poll;
+pub mod schema;
+pub mod seed;
+pub mod verdict;
+
+use contact_auth::config::Config;
+use contact_auth::ports::{Clock, SystemClock};
+
+/// The system clock shifted by a fixed number of seconds (tests: "16 minutes later").
+pub struct OffsetClock(pub i64);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> i64 {
+        SystemClock.now() + self.0
+    }
+}
+
+/// A config for tests: every default, the given table, CORS for the demo origin.
+pub fn config_for_table(table: &str) -> Config {
+    Config {
+        cors_origins: vec!["http://localhost:5173".into()],
+        ..Config::defaults(table)
+    }
+}
