@@ -406,11 +406,28 @@ fn main() {
     trials.push(scenario("a_session_ends_at_its_absolute_lifetime", || {
         block_to(absolute_lifetime())
     }));
+    trials.push(scenario(
+        "every_login_does_one_argon2_verification_whatever_fails",
+        || on_this_thread(login_work()),
+    ));
+    trials.push(scenario("a_weak_hash_is_rehashed_on_login", || {
+        block_to(weak_hash_rehashed())
+    }));
     libtest_mimic::run(&args, trials).exit();
 }
 
 fn block_to<F: Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
     block_on(f).map_err(|e| format!("{e:?}"))
+}
+
+/// Runs `f` on this thread only (a current-thread runtime): per-thread counters see all
+/// of its work.
+fn on_this_thread<F: Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(f)
 }
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
@@ -533,4 +550,165 @@ async fn absolute_lifetime() -> Result<(), String> {
     // The same token under the default 90-day lifetime: the refusal was the lifetime.
     let (status, body) = refresh(at(30, 7_776_000), second).await?;
     ensure(status == 200, || format!("{status} {body}"))
+}
+
+fn login_event(email: &str, password: &str, slug: &str) -> String {
+    fixtures::post_event(
+        Route::Login.path(),
+        serde_json::json!({"data": {"type": "login_requests",
+            "attributes": {"email": email, "password": password, "slug": slug}}}),
+    )
+}
+
+/// A member with a password and one without, signed up on member-academy.
+async fn members(app: &TestApp, password: &str) -> Result<(), String> {
+    let steps = fixtures::parse_steps(&serde_json::json!([
+        {"op": "session", "email": "with-password@example.com"},
+        {"op": "password", "password": password},
+        {"op": "session", "email": "no-password@example.com"},
+    ]))?;
+    for s in fixtures::setup(app, &steps).await?.secrets {
+        record_secret(&s);
+    }
+    Ok(())
+}
+
+/// The claim behind "every failure is the same 401 after the same work": each login runs
+/// exactly one argon2 verification (the dummy hash when there is no real one), whatever
+/// fails — so its timing does not tell an unknown email from a wrong password. Without
+/// the dummy verification the unknown-email and no-password cases count 0.
+async fn login_work() -> Result<(), String> {
+    use contact_auth::domain::password::argon2_verifications_on_this_thread as count;
+    let app = fresh(&Value::Null).await;
+    let pw = "violet-kettle-harbour-42";
+    members(&app, pw).await?;
+    let cases = [
+        (
+            "unknown email",
+            "nobody-here@example.com",
+            pw,
+            "member-academy",
+            401,
+        ),
+        (
+            "wrong password",
+            "with-password@example.com",
+            "wrong-password-1",
+            "member-academy",
+            401,
+        ),
+        (
+            "no password set",
+            "no-password@example.com",
+            pw,
+            "member-academy",
+            401,
+        ),
+        (
+            "unknown hub",
+            "with-password@example.com",
+            pw,
+            "no-such-hub",
+            401,
+        ),
+        (
+            "success",
+            "with-password@example.com",
+            pw,
+            "member-academy",
+            200,
+        ),
+    ];
+    for (what, email, password, slug, want) in cases {
+        record_secret(password);
+        let before = count();
+        let resp = app
+            .handle(Route::Login, request(&login_event(email, password, slug))?)
+            .await;
+        let ran = count() - before;
+        if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
+            record_secret(t);
+        }
+        ensure(resp.status().as_u16() == want, || {
+            format!("{what}: status {}, want {want}", resp.status())
+        })?;
+        ensure(ran == 1, || {
+            format!("{what}: {ran} argon2 verifications, want 1")
+        })?;
+    }
+    Ok(())
+}
+
+/// "Weak hashes are rehashed on login": a stored hash with weaker argon2 parameters than
+/// today's is replaced by one with today's parameters on the next successful login.
+async fn weak_hash_rehashed() -> Result<(), String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    use contact_auth::domain::password::needs_rehash;
+    let app = fresh(&Value::Null).await;
+    let pw = "violet-kettle-harbour-42";
+    let steps = fixtures::parse_steps(&serde_json::json!([
+        {"op": "session", "email": "weak@example.com"}
+    ]))?;
+    let prepared = fixtures::setup(&app, &steps).await?;
+    let contact_id = prepared.vars["CONTACT_ID"].clone();
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(1024, 1, 1, None).map_err(|e| e.to_string())?,
+    )
+    .hash_password(
+        pw.as_bytes(),
+        &SaltString::from_b64("c2FsdHNhbHRzYWx0").map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?
+    .to_string();
+    ensure(needs_rehash(&weak), || {
+        "the planted hash is not weak".into()
+    })?;
+    app.store
+        .client()
+        .update_item()
+        .table_name(app.store.table())
+        .set_key(Some(contact_auth::adapters::dynamo::keys::key_map(
+            contact_auth::adapters::dynamo::keys::profile(&contact_id),
+        )))
+        .update_expression("SET password_hash = :h")
+        .expression_attribute_values(":h", AttributeValue::S(weak.clone()))
+        .send()
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    record_secret(pw);
+    let resp = app
+        .handle(
+            Route::Login,
+            request(&login_event("weak@example.com", pw, "member-academy"))?,
+        )
+        .await;
+    if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
+        record_secret(t);
+    }
+    ensure(resp.status() == 200, || format!("login {}", resp.status()))?;
+    let stored = app
+        .store
+        .contact(&contact_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .and_then(|c| c.password_hash)
+        .ok_or("no password after login")?;
+    ensure(stored != weak && !needs_rehash(&stored), || {
+        "the weak hash was not replaced by one with today's parameters".into()
+    })?;
+    // The new hash verifies the same password.
+    let again = app
+        .handle(
+            Route::Login,
+            request(&login_event("weak@example.com", pw, "member-academy"))?,
+        )
+        .await;
+    if let Some(t) = body_json(&again)["refresh_token"].as_str() {
+        record_secret(t);
+    }
+    ensure(again.status() == 200, || {
+        format!("second login {}", again.status())
+    })
 }

@@ -160,24 +160,11 @@ test("failed logins per team+email: the 11th within 15 minutes is 429 with Retry
   assert.ok(retry >= 1 && retry <= 900, `Retry-After ${retry}`);
 });
 
-test("login timing: unknown emails and wrong passwords take the same time (medians)", async () => {
-  const known = [];
-  for (let i = 0; i < 3; i++) known.push((await memberWithPassword(`timing${i}`)).email);
-  const time = async (email) => { const t = process.hrtime.bigint(); const r = await login(email, "not-the-password-1"); assert.equal(r.status, 401); return Number(process.hrtime.bigint() - t) / 1e6; };
-  const a = [];
-  const b = [];
-  for (let i = 0; i < 18; i++) {
-    a.push(await time(known[i % 3]));
-    b.push(await time(uniqueEmail("timing-unknown")));
-  }
-  const median = (xs) => { const s = [...xs].sort((x, y) => x - y); return (s[8] + s[9]) / 2; };
-  const mk = median(a);
-  const mu = median(b);
-  console.log(`# login timing medians over 18 attempts: known email + wrong password ${mk.toFixed(1)} ms, unknown email ${mu.toFixed(1)} ms`);
-  // Both include a full argon2id verification; allow for noise on a shared 2-core machine.
-  assert.ok(Math.abs(mk - mu) <= Math.max(0.35 * Math.max(mk, mu), 15), `medians differ: ${mk} vs ${mu}`);
-});
-
+// Login timing: the same-work claim (one argon2 verification for every login, the dummy
+// hash when there is no real one) is measured where it can fail, by counting the
+// verifications in-process: tests/replay.rs
+// scenario/every_login_does_one_argon2_verification_whatever_fails. A wall-clock median
+// over HTTP on a shared 2-core machine needed a tolerance wider than one verification.
 test("password policy, set/change errors and the forgotten-password path", async () => {
   const email = uniqueEmail("policy");
   const magicPair = await signUp(email);
