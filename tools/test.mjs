@@ -76,7 +76,7 @@ try {
   }
   console.log("\n== end-to-end over HTTP (tests/e2e) ==");
   const dir = join(ROOT, "tests", "e2e");
-  const files = readdirSync(dir).filter((f) => f.endsWith(".test.mjs")).filter((f) => !only || f.includes(only)).map((f) => join(dir, f));
+  const files = readdirSync(dir).filter((f) => f.endsWith(".test.mjs")).filter((f) => !only || only.split(",").some((o) => f.includes(o))).map((f) => join(dir, f));
   runSuite("node", ["--test", "--test-concurrency=1", ...files], env);
 } finally {
   await stop();
