@@ -126,8 +126,8 @@ export const sha256 = (s) => createHash("sha256").update(s).digest("hex");
 export async function mailerIdle(timeoutMs = 15000) {
   const start = Date.now();
   while (Date.now() - start < timeoutMs) {
-    const r = await ddb("Scan", { FilterExpression: "begins_with(pk, :j)", ExpressionAttributeValues: { ":j": { S: "JOB#" } } });
-    if (r.Count === 0) return;
+    const jobs = await scanAll({ FilterExpression: "begins_with(pk, :j)", ExpressionAttributeValues: { ":j": { S: "JOB#" } } });
+    if (jobs.length === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error("mail jobs still pending");
@@ -156,6 +156,65 @@ export function assertError(r, status, code, pointer) {
   assert.equal(e.code, code, r.text);
   assert.equal(r.headers.get("content-type"), JSONAPI);
   if (pointer) assert.equal(e.source.pointer, pointer);
+}
+
+/**
+ * Asserts a JSON:API error answer as the fixture replay's verdict (testkit::verdict) does:
+ * status, code, the pointer when given, errors[0].status as a string, a title and a detail,
+ * meta.request_id = X-Request-ID, the JSON:API media type, nosniff and no-store.
+ */
+export function assertErrorDocument(r, status, code, pointer) {
+  assert.equal(r.status, status, `${code}: ${r.status} ${r.text}`);
+  const e = errorOf(r);
+  assert.ok(e, `no JSON:API error document: ${r.text}`);
+  assert.equal(e.code, code, r.text);
+  assert.equal(e.status, String(status), r.text);
+  assert.ok(typeof e.title === "string" && e.title && typeof e.detail === "string" && e.detail, `title and detail: ${r.text}`);
+  const rid = r.headers.get("x-request-id");
+  assert.ok(rid, "no X-Request-ID");
+  assert.equal(e.meta && e.meta.request_id, rid, "meta.request_id repeats X-Request-ID");
+  assert.equal(r.headers.get("content-type"), JSONAPI);
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(r.headers.get("cache-control"), "no-store");
+  if (pointer !== undefined) assert.equal(e.source && e.source.pointer, pointer, r.text);
+}
+
+/** Every item a Scan with `params` finds, over all pages (a filtered Scan pages too). */
+export async function scanAll(params = {}) {
+  const items = [];
+  let start;
+  do {
+    const page = await ddb("Scan", { ...params, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) });
+    items.push(...page.Items);
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return items;
+}
+
+/** The whole table: "pk | sk" -> the item as canonical JSON (attributes sorted), sorted by key. */
+export async function tableSnapshot() {
+  const canon = (v) => JSON.stringify(v, (_, x) => (x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x));
+  const items = new Map((await scanAll()).map((it) => [`${it.pk.S} | ${it.sk.S}`, canon(it)]));
+  return new Map([...items].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/**
+ * What differs between two snapshots, as "added|changed|deleted: <pk prefix> | <sk>" (no
+ * addresses or ids in the message). A deleted item whose expires_at has passed is left out
+ * (TTL may remove it), and so is every key `allowed(key)` exempts (e.g. RATE# counters).
+ */
+export function tableChanges(before, after, allowed = () => false) {
+  const now = Math.floor(Date.now() / 1000);
+  const out = [];
+  for (const k of new Set([...before.keys(), ...after.keys()])) {
+    if (before.get(k) === after.get(k) || allowed(k)) continue;
+    const shown = `${k.split("#")[0]}# | ${k.split(" | ")[1]}`;
+    if (!after.has(k)) {
+      if (Number(JSON.parse(before.get(k)).expires_at?.N) <= now) continue;
+      out.push(`deleted: ${shown}`);
+    } else out.push(`${before.has(k) ? "changed" : "added"}: ${shown}`);
+  }
+  return out;
 }
 
 /** Records both tokens of a pair (for the secrets-in-logs check); returns the pair. */

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import {
   call, doc, consume, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp, ddb, errorOf,
   recordSecret, sleep, bearer, assertError, remember, me, setPassword, changePassword,
-  refreshBody, login,
+  refreshBody, login, mailerIdle, assertErrorDocument, tableSnapshot, tableChanges,
 } from "./helpers.mjs";
 
 const PASSWORD = "violet-kettle-harbour-42";
@@ -165,14 +165,30 @@ test("failed logins per team+email: the 11th within 15 minutes is 429 with Retry
 // verifications in-process: tests/replay.rs
 // scenario/every_login_does_one_argon2_verification_whatever_fails. A wall-clock median
 // over HTTP on a shared 2-core machine needed a tolerance wider than one verification.
-test("password policy, set/change errors and the forgotten-password path", async () => {
+
+/** Asserts a password-policy refusal; records the password for the secrets-in-logs check. */
+function assertPolicyRefusal(r, code, pointer, password) {
+  recordSecret(password);
+  assertErrorDocument(r, 422, code, pointer);
+  if (password.length >= 8) assert.ok(!r.text.includes(password), "the answer repeats the password");
+}
+
+// The password policy's rules (length in characters, the common-password list, the address
+// inside) are the unit test's (shared/src/domain/password.rs `policy`). This is the one HTTP
+// test of its wiring: every refusal code through the set route, and through the change
+// route with the contact's own address, each a whole JSON:API error at the route's pointer
+// that repeats no password and writes nothing (attempt counters of a current_password aside).
+test("password policy wiring, set/change errors and the forgotten-password path", async () => {
   const email = uniqueEmail("policy");
   const magicPair = await signUp(email);
   const t = magicPair.access_token;
-  assertError(await setPassword(t, "short"), 422, "password_too_short", "/data/attributes/password");
-  assertError(await setPassword(t, "x".repeat(257)), 422, "password_too_long");
-  assertError(await setPassword(t, "password123"), 422, "password_too_common");
-  assertError(await setPassword(t, email.toUpperCase()), 422, "password_contains_email");
+  await mailerIdle();
+  let table = await tableSnapshot();
+  for (const [password, code] of [
+    ["short", "password_too_short"], ["x".repeat(257), "password_too_long"],
+    ["password123", "password_too_common"], [email.toUpperCase(), "password_contains_email"],
+  ]) assertPolicyRefusal(await setPassword(t, password), code, "/data/attributes/password", password);
+  assert.deepEqual(tableChanges(table, await tableSnapshot()), [], "a refused password set wrote nothing");
   assertError(await changePassword(t, { current_password: "x", new_password: PASSWORD }), 400, "password_not_set");
   assertError(await setPassword("nope", PASSWORD), 401, "unauthorized");
   assert.equal((await setPassword(t, PASSWORD)).status, 200);
@@ -181,7 +197,12 @@ test("password policy, set/change errors and the forgotten-password path", async
   assertError(await changePassword(pwd.access_token, { current_password: "wrong-one-123", new_password: `${PASSWORD}x` }), 422, "current_password_incorrect", "/data/attributes/current_password");
   // A password sign-in is not the forgotten-password path (CONTRACT §11): 403.
   assertError(await changePassword(pwd.access_token, { new_password: `${PASSWORD}x` }), 403, "reauthentication_required");
-  assertError(await changePassword(pwd.access_token, { current_password: PASSWORD, new_password: "12345678" }), 422, "password_too_common", "/data/attributes/new_password");
+  await mailerIdle(); // the notice of the password set
+  table = await tableSnapshot();
+  for (const [password, code] of [["12345678", "password_too_common"], [email.toUpperCase(), "password_contains_email"]]) {
+    assertPolicyRefusal(await changePassword(pwd.access_token, { current_password: PASSWORD, new_password: password }), code, "/data/attributes/new_password", password);
+  }
+  assert.deepEqual(tableChanges(table, await tableSnapshot(), (k) => k.startsWith("RATE#")), [], "a refused password change wrote nothing");
 
   // Forgotten password: a fresh magic-link session may omit current_password.
   const forgot = await changePassword(t, { new_password: "a-brand-new-secret-77" });
