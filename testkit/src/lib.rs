@@ -10,10 +10,12 @@
 //!   and `make invoke` both use it);
 //! - `poll`: the local mailer loop over the table's stream (DynamoDB Local has no
 //!   stream trigger);
+//! - `password_list`: builds the product's common-password FST;
 //! - `OffsetClock`, `config_for_table`.
 
 pub mod app;
 pub mod fixtures;
+pub mod password_list;
 pub mod poll;
 pub mod schema;
 pub mod seed;

@@ -1,5 +1,6 @@
-//! Access tokens: EdDSA (Ed25519) JWTs via the `jsonwebtoken` crate (RustCrypto backend),
-//! with a `kid` so other services verify them from the JWK set.
+//! Access tokens: EdDSA (Ed25519) JWTs via the `jsonwebtoken` crate, with a `kid` so other
+//! services verify them from the JWK set. `jsonwebtoken` parses, encodes and validates
+//! the claims; its only cryptography is the EdDSA provider below (`ed25519-dalek`).
 //!
 //! Key material: each key is derived from a secret string (SHA-256 of it is the Ed25519
 //! seed). The stack's Secrets Manager secret is a generated random string, so no key is
@@ -12,6 +13,81 @@ use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+/// The only cryptography `jsonwebtoken` gets: EdDSA with `ed25519-dalek` (the crate is
+/// built without its `rust_crypto` backend, which links RSA, ECDSA and HMAC too — about
+/// 0.4 MB per function that verifies or signs). Installed once, before the first sign or
+/// verify (`KeySet` construction); any other algorithm is refused, never panics.
+mod eddsa_only {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+    use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
+    use jsonwebtoken::errors::{new_error, ErrorKind, Result};
+    use jsonwebtoken::signature::{Error, Signer, Verifier};
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+
+    struct EdSigner(SigningKey);
+
+    impl Signer<Vec<u8>> for EdSigner {
+        fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, Error> {
+            Ok(self.0.sign(msg).to_bytes().to_vec())
+        }
+    }
+
+    impl JwtSigner for EdSigner {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::EdDSA
+        }
+    }
+
+    struct EdVerifier(VerifyingKey);
+
+    impl Verifier<Vec<u8>> for EdVerifier {
+        fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), Error> {
+            self.0.verify(msg, &Signature::from_slice(signature)?)
+        }
+    }
+
+    impl JwtVerifier for EdVerifier {
+        fn algorithm(&self) -> Algorithm {
+            Algorithm::EdDSA
+        }
+    }
+
+    fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
+        if *alg != Algorithm::EdDSA {
+            return Err(new_error(ErrorKind::InvalidAlgorithm));
+        }
+        let key = SigningKey::from_pkcs8_der(key.inner())
+            .map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?;
+        Ok(Box::new(EdSigner(key)))
+    }
+
+    fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
+        if *alg != Algorithm::EdDSA {
+            return Err(new_error(ErrorKind::InvalidAlgorithm));
+        }
+        let bytes: &[u8; 32] = key
+            .as_bytes()
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| new_error(ErrorKind::InvalidEddsaKey))?;
+        let key =
+            VerifyingKey::from_bytes(bytes).map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?;
+        Ok(Box::new(EdVerifier(key)))
+    }
+
+    static PROVIDER: CryptoProvider = CryptoProvider {
+        signer_factory: signer,
+        verifier_factory: verifier,
+        jwk_utils: JwkUtils::new_unimplemented(),
+    };
+
+    /// Installs the provider (once per process; later calls are no-ops).
+    pub fn install() {
+        let _ = PROVIDER.install_default();
+    }
+}
 
 /// The signing secret document, as stored in Secrets Manager or the local key file.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,6 +142,7 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn from_secret_doc(doc: &SigningSecret) -> Result<KeySet, String> {
+        eddsa_only::install();
         let active = KeyPair::from_secret(&doc.signing_secret)?;
         let previous = match &doc.previous_signing_secret {
             Some(p) if !p.is_empty() => vec![KeyPair::from_secret(p)?],
@@ -99,6 +176,7 @@ impl KeySet {
     }
 
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
+        eddsa_only::install();
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.active.kid.clone());
         header.typ = Some("at+jwt".into());
@@ -109,6 +187,7 @@ impl KeySet {
     /// Verifies signature, `exp` (no leeway), `iss` and `aud`. Token version is the
     /// caller's check (it needs the contact).
     pub fn verify(&self, token: &str, issuer: &str, audience: &str) -> Option<AccessClaims> {
+        eddsa_only::install();
         let header = jsonwebtoken::decode_header(token).ok()?;
         if header.alg != Algorithm::EdDSA {
             return None;
@@ -212,6 +291,37 @@ mod tests {
         assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
         assert_eq!(jwks["keys"][0]["kid"], rotated.active.kid.as_str());
         assert_eq!(jwks["keys"][1]["kid"], old.active.kid.as_str());
+    }
+
+    #[test]
+    fn other_algorithms_are_refused_without_a_panic() {
+        let ks = KeySet::from_json(r#"{"signing_secret":"0123456789abcdef0123456789abcdef-test"}"#)
+            .unwrap();
+        let c = claims(now());
+        let t = ks.sign(&c).unwrap();
+        let (_, rest) = t.split_once('.').unwrap();
+        for alg in ["HS256", "RS256", "ES256", "none"] {
+            let header = URL_SAFE_NO_PAD.encode(format!(
+                r#"{{"alg":"{alg}","kid":"{}","typ":"at+jwt"}}"#,
+                ks.active.kid
+            ));
+            assert!(
+                ks.verify(&format!("{header}.{rest}"), &c.iss, &c.aud)
+                    .is_none(),
+                "{alg}"
+            );
+        }
+        // The provider itself refuses them too (the check before it aside).
+        let key = jsonwebtoken::DecodingKey::from_ed_components(&ks.active.x).unwrap();
+        for alg in [
+            jsonwebtoken::Algorithm::HS256,
+            jsonwebtoken::Algorithm::RS256,
+        ] {
+            let (header, payload_sig) = t.split_once('.').unwrap();
+            let (payload, sig) = payload_sig.split_once('.').unwrap();
+            let message = format!("{header}.{payload}");
+            assert!(jsonwebtoken::crypto::verify(sig, message.as_bytes(), &key, alg).is_err());
+        }
     }
 
     #[test]

@@ -121,6 +121,14 @@ enum Command {
     /// The local mailer: follow the table's stream and send each new job's mail (the
     /// deployed mailer is triggered by the stream instead).
     DevMailer,
+    /// Build the product's common-password set (an FST) from a JSON array of strings,
+    /// e.g. the `passwords` crate's data/common-passwords.json.
+    PasswordList {
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value = "shared/data/common-passwords.fst")]
+        out: String,
+    },
 }
 
 fn table_name() -> Res<String> {
@@ -298,6 +306,12 @@ async fn run(cli: Cli) -> Res<()> {
             response,
             mails,
         } => verdict(&expected, &response, mails.as_deref()),
+        Command::PasswordList { from, out } => {
+            let fst = testkit::password_list::build(&read(&from)?)?;
+            std::fs::write(&out, &fst).map_err(|e| format!("{out}: {e}"))?;
+            println!("{out}: {} bytes", fst.len());
+            Ok(())
+        }
         Command::DevMailer => {
             contact_auth::runtime::init_tracing();
             dev_mailer().await
