@@ -11,6 +11,7 @@ import {
   API_URL, call, doc, register, magic, consume, mails, waitForMail, tokenFrom, uniqueEmail,
   signUp, ddb, sha256, mailerIdle, errorOf, recordSecret, remember, admin, claimsOf, sleep,
   assertError, me, patchMe, setPassword, refreshBody, login,
+  itemKey, KEY_PREFIX,
 } from "./helpers.mjs";
 
 const PASSWORD = "amber-lighthouse-cobalt-53";
@@ -31,7 +32,7 @@ async function send(fn, attributes) {
 
 /** The stored RT# item of a refresh token (consistent read), or undefined. */
 async function refreshItem(token) {
-  const r = await ddb("GetItem", { Key: { pk: { S: `RT#${sha256(token)}` }, sk: { S: "RT" } }, ConsistentRead: true });
+  const r = await ddb("GetItem", { Key: itemKey("refresh", "--token", token), ConsistentRead: true });
   return r.Item;
 }
 
@@ -126,9 +127,8 @@ test("a successful login clears the team+email failure counter", async () => {
   // cannot reset the counter by itself in the middle of the test.
   const left = 900 - (Math.floor(Date.now() / 1000) % 900);
   if (left < 45) await sleep((left + 1) * 1000);
-  const start = Math.floor(Date.now() / 1000 / 900) * 900;
-  // The counter is keyed by team (the hub's team) and the email key, hashed.
-  const counterKey = { pk: { S: `RATE#login-fail#${sha256(`team_abc123\n${email}`)}#${start}` }, sk: { S: "RATE" } };
+  // The counter is keyed by team (the hub's team) and the email key, hashed, per window.
+  const counterKey = itemKey("login-failures", "--team", "team_abc123", "--email", email);
   const counter = async () => (await ddb("GetItem", { Key: counterKey, ConsistentRead: true })).Item;
 
   for (let i = 0; i < LOGIN_FAILURES - 1; i++) assertError(await login(email, `wrong-a-${i}-password`), 401, "invalid_credentials");

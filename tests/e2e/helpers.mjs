@@ -126,7 +126,7 @@ export const sha256 = (s) => createHash("sha256").update(s).digest("hex");
 export async function mailerIdle(timeoutMs = 15000) {
   const start = Date.now();
   while (Date.now() - start < timeoutMs) {
-    const jobs = await scanAll({ FilterExpression: "begins_with(pk, :j)", ExpressionAttributeValues: { ":j": { S: "JOB#" } } });
+    const jobs = await scanAll({ FilterExpression: "begins_with(pk, :j)", ExpressionAttributeValues: { ":j": { S: KEY_PREFIX.job } } });
     if (jobs.length === 0) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -141,6 +141,18 @@ export function errorOf(r) {
 export function admin(...args) {
   return adminWith(functionEnv({ ddbUrl: DDB_URL, sesUrl: SES_URL, table: TABLE, publicBaseUrl: API_URL }), ...args);
 }
+
+/**
+ * An item key from the product's one key module (`contact-auth-admin key …`, which calls
+ * `adapters::dynamo::keys`): e.g. `itemKey("magic", "--token", t)`, `itemKey("job",
+ * "--id", id)`. Tests never spell item keys themselves.
+ */
+export function itemKey(kind, ...args) {
+  return JSON.parse(adminWith({}, "key", kind, ...args));
+}
+
+/** The key prefixes tests filter on (`job`, `rate`, `refresh`, `magic`, `contact`, `membership_sk`). */
+export const KEY_PREFIX = JSON.parse(adminWith({}, "key", "prefixes"));
 
 export const bearer = (t) => ({ Authorization: `Bearer ${t}` });
 

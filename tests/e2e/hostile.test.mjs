@@ -19,6 +19,7 @@ import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto"
 import {
   API_URL, PREFIX, JSONAPI, call, doc, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp,
   mailerIdle, recordSecret, sleep, claimsOf, tableSnapshot as snapshot,
+  KEY_PREFIX,
 } from "./helpers.mjs";
 
 const hex = randomBytes(4).toString("hex");
@@ -401,7 +402,7 @@ test("hostile corpus: no 5xx, JSON:API errors with the stated codes, no reflecte
   for (const k of new Set([...before.keys(), ...after.keys()])) {
     if (before.get(k) === after.get(k)) continue;
     const how = !before.has(k) ? "added" : !after.has(k) ? "deleted" : "changed";
-    if (k.startsWith("RATE#")) rate.push(k);
+    if (k.startsWith(KEY_PREFIX.rate)) rate.push(k);
     else changed.push(`${how}: ${k}${how === "changed" ? `\n    before ${before.get(k).slice(0, 300)}\n    after  ${after.get(k).slice(0, 300)}` : ""}`);
   }
   const report = [

@@ -8,6 +8,7 @@ import {
   call, register, magic, consume, doc, mails, waitForMail, tokenFrom, uniqueEmail, signUp,
   ddb, sha256, mailerIdle, errorOf, JSONAPI, claimsOf, scanAll, tableSnapshot, tableChanges,
   assertErrorDocument,
+  itemKey, KEY_PREFIX,
 } from "./helpers.mjs";
 
 function assertError(r, status, code, pointer) {
@@ -196,20 +197,20 @@ test("50 concurrent consumes of one link: one 200 signs in, 49 × 401 magic_link
   assert.equal(profiles.length, 1, `${profiles.length} contacts for the address`);
   const contactId = profiles[0].contact_id.S;
   assert.equal(contactId, claims.sub);
-  const index = await ddb("GetItem", { Key: { pk: { S: `EMAIL#${email}` }, sk: { S: "EMAIL" } }, ConsistentRead: true });
+  const index = await ddb("GetItem", { Key: itemKey("email", "--email", email), ConsistentRead: true });
   assert.equal(index.Item && index.Item.contact_id.S, contactId, "EMAIL# names the contact");
   const memberships = await ddb("Query", {
     KeyConditionExpression: "pk = :c AND begins_with(sk, :t)",
-    ExpressionAttributeValues: { ":c": { S: `CONTACT#${contactId}` }, ":t": { S: "TEAM#" } },
+    ExpressionAttributeValues: { ":c": itemKey("profile", "--contact", contactId).pk, ":t": { S: KEY_PREFIX.membership_sk } },
     ConsistentRead: true,
   });
-  assert.deepEqual(memberships.Items.map((m) => m.sk.S), ["TEAM#team_abc123"]);
+  assert.deepEqual(memberships.Items.map((m) => m.sk.S), [itemKey("membership", "--contact", contactId, "--team", "team_abc123").sk.S]);
   const sessions = await scanAll({
     FilterExpression: "begins_with(pk, :rt) AND contact_id = :c",
-    ExpressionAttributeValues: { ":rt": { S: "RT#" }, ":c": { S: contactId } },
+    ExpressionAttributeValues: { ":rt": { S: KEY_PREFIX.refresh }, ":c": { S: contactId } },
   });
   assert.equal(sessions.length, 1, `${sessions.length} sessions issued`);
-  const link = await ddb("GetItem", { Key: { pk: { S: `MAGIC#${sha256(token)}` }, sk: { S: "MAGIC" } }, ConsistentRead: true });
+  const link = await ddb("GetItem", { Key: itemKey("magic", "--token", token), ConsistentRead: true });
   assert.ok(link.Item && link.Item.used_at, "the link is marked used");
 });
 

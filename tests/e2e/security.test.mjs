@@ -11,6 +11,7 @@ import {
   call, doc, consume, register, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp,
   ddb, errorOf, recordSecret, admin, bearer, claimsOf, mailerIdle, sha256, sleep, assertError,
   me, patchMe, setPassword, changePassword, refreshBody, login,
+  itemKey, KEY_PREFIX,
 } from "./helpers.mjs";
 
 const PASSWORD = "quartz-meadow-lantern-97";
@@ -263,7 +264,7 @@ test("item 1: an origin removed from the allowlist is refused at once, and the m
   const jobId = `job-${randomBytes(8).toString("hex")}`;
   await ddb("PutItem", {
     Item: {
-      pk: { S: `JOB#${jobId}` }, sk: { S: "JOB" }, kind: { S: "mail_job" }, job_id: { S: jobId },
+      ...itemKey("job", "--id", jobId), kind: { S: "mail_job" }, job_id: { S: jobId },
       purpose: { S: "magic" }, slug: { S: slug }, team_id: { NULL: true }, email: { S: member },
       email_key: { S: member }, redirect_url: { S: "https://evil.example/cb" },
       created_at: { N: String(Math.floor(Date.now() / 1000)) }, contact_id: { NULL: true },
@@ -323,11 +324,11 @@ test("item 8: logout revokes the family for as long as any of its tokens can liv
   assert.equal(rotated.status, 200);
   recordSecret(rotated.json.access_token); recordSecret(rotated.json.refresh_token);
   // Logout with the older (rotated-out) token of the family.
-  const key = (t) => ({ pk: { S: `RT#${sha256(t)}` }, sk: { S: "RT" } });
+  const key = (t) => itemKey("refresh", "--token", t);
   const older = (await ddb("GetItem", { Key: key(pair.refresh_token), ConsistentRead: true })).Item;
   const newer = (await ddb("GetItem", { Key: key(rotated.json.refresh_token), ConsistentRead: true })).Item;
   assert.equal((await call("POST", "/logout", { body: doc("refresh_requests", { refresh_token: pair.refresh_token }) })).status, 204);
-  const fam = (await ddb("GetItem", { Key: { pk: { S: `RTFAMILY#${older.family_id.S}` }, sk: { S: "RTFAMILY" } }, ConsistentRead: true })).Item;
+  const fam = (await ddb("GetItem", { Key: itemKey("family", "--id", older.family_id.S), ConsistentRead: true })).Item;
   assert.ok(fam && fam.revoked_at, "family revoked");
   assert.ok(Number(fam.expires_at.N) >= Number(newer.expires_at.N), "the revocation outlives the newest token");
   assert.ok(Number(fam.expires_at.N) >= Number(older.auth_time.N) + 90 * 86400 - 5, "and the whole session lifetime");

@@ -10,6 +10,7 @@ import {
   call, doc, consume, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp, ddb, errorOf,
   recordSecret, sleep, bearer, assertError, remember, me, setPassword, changePassword,
   refreshBody, login, mailerIdle, assertErrorDocument, tableSnapshot, tableChanges,
+  itemKey, KEY_PREFIX,
 } from "./helpers.mjs";
 
 const PASSWORD = "violet-kettle-harbour-42";
@@ -121,7 +122,7 @@ test("every login failure is the same 401 invalid_credentials", async () => {
   const banned = await memberWithPassword("banned");
   const bannedId = (await me(banned.pair.access_token)).json.data.id;
   await ddb("UpdateItem", {
-    Key: { pk: { S: `CONTACT#${bannedId}` }, sk: { S: "TEAM#team_abc123" } },
+    Key: itemKey("membership", "--contact", bannedId, "--team", "team_abc123"),
     UpdateExpression: "SET #s = :b", ExpressionAttributeNames: { "#s": "status" }, ExpressionAttributeValues: { ":b": { S: "banned" } },
   });
   const failures = [
@@ -202,7 +203,7 @@ test("password policy wiring, set/change errors and the forgotten-password path"
   for (const [password, code] of [["12345678", "password_too_common"], [email.toUpperCase(), "password_contains_email"]]) {
     assertPolicyRefusal(await changePassword(pwd.access_token, { current_password: PASSWORD, new_password: password }), code, "/data/attributes/new_password", password);
   }
-  assert.deepEqual(tableChanges(table, await tableSnapshot(), (k) => k.startsWith("RATE#")), [], "a refused password change wrote nothing");
+  assert.deepEqual(tableChanges(table, await tableSnapshot(), (k) => k.startsWith(KEY_PREFIX.rate)), [], "a refused password change wrote nothing");
 
   // Forgotten password: a fresh magic-link session may omit current_password.
   const forgot = await changePassword(t, { new_password: "a-brand-new-secret-77" });

@@ -121,6 +121,12 @@ enum Command {
     /// The local mailer: follow the table's stream and send each new job's mail (the
     /// deployed mailer is triggered by the stream instead).
     DevMailer,
+    /// Print an item key (`{"pk":{"S":…},"sk":{"S":…}}`) from the one key module
+    /// (`adapters::dynamo::keys`), for tests and tools that read the table directly.
+    Key {
+        #[command(subcommand)]
+        kind: KeyKind,
+    },
     /// Build the product's common-password set (an FST) from a JSON array of strings,
     /// e.g. the `passwords` crate's data/common-passwords.json.
     PasswordList {
@@ -129,6 +135,101 @@ enum Command {
         #[arg(long, default_value = "shared/data/common-passwords.fst")]
         out: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeyKind {
+    /// A mail job.
+    Job {
+        #[arg(long)]
+        id: String,
+    },
+    /// A magic link, by its raw token (hashed here).
+    Magic {
+        #[arg(long)]
+        token: String,
+    },
+    /// A refresh token's record, by the raw token (hashed here).
+    Refresh {
+        #[arg(long)]
+        token: String,
+    },
+    /// The email index entry of an address (its identity key).
+    Email {
+        #[arg(long)]
+        email: String,
+    },
+    /// A refresh-token family's revocation item.
+    Family {
+        #[arg(long)]
+        id: String,
+    },
+    /// A contact's profile.
+    Profile {
+        #[arg(long)]
+        contact: String,
+    },
+    /// A contact's membership in a team.
+    Membership {
+        #[arg(long)]
+        contact: String,
+        #[arg(long)]
+        team: String,
+    },
+    /// The failed-login counter of a team and email in the current 15-minute window.
+    LoginFailures {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// The key prefixes tests filter on: {"job": "JOB#", "rate": "RATE#", ...}.
+    Prefixes,
+}
+
+fn print_key((pk, sk): (String, String)) -> Res<()> {
+    println!("{}", serde_json::json!({"pk": {"S": pk}, "sk": {"S": sk}}));
+    Ok(())
+}
+
+fn key(kind: KeyKind) -> Res<()> {
+    use contact_auth::adapters::dynamo::keys;
+    use contact_auth::domain::rate::{email_scope, login_failures};
+    use contact_auth::domain::secret::RawToken;
+    let token = |t: &str| RawToken::parse(t).ok_or("not a token".to_string());
+    match kind {
+        KeyKind::Job { id } => print_key(keys::job(&id)),
+        KeyKind::Magic { token: t } => print_key(keys::magic(&token(&t)?.hash())),
+        KeyKind::Refresh { token: t } => print_key(keys::refresh(&token(&t)?.hash())),
+        KeyKind::Email { email } => {
+            let email = parse_email(&email).map_err(|e| e.detail().to_string())?;
+            print_key(keys::email(&email.key))
+        }
+        KeyKind::Family { id } => print_key(keys::family(&id)),
+        KeyKind::Profile { contact } => print_key(keys::profile(&contact)),
+        KeyKind::Membership { contact, team } => print_key(keys::membership(&contact, &team)),
+        KeyKind::LoginFailures { team, email } => {
+            let email = parse_email(&email).map_err(|e| e.detail().to_string())?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let counter = login_failures(&email_scope(&team, &email.key), now);
+            print_key(keys::rate(&counter.key))
+        }
+        KeyKind::Prefixes => {
+            let prefix = |k: (String, String)| k.0.split('#').next().unwrap_or("").to_string() + "#";
+            println!(
+                "{}",
+                serde_json::json!({
+                    "job": keys::JOB_PREFIX,
+                    "rate": prefix(keys::rate("x")),
+                    "refresh": prefix(keys::refresh(&contact_auth::domain::secret::TokenHash::from_stored("x".into()))),
+                    "magic": prefix(keys::magic(&contact_auth::domain::secret::TokenHash::from_stored("x".into()))),
+                    "contact": prefix(keys::profile("x")),
+                    "membership_sk": keys::MEMBERSHIP_PREFIX,
+                })
+            );
+            Ok(())
+        }
+    }
 }
 
 fn table_name() -> Res<String> {
@@ -306,6 +407,7 @@ async fn run(cli: Cli) -> Res<()> {
             response,
             mails,
         } => verdict(&expected, &response, mails.as_deref()),
+        Command::Key { kind } => key(kind),
         Command::PasswordList { from, out } => {
             let fst = testkit::password_list::build(&read(&from)?)?;
             std::fs::write(&out, &fst).map_err(|e| format!("{out}: {e}"))?;
