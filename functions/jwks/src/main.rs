@@ -1,6 +1,6 @@
 //! `jwks`: `contact_auth::routes::JwksFn`, whose handler is
 //! `contact_auth::handlers::jwks::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::JwksFn>().await
 }

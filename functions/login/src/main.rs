@@ -1,6 +1,6 @@
 //! `login`: `contact_auth::routes::LoginFn`, whose handler is
 //! `contact_auth::handlers::login::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::LoginFn>().await
 }

@@ -1,6 +1,6 @@
 //! `logout-everywhere`: `contact_auth::routes::LogoutEverywhereFn`, whose handler is
 //! `contact_auth::handlers::logout_everywhere::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::LogoutEverywhereFn>().await
 }

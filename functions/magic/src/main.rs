@@ -1,6 +1,6 @@
 //! `magic`: `contact_auth::routes::MagicFn`, whose handler is
 //! `contact_auth::handlers::magic::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::MagicFn>().await
 }

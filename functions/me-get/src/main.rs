@@ -1,6 +1,6 @@
 //! `me-get`: `contact_auth::routes::MeGetFn`, whose handler is
 //! `contact_auth::handlers::me_get::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::MeGetFn>().await
 }

@@ -1,6 +1,6 @@
 //! `me-patch`: `contact_auth::routes::MePatchFn`, whose handler is
 //! `contact_auth::handlers::me_patch::handle` (the route table names its dependencies).
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
     contact_auth::runtime::serve_http::<contact_auth::routes::MePatchFn>().await
 }

@@ -215,7 +215,8 @@ fn key(kind: KeyKind) -> Res<()> {
             print_key(keys::rate(&counter.key))
         }
         KeyKind::Prefixes => {
-            let prefix = |k: (String, String)| k.0.split('#').next().unwrap_or("").to_string() + "#";
+            let prefix =
+                |k: (String, String)| k.0.split('#').next().unwrap_or("").to_string() + "#";
             println!(
                 "{}",
                 serde_json::json!({
