@@ -138,6 +138,23 @@ async fn fresh(config: &Value) -> TestApp {
     TestApp::new(cfg, store, KEY_DOC)
 }
 
+/// Repeated requests count into fixed windows (per IP: 60 s; failed logins: 15 min): a
+/// fixture that straddled a window's end would start counting again and miss its limit.
+/// Waits until at least 10 s are left in both.
+async fn wait_for_fresh_windows() {
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let left = |w: i64| w - now.rem_euclid(w);
+        if left(60) >= 10 && left(900) >= 10 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// Every item of the table, keyed by (pk, sk), attributes as debug text.
 async fn snapshot(store: &DynamoStore) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
@@ -194,6 +211,9 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
     }
     let text = prepared.resolve(&std::fs::read_to_string(path).unwrap());
     let repeat = exp.repeat.unwrap_or(1);
+    if repeat > 1 {
+        wait_for_fresh_windows().await;
+    }
     let mut last = None;
     let mut before = BTreeMap::new();
     for i in 0..repeat {

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 
+use crate::domain::email::EmailKey;
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
@@ -37,7 +38,7 @@ pub enum ConsumeAs {
     ChangeEmail {
         contact_id: String,
         token_version: u64,
-        old_email_key: String,
+        old_email_key: EmailKey,
         change_id: String,
     },
 }
@@ -48,7 +49,7 @@ pub struct UndoEmailChange {
     pub contact_id: String,
     pub token_version: u64,
     /// The address the contact has now (released when it differs from the restored one).
-    pub current_email_key: String,
+    pub current_email_key: EmailKey,
     /// `password_version` as read: the condition that nothing moved since.
     pub password_version: u64,
     /// Remove the password (it was set or changed since the change request).
@@ -151,7 +152,7 @@ pub trait MailJobs: Send + Sync {
 pub trait Contacts: Send + Sync {
     fn contact_id_by_email(
         &self,
-        email_key: &str,
+        email_key: &EmailKey,
     ) -> impl Future<Output = PortResult<Option<String>>> + Send;
     fn contact(&self, contact_id: &str)
         -> impl Future<Output = PortResult<Option<Contact>>> + Send;

@@ -74,7 +74,7 @@ proptest! {
             prop_assert!(e.display.is_ascii());
             prop_assert!(e.display.len() <= 254);
             prop_assert_eq!(e.display.matches('@').count(), 1);
-            prop_assert_eq!(e.key, e.display.to_ascii_lowercase());
+            prop_assert_eq!(e.key.as_str(), e.display.to_ascii_lowercase());
         }
     }
 

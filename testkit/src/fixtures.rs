@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use contact_auth::domain::email::{parse_email, EmailKey};
 use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
 use contact_auth::domain::password;
 use contact_auth::domain::secret::{new_id, RawToken};
@@ -135,6 +136,7 @@ pub async fn put_link(app: &TestApp, token: &str, email: &str, slug: &str) -> Re
         .map_err(|e| e.to_string())?
         .ok_or(format!("no hub {slug}"))?;
     let token = RawToken::parse(token).ok_or("setup: not a token")?;
+    let key = email_key(email)?;
     let now = app.now();
     let link = MagicLink {
         token_hash: token.hash(),
@@ -142,7 +144,7 @@ pub async fn put_link(app: &TestApp, token: &str, email: &str, slug: &str) -> Re
         team_id: hub.team_id,
         hub_id: Some(hub.hub_id),
         email: email.into(),
-        email_key: email.to_lowercase(),
+        email_key: key,
         contact_id: None,
         redirect_url: None,
         created_at: now,
@@ -164,6 +166,13 @@ pub async fn consume(app: &TestApp, token: &str) -> Result<(u16, Value), String>
         .handle(Route::MagicConsume, request(&consume_event(token))?)
         .await;
     Ok((resp.status().as_u16(), body_json(&resp)))
+}
+
+/// The identity key of a fixture's address (as the API would compute it).
+fn email_key(email: &str) -> Result<EmailKey, String> {
+    parse_email(email)
+        .map(|e| e.key)
+        .map_err(|e| format!("setup: {}", e.detail()))
 }
 
 /// The `setup` list of an expected file as typed steps.
@@ -214,7 +223,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     out.vars.insert(var.into(), v.into());
                 }
                 let contact = store
-                    .contact_id_by_email(&email.to_lowercase())
+                    .contact_id_by_email(&email_key(email)?)
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or("setup: the session made no contact")?;
@@ -233,7 +242,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     slug: None,
                     team_id: None,
                     email: String::new(),
-                    email_key: String::new(),
+                    email_key: EmailKey::from_stored(String::new()),
                     redirect_url: None,
                     created_at: app.now(),
                     contact_id: Some(contact.clone()),
@@ -279,7 +288,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     },
                     slug: slug.clone(),
                     team_id: team_id.clone(),
-                    email_key: email.to_lowercase(),
+                    email_key: email_key(email)?,
                     email: email.clone(),
                     redirect_url: None,
                     created_at: now,

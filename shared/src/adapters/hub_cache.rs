@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::domain::email::EmailKey;
 use crate::domain::model::{Contact, Hub, MailJob, Membership, RefreshRecord, Team};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
@@ -103,7 +104,7 @@ impl<S: MailJobs> MailJobs for HubCache<S> {
 }
 
 impl<S: Contacts> Contacts for HubCache<S> {
-    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>> {
+    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<String>> {
         self.inner.contact_id_by_email(email_key).await
     }
     async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {

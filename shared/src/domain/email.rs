@@ -14,7 +14,31 @@ use unicode_normalization::UnicodeNormalization;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
     pub display: String,
-    pub key: String,
+    pub key: EmailKey,
+}
+
+/// The identity key of an address: what uniqueness, the email index and the per-email
+/// rate scopes use. Made by `parse_email` (or read back from the store), so an address as
+/// typed cannot stand in for a key by mistake; its `Debug` prints nothing of the address
+/// (personal data stays out of logs), and it has no `Display`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EmailKey(String);
+
+impl std::fmt::Debug for EmailKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailKey(<redacted>)")
+    }
+}
+
+impl EmailKey {
+    /// A key as read back from the store (it was made by `parse_email` when written).
+    pub fn from_stored(key: String) -> EmailKey {
+        EmailKey(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +117,7 @@ pub fn parse_email(raw: &str) -> Result<Email, EmailError> {
         return Err(EmailError::TooLong);
     }
     Ok(Email {
-        key: display.to_ascii_lowercase(),
+        key: EmailKey(display.to_ascii_lowercase()),
         display,
     })
 }
@@ -117,14 +141,16 @@ mod tests {
     fn trims_and_keys_by_lowercase() {
         let e = parse_email("  Member@Example.COM ").unwrap();
         assert_eq!(e.display, "Member@example.com");
-        assert_eq!(e.key, "member@example.com");
+        assert_eq!(e.key.as_str(), "member@example.com");
+        // The key never prints the address (Debug of a contact, a job, a link).
+        assert_eq!(format!("{:?}", e.key), "EmailKey(<redacted>)");
     }
 
     #[test]
     fn internationalised_domains_are_one_identity_in_ascii_form() {
         let u = parse_email("a@exämple.com").unwrap();
         let p = parse_email("a@xn--exmple-cua.com").unwrap();
-        assert_eq!(u.key, "a@xn--exmple-cua.com");
+        assert_eq!(u.key.as_str(), "a@xn--exmple-cua.com");
         assert_eq!(u.key, p.key);
         // Mail goes to the ASCII form (what SES accepts).
         assert_eq!(u.display, "a@xn--exmple-cua.com");

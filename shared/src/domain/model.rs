@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::email::EmailKey;
 use crate::domain::secret::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,7 +38,7 @@ pub enum JobPurpose {
 }
 
 /// A mail job: written by `register`/`magic`, consumed by the mailer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailJob {
     pub job_id: String,
     pub purpose: JobPurpose,
@@ -45,18 +46,15 @@ pub struct MailJob {
     pub team_id: Option<String>,
     /// As typed (trimmed); the address mail goes to.
     pub email: String,
-    pub email_key: String,
+    pub email_key: EmailKey,
     pub redirect_url: Option<String>,
     pub created_at: i64,
     /// For `EmailChange` and the notices: whose account it is.
-    #[serde(default)]
     pub contact_id: Option<String>,
     /// For `EmailChange`: the change request this job belongs to (the profile's
     /// `email_change_id`); a newer request or a cancellation makes it stale.
-    #[serde(default)]
     pub change_id: Option<String>,
     /// For `EmailChange`: the contact's `password_version` at the request.
-    #[serde(default)]
     pub pw_version: Option<u64>,
 }
 
@@ -90,7 +88,7 @@ impl Membership {
 pub struct Contact {
     pub contact_id: String,
     pub email: String,
-    pub email_key: String,
+    pub email_key: EmailKey,
     pub email_verified_at: Option<i64>,
     pub password_hash: Option<String>,
     pub token_version: u64,
@@ -139,7 +137,7 @@ pub struct MagicLink {
     pub team_id: String,
     pub hub_id: Option<String>,
     pub email: String,
-    pub email_key: String,
+    pub email_key: EmailKey,
     pub contact_id: Option<String>,
     pub redirect_url: Option<String>,
     pub created_at: i64,

@@ -5,6 +5,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::domain::email::EmailKey;
 use crate::errors::ErrorCode;
 
 /// OWASP's minimum for argon2id: 19 MiB, 2 iterations, 1 lane.
@@ -42,7 +43,8 @@ pub fn is_common(password: &str) -> bool {
 }
 
 /// The policy for a new password. `email_key` is the contact's identity key.
-pub fn check_policy(password: &str, email_key: &str) -> Result<(), ErrorCode> {
+pub fn check_policy(password: &str, email_key: &EmailKey) -> Result<(), ErrorCode> {
+    let email_key = email_key.as_str();
     let chars = password.chars().count();
     if chars < MIN_CHARS {
         return Err(ErrorCode::PasswordTooShort);
@@ -151,7 +153,9 @@ mod tests {
 
     #[test]
     fn policy() {
-        let email = "member@example.com";
+        let email = &crate::domain::email::parse_email("member@example.com")
+            .unwrap()
+            .key;
         // The embedded list: exact entries (case as listed), nothing else.
         assert!(is_common("password123") && is_common("qwerty") && is_common("!QAZ1qaz"));
         assert!(!is_common("violet-kettle-harbour-42") && !is_common(""));

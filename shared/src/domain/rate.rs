@@ -2,6 +2,7 @@
 //! transaction that writes the mail job, so counting costs no extra round trip.
 
 use crate::config::Config;
+use crate::domain::email::EmailKey;
 use crate::domain::secret::hex_sha256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +90,8 @@ pub fn window_start(now: i64, seconds: i64) -> i64 {
 /// The scope of per-email limits: the team when known, else the slug as given (so an
 /// unknown hub is counted the same way as a known one). The email is hashed so rate
 /// items carry no address.
-pub fn email_scope(team_or_slug: &str, email_key: &str) -> String {
-    hex_sha256(format!("{team_or_slug}\n{email_key}").as_bytes())
+pub fn email_scope(team_or_slug: &str, email_key: &EmailKey) -> String {
+    hex_sha256(format!("{team_or_slug}\n{}", email_key.as_str()).as_bytes())
 }
 
 /// Limits for `POST /register` and `POST /magic`: per team+email and per source IP.
@@ -171,8 +172,11 @@ mod tests {
 
     #[test]
     fn scope_hides_the_address_and_separates_teams() {
-        let a = email_scope("team_a", "m@example.com");
+        let key = crate::domain::email::parse_email("m@example.com")
+            .unwrap()
+            .key;
+        let a = email_scope("team_a", &key);
         assert!(!a.contains("example"));
-        assert_ne!(a, email_scope("team_b", "m@example.com"));
+        assert_ne!(a, email_scope("team_b", &key));
     }
 }

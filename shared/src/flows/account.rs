@@ -7,6 +7,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::app::App;
+use crate::domain::email::EmailKey;
 use crate::domain::jwt::AccessClaims;
 use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, MembershipStatus};
 use crate::domain::password;
@@ -132,7 +133,7 @@ pub fn reauthentication_required() -> ApiError {
 }
 
 /// The password policy, its failure pointed at `field`.
-pub fn policy(pw: &str, email_key: &str, field: &str) -> Result<(), ApiError> {
+pub fn policy(pw: &str, email_key: &EmailKey, field: &str) -> Result<(), ApiError> {
     password::check_policy(pw, email_key)
         .map_err(|code| ApiError::new(code).at(attr_pointer(field)))
 }

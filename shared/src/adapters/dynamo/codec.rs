@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, with_key};
 use super::Item;
+use crate::domain::email::EmailKey;
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
     RefreshRecord,
@@ -110,7 +111,7 @@ pub fn contact_from(item: &Item) -> Option<Contact> {
     Some(Contact {
         contact_id: get_s(item, "contact_id")?,
         email: get_s(item, "email")?,
-        email_key: get_s(item, "email_key")?,
+        email_key: EmailKey::from_stored(get_s(item, "email_key")?),
         email_verified_at: get_n(item, "email_verified_at"),
         password_hash: get_s(item, "password_hash"),
         token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
@@ -148,7 +149,7 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
         team_id: get_s(item, "team_id")?,
         hub_id: get_s(item, "hub_id"),
         email: get_s(item, "email")?,
-        email_key: get_s(item, "email_key")?,
+        email_key: EmailKey::from_stored(get_s(item, "email_key")?),
         contact_id: get_s(item, "contact_id"),
         redirect_url: get_s(item, "redirect_url"),
         created_at: get_n(item, "created_at").unwrap_or(0),
@@ -193,7 +194,7 @@ pub fn job_item(job: &MailJob, expires_at: i64) -> Item {
         ("slug".to_string(), opt_s(&job.slug)),
         ("team_id".to_string(), opt_s(&job.team_id)),
         ("email".to_string(), s(&job.email)),
-        ("email_key".to_string(), s(&job.email_key)),
+        ("email_key".to_string(), s(job.email_key.as_str())),
         ("redirect_url".to_string(), opt_s(&job.redirect_url)),
         ("created_at".to_string(), n(job.created_at)),
         ("contact_id".to_string(), opt_s(&job.contact_id)),
@@ -213,7 +214,7 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
         slug: get_s(item, "slug"),
         team_id: get_s(item, "team_id"),
         email: get_s(item, "email")?,
-        email_key: get_s(item, "email_key")?,
+        email_key: EmailKey::from_stored(get_s(item, "email_key")?),
         redirect_url: get_s(item, "redirect_url"),
         created_at: get_n(item, "created_at").unwrap_or(0),
         contact_id: get_s(item, "contact_id"),
@@ -228,7 +229,7 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
         ("team_id".to_string(), s(&link.team_id)),
         ("hub_id".to_string(), opt_s(&link.hub_id)),
         ("email".to_string(), s(&link.email)),
-        ("email_key".to_string(), s(&link.email_key)),
+        ("email_key".to_string(), s(link.email_key.as_str())),
         ("contact_id".to_string(), opt_s(&link.contact_id)),
         ("redirect_url".to_string(), opt_s(&link.redirect_url)),
         ("created_at".to_string(), n(link.created_at)),
@@ -260,7 +261,7 @@ pub fn new_membership_item(contact_id: &str, team_id: &str, now: i64) -> Item {
 }
 
 /// The email index entry: `email_key` belongs to `contact_id`.
-pub fn email_item(contact_id: &str, email_key: &str) -> Item {
+pub fn email_item(contact_id: &str, email_key: &EmailKey) -> Item {
     with_key(
         HashMap::from([("contact_id".to_string(), s(contact_id))]),
         keys::email(email_key),
@@ -313,7 +314,7 @@ mod tests {
             slug: None,
             team_id: Some("t".into()),
             email: "New@Example.com".into(),
-            email_key: "new@example.com".into(),
+            email_key: EmailKey::from_stored("new@example.com".into()),
             redirect_url: None,
             created_at: 42,
             contact_id: Some("c".into()),

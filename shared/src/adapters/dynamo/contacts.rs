@@ -7,6 +7,7 @@ use super::codec::{contact_from, get_s, job_item, membership_from, n, refresh_it
 use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, JOB_TTL, PENDING_CHANGE};
+use crate::domain::email::EmailKey;
 use crate::domain::model::{Contact, MailJob, Membership, RefreshRecord};
 use crate::ports::{Contacts, PortResult, ProfileChanges};
 
@@ -19,7 +20,7 @@ enum PasswordStep {
 }
 
 impl Contacts for DynamoStore {
-    async fn contact_id_by_email(&self, email_key: &str) -> PortResult<Option<String>> {
+    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<String>> {
         Ok(self
             .get("contact_id_by_email", keys::email(email_key))
             .await?
@@ -124,10 +125,7 @@ impl Contacts for DynamoStore {
         );
         tx.push(
             PasswordStep::Notice,
-            self.put(
-                job_item(notice, now + JOB_TTL),
-                Some("attribute_not_exists(pk)"),
-            )?,
+            self.put_new(job_item(notice, now + JOB_TTL))?,
         );
         password_outcome(self.commit("set_first_password", tx).await?)
     }
@@ -161,16 +159,10 @@ impl Contacts for DynamoStore {
             PasswordStep::Profile,
             TransactWriteItem::builder().update(u).build(),
         );
-        tx.push(
-            PasswordStep::Session,
-            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
-        );
+        tx.push(PasswordStep::Session, self.put_new(refresh_item(refresh))?);
         tx.push(
             PasswordStep::Notice,
-            self.put(
-                job_item(notice, now + JOB_TTL),
-                Some("attribute_not_exists(pk)"),
-            )?,
+            self.put_new(job_item(notice, now + JOB_TTL))?,
         );
         password_outcome(self.commit("change_password", tx).await?)
     }

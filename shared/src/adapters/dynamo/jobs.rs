@@ -97,10 +97,7 @@ impl DynamoStore {
         }
         tx.push(
             EnqueueStep::Job,
-            self.put(
-                job_item(job, now + JOB_TTL),
-                Some("attribute_not_exists(pk)"),
-            )?,
+            self.put_new(job_item(job, now + JOB_TTL))?,
         );
         if let Some(item) = pending_change {
             tx.push(EnqueueStep::PendingChange, item);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use super::codec::s;
 use super::Item;
+use crate::domain::email::EmailKey;
 use crate::domain::secret::TokenHash;
 
 /// `(pk, sk)`.
@@ -36,8 +37,8 @@ pub const MEMBERSHIP_PREFIX: &str = "TEAM#";
 pub fn contact_partition(contact: &str) -> String {
     format!("CONTACT#{contact}")
 }
-pub fn email(key: &str) -> Key {
-    (format!("EMAIL#{key}"), "EMAIL".into())
+pub fn email(key: &EmailKey) -> Key {
+    (format!("EMAIL#{}", key.as_str()), "EMAIL".into())
 }
 /// The partition-key prefix of mail jobs.
 pub const JOB_PREFIX: &str = "JOB#";

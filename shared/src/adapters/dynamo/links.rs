@@ -15,6 +15,7 @@ use super::codec::{
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, Item, PENDING_CHANGE};
+use crate::domain::email::EmailKey;
 use crate::domain::model::{MagicLink, RefreshRecord};
 use crate::domain::rate::email_scope;
 use crate::domain::secret::TokenHash;
@@ -84,11 +85,8 @@ fn undo_outcome(failed: &[(LinkStep, Option<Item>)]) -> Consumed {
 
 impl DynamoStore {
     /// The email index entry for `email_key`, only if no contact holds it yet.
-    fn claim_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
-        self.put(
-            email_item(contact_id, email_key),
-            Some("attribute_not_exists(pk)"),
-        )
+    fn claim_email(&self, contact_id: &str, email_key: &EmailKey) -> PortResult<TransactWriteItem> {
+        self.put_new(email_item(contact_id, email_key))
     }
 
     /// Marks a link used, only if it is unused and unexpired.
@@ -107,7 +105,11 @@ impl DynamoStore {
     }
 
     /// Deletes the email index entry for `email_key`, only if `contact_id` holds it.
-    fn release_email(&self, contact_id: &str, email_key: &str) -> PortResult<TransactWriteItem> {
+    fn release_email(
+        &self,
+        contact_id: &str,
+        email_key: &EmailKey,
+    ) -> PortResult<TransactWriteItem> {
         let release = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::email(email_key))))
@@ -217,7 +219,7 @@ impl MagicLinks for DynamoStore {
                 let profile = HashMap::from([
                     ("contact_id".to_string(), s(contact_id)),
                     ("email".to_string(), s(&link.email)),
-                    ("email_key".to_string(), s(&link.email_key)),
+                    ("email_key".to_string(), s(link.email_key.as_str())),
                     ("email_verified_at".to_string(), n(now)),
                     ("token_version".to_string(), n(0)),
                     ("created_at".to_string(), n(now)),
@@ -225,10 +227,7 @@ impl MagicLinks for DynamoStore {
                 ]);
                 tx.push(
                     LinkStep::Profile,
-                    self.put(
-                        with_key(profile, keys::profile(contact_id)),
-                        Some("attribute_not_exists(pk)"),
-                    )?,
+                    self.put_new(with_key(profile, keys::profile(contact_id)))?,
                 );
                 tx.push(
                     LinkStep::ClaimEmail,
@@ -236,10 +235,7 @@ impl MagicLinks for DynamoStore {
                 );
                 tx.push(
                     LinkStep::Membership,
-                    self.put(
-                        new_membership_item(contact_id, &link.team_id, now),
-                        Some("attribute_not_exists(pk)"),
-                    )?,
+                    self.put_new(new_membership_item(contact_id, &link.team_id, now))?,
                 );
             }
             ConsumeAs::Existing {
@@ -315,8 +311,8 @@ impl MagicLinks for DynamoStore {
                         "attribute_exists(pk) AND email_key = :old AND token_version = :tv AND email_change_id = :cid",
                     )
                     .expression_attribute_values(":e", s(&link.email))
-                    .expression_attribute_values(":k", s(&link.email_key))
-                    .expression_attribute_values(":old", s(old_email_key))
+                    .expression_attribute_values(":k", s(link.email_key.as_str()))
+                    .expression_attribute_values(":old", s(old_email_key.as_str()))
                     .expression_attribute_values(":now", n(now))
                     .expression_attribute_values(":tv", n(*token_version))
                     .expression_attribute_values(":cid", s(change_id))
@@ -335,10 +331,7 @@ impl MagicLinks for DynamoStore {
                 );
             }
         }
-        tx.push(
-            LinkStep::Session,
-            self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
-        );
+        tx.push(LinkStep::Session, self.put_new(refresh_item(refresh))?);
 
         match self.commit("consume_magic_link", tx).await? {
             Settled::Done => Ok(Consumed::Done),
@@ -391,8 +384,8 @@ impl MagicLinks for DynamoStore {
                 "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND {pw_cond}"
             ))
             .expression_attribute_values(":e", s(&link.email))
-            .expression_attribute_values(":k", s(&link.email_key))
-            .expression_attribute_values(":cur", s(&undo.current_email_key))
+            .expression_attribute_values(":k", s(link.email_key.as_str()))
+            .expression_attribute_values(":cur", s(undo.current_email_key.as_str()))
             .expression_attribute_values(":tv", n(undo.token_version))
             .expression_attribute_values(":next", n(undo.token_version + 1));
         if undo.password_version > 0 {
@@ -423,7 +416,7 @@ mod tests {
         ConsumeAs::ChangeEmail {
             contact_id: "c".into(),
             token_version: 1,
-            old_email_key: "old@example.com".into(),
+            old_email_key: EmailKey::from_stored("old@example.com".into()),
             change_id: "ch1".into(),
         }
     }

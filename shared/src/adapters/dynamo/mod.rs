@@ -144,6 +144,11 @@ impl DynamoStore {
         Ok(found)
     }
 
+    /// A transaction item that creates `item`, only if nothing holds its key yet.
+    fn put_new(&self, item: Item) -> PortResult<TransactWriteItem> {
+        self.put(item, Some("attribute_not_exists(pk)"))
+    }
+
     /// A transaction item: put `item`, on condition `cond`.
     fn put(&self, item: Item, cond: Option<&str>) -> PortResult<TransactWriteItem> {
         let p = Put::builder()

@@ -66,10 +66,7 @@ impl Sessions for DynamoStore {
     ) -> PortResult<()> {
         let build = |rehash: Option<(&str, &str)>| -> PortResult<Tx<LoginStep>> {
             let mut tx = Tx::new();
-            tx.push(
-                LoginStep::Session,
-                self.put(refresh_item(refresh), Some("attribute_not_exists(pk)"))?,
-            );
+            tx.push(LoginStep::Session, self.put_new(refresh_item(refresh))?);
             let clear = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_map(keys::rate(&failures.key))))
@@ -201,10 +198,7 @@ impl Sessions for DynamoStore {
             RotateStep::Member,
             TransactWriteItem::builder().condition_check(member).build(),
         );
-        tx.push(
-            RotateStep::Session,
-            self.put(refresh_item(new), Some("attribute_not_exists(pk)"))?,
-        );
+        tx.push(RotateStep::Session, self.put_new(refresh_item(new))?);
         rotation_outcome(self.commit("rotate_refresh", tx).await?)
     }
 

@@ -16,6 +16,7 @@
 pub mod render;
 
 use crate::app::App;
+use crate::domain::email::EmailKey;
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus,
 };
@@ -157,7 +158,7 @@ fn new_link<S, M>(
     app: &MailerApp<S, M>,
     purpose: LinkPurpose,
     target: &Target,
-    to: (&str, &str),
+    to: (&str, &EmailKey),
     contact: Option<&Contact>,
     redirect_url: Option<String>,
     ttl: i64,
@@ -170,7 +171,7 @@ fn new_link<S, M>(
         team_id: target.team_id.clone(),
         hub_id: target.hub.as_ref().map(|h| h.hub_id.clone()),
         email: to.0.to_string(),
-        email_key: to.1.to_string(),
+        email_key: to.1.clone(),
         contact_id: contact.map(|c| c.contact_id.clone()),
         redirect_url,
         created_at: now,
@@ -210,8 +211,8 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     }
     // Existing contacts get mail at the address they verified, not as typed today.
     let to = match &contact {
-        Some(c) => (c.email.as_str(), c.email_key.as_str()),
-        None => (job.email.as_str(), job.email_key.as_str()),
+        Some(c) => (c.email.as_str(), &c.email_key),
+        None => (job.email.as_str(), &job.email_key),
     };
     let (token, link) = new_link(
         app,
@@ -270,7 +271,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     }
     // 1. The notice to the current address, with the undo link (7 days).
     let change = (change_id.clone(), job.pw_version.unwrap_or(0));
-    let to_current = (contact.email.as_str(), contact.email_key.as_str());
+    let to_current = (contact.email.as_str(), &contact.email_key);
     let undo_token = change_link(
         app,
         LinkPurpose::EmailChangeUndo,
@@ -295,7 +296,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     );
     send(app, &job.job_id, &notice).await?;
     // 2. The confirmation link to the new address.
-    let to_new = (job.email.as_str(), job.email_key.as_str());
+    let to_new = (job.email.as_str(), &job.email_key);
     let token = change_link(
         app,
         LinkPurpose::EmailChange,
@@ -326,7 +327,7 @@ async fn change_link<S: MailerStore, M>(
     app: &MailerApp<S, M>,
     purpose: LinkPurpose,
     target: &Target,
-    to: (&str, &str),
+    to: (&str, &EmailKey),
     contact: &Contact,
     (change_id, pw_version): &(String, u64),
 ) -> Result<RawToken, PortError> {
