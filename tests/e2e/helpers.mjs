@@ -148,7 +148,10 @@ export function admin(...args) {
  * "--id", id)`. Tests never spell item keys themselves.
  */
 export function itemKey(kind, ...args) {
-  return JSON.parse(adminWith({}, "key", kind, ...args));
+  // `--name=value`: a token may start with "-", which would otherwise read as a flag.
+  const pairs = [];
+  for (let i = 0; i < args.length; i += 2) pairs.push(`${args[i]}=${args[i + 1]}`);
+  return JSON.parse(adminWith({}, "key", kind, ...pairs));
 }
 
 /** The key prefixes tests filter on (`job`, `rate`, `refresh`, `magic`, `contact`, `membership_sk`). */
