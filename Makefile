@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy
+.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -54,6 +54,14 @@ bench:
 	cargo bench -p contact-auth --bench core
 	cargo build --release --bin hosted-page --bin jwks --bin register --bin login --bin mailer --bin contact-auth-admin
 	node tools/init-bench.mjs
+
+# Mutation testing of the pure decisions and the request edge with plain unit tests (no
+# servers; not in CI: one rebuild per mutant, long on 2 cores). MUTANTS_FILES narrows it,
+# e.g. `make mutants MUTANTS_FILES=shared/src/domain/redirect.rs`. Results: mutants.out/.
+MUTANTS_FILES ?= shared/src/domain/*.rs shared/src/edge.rs
+mutants:
+	@tools/install.sh --mutants
+	.tools/bin/cargo-mutants mutants -p contact-auth $(addprefix -f ,$(MUTANTS_FILES)) --test-tool cargo -- --lib
 
 # Template checks: sam validate --lint, then the SAM-translated template through cfn-lint
 # (catches bad references inside functions and invalid IAM actions). Offline.

@@ -5,6 +5,7 @@
 #   chromium      <- Debian's package, only with --browser (the hosted-page test)
 #   aarch64 std   <- rustup, only with --arm64 (cross-compiling the Lambda bootstraps; zig
 #                    comes with cargo-lambda's PyPI dependency `ziglang`)
+#   cargo-mutants <- crates.io, pinned below, only with --mutants (make mutants), into .tools/
 # Needs Rust, Node/npm, Python 3 and Java 17 on the machine. Safe to rerun: it does
 # nothing when everything is in place.
 set -euo pipefail
@@ -12,8 +13,11 @@ cd "$(dirname "$0")/.."
 
 want_browser=0
 want_arm64=0
+want_mutants=0
 [ "${1:-}" = "--browser" ] && want_browser=1
 [ "${1:-}" = "--arm64" ] && want_arm64=1
+[ "${1:-}" = "--mutants" ] && want_mutants=1
+CARGO_MUTANTS_VERSION=25.3.1
 
 for tool in cargo node npm python3 java; do
   command -v "$tool" >/dev/null || { echo "install: $tool is required" >&2; exit 1; }
@@ -50,4 +54,9 @@ if [ "$want_browser" = 1 ] && [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromi
     echo "install: the browser test needs Chromium: apt-get install chromium (as root), or set CHROMIUM_PATH" >&2
     exit 1
   fi
+fi
+
+if [ "$want_mutants" = 1 ] && ! .tools/bin/cargo-mutants --version 2>/dev/null | grep -q "$CARGO_MUTANTS_VERSION"; then
+  echo "install: cargo-mutants $CARGO_MUTANTS_VERSION into .tools (minutes, once)"
+  cargo install cargo-mutants --locked --version "$CARGO_MUTANTS_VERSION" --root .tools
 fi
