@@ -55,7 +55,8 @@ pub fn parse_redirect(raw: &str) -> Result<(String, String), RedirectError> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(RedirectError::UserInfo);
     }
-    if url.fragment().is_some() || raw.contains('#') {
+    // A `#` anywhere in the input is a fragment to the parser (even an empty one).
+    if url.fragment().is_some() {
         return Err(RedirectError::Fragment);
     }
     let origin = url.origin().ascii_serialization();
@@ -70,7 +71,8 @@ pub fn normalize_origin(raw: &str) -> Option<String> {
         return None;
     }
     let path_ok = url.path() == "/" || url.path().is_empty();
-    if !path_ok || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    let user_info = !url.username().is_empty() || url.password().is_some();
+    if !path_ok || url.query().is_some() || url.fragment().is_some() || user_info {
         return None;
     }
     Some(url.origin().ascii_serialization())
@@ -87,6 +89,64 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_refusal_on_its_own() {
+        // The length limit is inclusive.
+        let at_limit = format!("https://a.example/{}", "x".repeat(MAX_REDIRECT_CHARS - 18));
+        assert_eq!(at_limit.chars().count(), MAX_REDIRECT_CHARS);
+        assert!(parse_redirect(&at_limit).is_ok());
+        let over = format!("{at_limit}x");
+        assert_eq!(parse_redirect(&over), Err(RedirectError::TooLong));
+        // User name alone, password alone.
+        for u in ["https://user@a.example/cb", "https://:secret@a.example/cb"] {
+            assert_eq!(parse_redirect(u), Err(RedirectError::UserInfo), "{u}");
+        }
+        // A fragment, also an empty one.
+        for u in ["https://a.example/cb#x", "https://a.example/cb#"] {
+            assert_eq!(parse_redirect(u), Err(RedirectError::Fragment), "{u}");
+        }
+    }
+
+    #[test]
+    fn allow_list_entries_must_be_bare_origins() {
+        assert_eq!(
+            normalize_origin("https://a.example"),
+            Some("https://a.example".into())
+        );
+        assert_eq!(
+            normalize_origin("https://a.example/"),
+            Some("https://a.example".into())
+        );
+        for bad in [
+            "https://a.example/path",
+            "https://a.example/?q=1",
+            "https://a.example/#f",
+            "https://user@a.example",
+            "https://:pw@a.example",
+            "ftp://a.example",
+            "not a url",
+        ] {
+            assert_eq!(normalize_origin(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_refusal_says_what_is_wrong() {
+        let all = [
+            RedirectError::Invalid,
+            RedirectError::NotAbsolute,
+            RedirectError::Scheme,
+            RedirectError::UserInfo,
+            RedirectError::Fragment,
+            RedirectError::TooLong,
+        ];
+        for e in all {
+            assert!(e.detail().starts_with("redirect_url must"), "{e:?}");
+        }
+        let distinct: std::collections::HashSet<_> = all.iter().map(|e| e.detail()).collect();
+        assert_eq!(distinct.len(), 5); // Invalid and NotAbsolute share one.
+    }
 
     #[test]
     fn origin_drops_default_port_and_lowercases_host() {
