@@ -387,10 +387,10 @@ fn fixture_trial(function: String, case: String, path: PathBuf) -> Trial {
     .with_ignored_flag(true)
 }
 
-fn scenario(name: &str, f: fn() -> Result<(), String>) -> Trial {
+fn scenario(name: &str, f: fn() -> Result<(), Failed>) -> Trial {
     Trial::test(format!("scenario/{name}"), move || {
         init()?;
-        f().map_err(Failed::from)
+        f()
     })
     .with_ignored_flag(true)
 }
@@ -418,33 +418,30 @@ fn main() {
     );
     trials.push(scenario(
         "an_expired_link_is_refused_even_before_ttl_deletion",
-        || block_to(expired_link()),
+        || block_on(expired_link()),
     ));
     trials.push(scenario("a_session_ends_at_its_absolute_lifetime", || {
-        block_to(absolute_lifetime())
+        block_on(absolute_lifetime())
     }));
     trials.push(scenario(
         "every_login_does_one_argon2_verification_whatever_fails",
         || on_this_thread(login_work()),
     ));
     trials.push(scenario("a_weak_hash_is_rehashed_on_login", || {
-        block_to(weak_hash_rehashed())
+        block_on(weak_hash_rehashed())
     }));
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn block_to<F: Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
-    block_on(f).map_err(|e| format!("{e:?}"))
-}
-
 /// Runs `f` on this thread only (a current-thread runtime): per-thread counters see all
 /// of its work.
-fn on_this_thread<F: Future<Output = Result<(), String>>>(f: F) -> Result<(), String> {
+fn on_this_thread<F: Future<Output = Result<(), String>>>(f: F) -> Result<(), Failed> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| Failed::from(e.to_string()))?
         .block_on(f)
+        .map_err(Failed::from)
 }
 
 fn ensure(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {

@@ -143,10 +143,19 @@ pub async fn serve_http<R: RouteFn>() -> Result<(), Error> {
     .await
 }
 
+/// What a stream record's image says about its item: the id and kind of a mail job.
 #[derive(Deserialize)]
-struct JobRef {
+pub struct JobRef {
     job_id: String,
     kind: Option<String>,
+}
+
+impl JobRef {
+    /// The job id, when the item is a mail job (the Lambda handler and the local poll
+    /// loop read records through this one filter).
+    pub fn mail_job_id(self) -> Option<String> {
+        (self.kind.as_deref() == Some(MAIL_JOB_KIND)).then_some(self.job_id)
+    }
 }
 
 /// One stream record as the mailer sees it: its sequence number and, for an inserted
@@ -184,8 +193,7 @@ pub fn job_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobR
     let job_id = if rec.event_name == "INSERT" {
         serde_dynamo::from_item::<_, JobRef>(rec.change.new_image.clone())
             .ok()
-            .filter(|j| j.kind.as_deref() == Some(MAIL_JOB_KIND))
-            .map(|j| j.job_id)
+            .and_then(JobRef::mail_job_id)
     } else {
         None
     };

@@ -6,17 +6,9 @@
 
 use std::time::Duration;
 
-use contact_auth::adapters::dynamo::codec::MAIL_JOB_KIND;
 use contact_auth::handlers::mailer::{MailerApp, MailerStore};
 use contact_auth::ports::Mailer;
-use contact_auth::runtime::{process_records, JobRecord};
-use serde::Deserialize;
-
-#[derive(Deserialize)]
-struct JobRef {
-    job_id: String,
-    kind: Option<String>,
-}
+use contact_auth::runtime::{process_records, JobRecord, JobRef};
 
 /// Local poll mode: follows every shard of the table's stream from its start and feeds
 /// inserted jobs to the same code the Lambda handler runs.
@@ -99,8 +91,7 @@ pub async fn poll_stream<S: MailerStore, M: Mailer>(app: &MailerApp<S, M>) -> Re
                         (true, Some(img)) => {
                             serde_dynamo::aws_sdk_dynamodbstreams_1::from_item::<JobRef>(img)
                                 .ok()
-                                .filter(|j| j.kind.as_deref() == Some(MAIL_JOB_KIND))
-                                .map(|j| j.job_id)
+                                .and_then(JobRef::mail_job_id)
                         }
                         _ => None,
                     };

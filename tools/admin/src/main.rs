@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use base64::Engine;
 use clap::{Parser, Subcommand};
 use contact_auth::adapters::dynamo::DynamoStore;
-use contact_auth::adapters::keys::load_keys;
 use contact_auth::adapters::ses::SesMailer;
 use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::email::parse_email;
+use contact_auth::domain::jwt::KeySet;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::ports::{Contacts, Directory};
@@ -341,7 +341,7 @@ async fn fixture(
     let keys = std::env::var("SIGNING_KEY_FILE")
         .map_err(|_| "SIGNING_KEY_FILE is not set".to_string())
         .and_then(|p| read(&p))?;
-    load_keys().await?; // the same document the function will load
+    KeySet::from_json(&keys)?; // TestApp signs with it: refuse a bad document here
     let config = Config::from_env()?;
     let app = TestApp::new(config, store, &keys).shifted(-expected.clock_offset);
     let steps = fixtures::parse_steps(&expected.setup)?;
