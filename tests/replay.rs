@@ -17,6 +17,7 @@ use std::sync::Once;
 use aws_sdk_dynamodb::types::AttributeValue;
 use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::adapters::ses::SesMailer;
+use contact_auth::domain::ids::ContactId;
 use contact_auth::domain::secret::{new_id, RawToken};
 use contact_auth::ports::Contacts;
 use contact_auth::routes::Route;
@@ -268,7 +269,8 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
                 .keys()
                 .verify(at, &app.config.jwt_issuer, &app.config.jwt_audience)
                 .ok_or("access token does not verify")?;
-            if claims.amr != vec!["magic_link".to_string()] || claims.tid != "team_abc123" {
+            if claims.amr != vec!["magic_link".to_string()] || claims.tid.as_str() != "team_abc123"
+            {
                 return Err(format!("unexpected claims {claims:?}"));
             }
             // The link is single use.
@@ -631,7 +633,7 @@ async fn weak_hash_rehashed() -> Result<(), String> {
         {"op": "session", "email": "weak@example.com"}
     ]))?;
     let prepared = fixtures::setup(&app, &steps).await?;
-    let contact_id = prepared.vars["CONTACT_ID"].clone();
+    let contact_id = ContactId::from_stored(prepared.vars["CONTACT_ID"].as_str());
     let weak = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,

@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use contact_auth::domain::email::parse_email;
+use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::jwt::{AccessClaims, KeySet};
 use contact_auth::domain::password;
 use contact_auth::domain::redirect::parse_redirect;
@@ -73,8 +74,8 @@ fn main() {
     let claims = AccessClaims {
         iss: "https://auth.example.com/api/v1/contact-auth".into(),
         aud: "contact-api".into(),
-        sub: "c".into(),
-        tid: "t".into(),
+        sub: ContactId::from_stored("c"),
+        tid: TeamId::from_stored("t"),
         hid: None,
         tv: 0,
         amr: vec!["pwd".into()],

@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
@@ -26,17 +27,17 @@ pub enum Enqueued {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsumeAs {
     /// Create this new contact (registration).
-    NewContact { contact_id: String },
+    NewContact { contact_id: ContactId },
     /// An existing contact whose token version we expect.
     Existing {
-        contact_id: String,
+        contact_id: ContactId,
         token_version: u64,
         join: bool,
     },
     /// Move an existing contact to the link's address (from `old_email_key`), only
     /// while the link's change request is still the pending one.
     ChangeEmail {
-        contact_id: String,
+        contact_id: ContactId,
         token_version: u64,
         old_email_key: EmailKey,
         change_id: String,
@@ -46,7 +47,7 @@ pub enum ConsumeAs {
 /// The profile as an undo link found it (the transaction re-checks all of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UndoEmailChange {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub token_version: u64,
     /// The address the contact has now (released when it differs from the restored one).
     pub current_email_key: EmailKey,
@@ -121,8 +122,8 @@ pub trait Directory: Send + Sync {
     ) -> impl Future<Output = PortResult<Option<Hub>>> + Send {
         self.hub_by_slug(slug)
     }
-    fn hub(&self, hub_id: &str) -> impl Future<Output = PortResult<Option<Hub>>> + Send;
-    fn team(&self, team_id: &str) -> impl Future<Output = PortResult<Option<Team>>> + Send;
+    fn hub(&self, hub_id: &HubId) -> impl Future<Output = PortResult<Option<Hub>>> + Send;
+    fn team(&self, team_id: &TeamId) -> impl Future<Output = PortResult<Option<Team>>> + Send;
 }
 
 /// Mail jobs: written by the request paths, read and retired by the mailer.
@@ -153,32 +154,37 @@ pub trait Contacts: Send + Sync {
     fn contact_id_by_email(
         &self,
         email_key: &EmailKey,
-    ) -> impl Future<Output = PortResult<Option<String>>> + Send;
-    fn contact(&self, contact_id: &str)
-        -> impl Future<Output = PortResult<Option<Contact>>> + Send;
+    ) -> impl Future<Output = PortResult<Option<ContactId>>> + Send;
+    fn contact(
+        &self,
+        contact_id: &ContactId,
+    ) -> impl Future<Output = PortResult<Option<Contact>>> + Send;
     fn membership(
         &self,
-        contact_id: &str,
-        team_id: &str,
+        contact_id: &ContactId,
+        team_id: &TeamId,
     ) -> impl Future<Output = PortResult<Option<Membership>>> + Send;
     fn memberships(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
     ) -> impl Future<Output = PortResult<Vec<Membership>>> + Send;
     /// Profile and membership in one read (dummy keys when there is no contact, so every
     /// login does the same reads).
     fn contact_with_membership(
         &self,
-        contact_id: Option<&str>,
-        team_id: &str,
+        contact_id: Option<&ContactId>,
+        team_id: &TeamId,
     ) -> impl Future<Output = PortResult<(Option<Contact>, Option<Membership>)>> + Send;
     /// Ends every session (token version + 1) and cancels a pending email change.
-    fn end_all_sessions(&self, contact_id: &str) -> impl Future<Output = PortResult<()>> + Send;
+    fn end_all_sessions(
+        &self,
+        contact_id: &ContactId,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Sets the first password and queues its notice mail (one transaction); false when
     /// one is already set.
     fn set_first_password(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
         hash: &str,
         now: i64,
         notice: &MailJob,
@@ -196,7 +202,7 @@ pub trait Contacts: Send + Sync {
     ) -> impl Future<Output = PortResult<bool>> + Send;
     fn update_profile(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
         changes: &ProfileChanges,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }

@@ -84,7 +84,7 @@ proptest! {
             prop_assert!(s.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-'));
         }
         if let Ok(t) = parse_team_id(&b) {
-            prop_assert!(t.len() <= 64);
+            prop_assert!(t.as_str().len() <= 64);
         }
         let (slug, team) = match which {
             0 => (None, None),

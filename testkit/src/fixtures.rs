@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use contact_auth::domain::email::{parse_email, EmailKey};
+use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
 use contact_auth::domain::password;
 use contact_auth::domain::secret::{new_id, RawToken};
@@ -227,13 +228,14 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or("setup: the session made no contact")?;
-                out.vars.insert("CONTACT_ID".into(), contact);
+                out.vars.insert("CONTACT_ID".into(), contact.to_string());
             }
             SetupStep::Password { password } => {
                 let contact = out
                     .vars
                     .get("CONTACT_ID")
                     .ok_or("setup: password needs a session first")?;
+                let contact = ContactId::from_stored(contact.as_str());
                 let hash = password::hash(password)?;
                 out.secrets.push(password.clone());
                 let notice = MailJob {
@@ -250,7 +252,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     pw_version: None,
                 };
                 if !store
-                    .set_first_password(contact, &hash, app.now(), &notice)
+                    .set_first_password(&contact, &hash, app.now(), &notice)
                     .await
                     .map_err(|e| e.to_string())?
                 {
@@ -287,7 +289,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                         _ => JobPurpose::Register,
                     },
                     slug: slug.clone(),
-                    team_id: team_id.clone(),
+                    team_id: team_id.as_deref().map(TeamId::from_stored),
                     email_key: email_key(email)?,
                     email: email.clone(),
                     redirect_url: None,

@@ -3,6 +3,7 @@
 //! the redirect origin `http://localhost:5173`.
 
 use contact_auth::adapters::dynamo::DynamoStore;
+use contact_auth::domain::ids::{HubId, TeamId};
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::errors::PortError;
 
@@ -11,9 +12,9 @@ pub const DEMO_TEAM: &str = "team_abc123";
 pub async fn seed_demo(store: &DynamoStore) -> Result<(), PortError> {
     store
         .put_team(&Team {
-            team_id: DEMO_TEAM.into(),
+            team_id: TeamId::from_stored(DEMO_TEAM),
             name: "Demo Team".into(),
-            primary_hub_id: Some("hub_member_academy".into()),
+            primary_hub_id: Some(HubId::from_stored("hub_member_academy")),
         })
         .await?;
     for (id, slug, title) in [
@@ -21,9 +22,9 @@ pub async fn seed_demo(store: &DynamoStore) -> Result<(), PortError> {
         ("hub_my_hub", "my-hub", "My Hub"),
     ] {
         let hub = Hub {
-            hub_id: id.into(),
+            hub_id: HubId::from_stored(id),
             slug: slug.into(),
-            team_id: DEMO_TEAM.into(),
+            team_id: TeamId::from_stored(DEMO_TEAM),
             title: title.into(),
             allowed_redirect_origins: vec!["http://localhost:5173".into()],
             registration_enabled: true,

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{Contact, Hub, MailJob, Membership, RefreshRecord, Team};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
@@ -64,11 +65,11 @@ impl<S: Directory> Directory for HubCache<S> {
         Ok(hub)
     }
 
-    async fn hub(&self, hub_id: &str) -> PortResult<Option<Hub>> {
+    async fn hub(&self, hub_id: &HubId) -> PortResult<Option<Hub>> {
         self.inner.hub(hub_id).await
     }
 
-    async fn team(&self, team_id: &str) -> PortResult<Option<Team>> {
+    async fn team(&self, team_id: &TeamId) -> PortResult<Option<Team>> {
         self.inner.team(team_id).await
     }
 }
@@ -104,33 +105,37 @@ impl<S: MailJobs> MailJobs for HubCache<S> {
 }
 
 impl<S: Contacts> Contacts for HubCache<S> {
-    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<String>> {
+    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<ContactId>> {
         self.inner.contact_id_by_email(email_key).await
     }
-    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {
+    async fn contact(&self, contact_id: &ContactId) -> PortResult<Option<Contact>> {
         self.inner.contact(contact_id).await
     }
-    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>> {
+    async fn membership(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+    ) -> PortResult<Option<Membership>> {
         self.inner.membership(contact_id, team_id).await
     }
-    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>> {
+    async fn memberships(&self, contact_id: &ContactId) -> PortResult<Vec<Membership>> {
         self.inner.memberships(contact_id).await
     }
     async fn contact_with_membership(
         &self,
-        contact_id: Option<&str>,
-        team_id: &str,
+        contact_id: Option<&ContactId>,
+        team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
         self.inner
             .contact_with_membership(contact_id, team_id)
             .await
     }
-    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
+    async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
         self.inner.end_all_sessions(contact_id).await
     }
     async fn set_first_password(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
         hash: &str,
         now: i64,
         notice: &MailJob,
@@ -151,7 +156,11 @@ impl<S: Contacts> Contacts for HubCache<S> {
             .change_password(contact, new_hash, refresh, now, notice)
             .await
     }
-    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {
+    async fn update_profile(
+        &self,
+        contact_id: &ContactId,
+        changes: &ProfileChanges,
+    ) -> PortResult<()> {
         self.inner.update_profile(contact_id, changes).await
     }
 }

@@ -6,6 +6,7 @@
 //! seed). The stack's Secrets Manager secret is a generated random string, so no key is
 //! ever in the repo or the template; locally `make dev` writes one to `.dev/`.
 
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
@@ -209,10 +210,10 @@ impl KeySet {
 pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
-    pub sub: String,
-    pub tid: String,
+    pub sub: ContactId,
+    pub tid: TeamId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hid: Option<String>,
+    pub hid: Option<HubId>,
     pub tv: u64,
     pub amr: Vec<String>,
     pub auth_time: i64,
@@ -229,9 +230,9 @@ mod tests {
         AccessClaims {
             iss: "https://auth.example.com/api/v1/contact-auth".into(),
             aud: "contact-api".into(),
-            sub: "c1".into(),
-            tid: "t1".into(),
-            hid: Some("h1".into()),
+            sub: ContactId::from_stored("c1"),
+            tid: TeamId::from_stored("t1"),
+            hid: Some(HubId::from_stored("h1")),
             tv: 0,
             amr: vec!["magic_link".into()],
             auth_time: now,

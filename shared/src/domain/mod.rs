@@ -1,5 +1,6 @@
 //! Pure domain logic: no I/O.
 pub mod email;
+pub mod ids;
 pub mod jwt;
 pub mod model;
 pub mod password;

@@ -3,13 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::secret::TokenHash;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hub {
-    pub hub_id: String,
+    pub hub_id: HubId,
     pub slug: String,
-    pub team_id: String,
+    pub team_id: TeamId,
     pub title: String,
     pub allowed_redirect_origins: Vec<String>,
     pub registration_enabled: bool,
@@ -17,10 +18,10 @@ pub struct Hub {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Team {
-    pub team_id: String,
+    pub team_id: TeamId,
     pub name: String,
     /// The hub named in mail sent for `team_id` requests.
-    pub primary_hub_id: Option<String>,
+    pub primary_hub_id: Option<HubId>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,14 +44,14 @@ pub struct MailJob {
     pub job_id: String,
     pub purpose: JobPurpose,
     pub slug: Option<String>,
-    pub team_id: Option<String>,
+    pub team_id: Option<TeamId>,
     /// As typed (trimmed); the address mail goes to.
     pub email: String,
     pub email_key: EmailKey,
     pub redirect_url: Option<String>,
     pub created_at: i64,
     /// For `EmailChange` and the notices: whose account it is.
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     /// For `EmailChange`: the change request this job belongs to (the profile's
     /// `email_change_id`); a newer request or a cancellation makes it stale.
     pub change_id: Option<String>,
@@ -68,7 +69,7 @@ pub enum MembershipStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Membership {
-    pub team_id: String,
+    pub team_id: TeamId,
     pub joined_at: i64,
     pub status: MembershipStatus,
     /// Set when the member is banned: sessions signed in at or before this time stay
@@ -86,7 +87,7 @@ impl Membership {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Contact {
-    pub contact_id: String,
+    pub contact_id: ContactId,
     pub email: String,
     pub email_key: EmailKey,
     pub email_verified_at: Option<i64>,
@@ -134,11 +135,11 @@ impl LinkPurpose {
 pub struct MagicLink {
     pub token_hash: TokenHash,
     pub purpose: LinkPurpose,
-    pub team_id: String,
-    pub hub_id: Option<String>,
+    pub team_id: TeamId,
+    pub hub_id: Option<HubId>,
     pub email: String,
     pub email_key: EmailKey,
-    pub contact_id: Option<String>,
+    pub contact_id: Option<ContactId>,
     pub redirect_url: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -154,9 +155,9 @@ pub struct MagicLink {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshRecord {
     pub token_hash: TokenHash,
-    pub contact_id: String,
-    pub team_id: String,
-    pub hub_id: Option<String>,
+    pub contact_id: ContactId,
+    pub team_id: TeamId,
+    pub hub_id: Option<HubId>,
     pub family_id: String,
     pub token_version: u64,
     pub amr: Vec<String>,

@@ -61,13 +61,14 @@ pub fn refresh_decision(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::{ContactId, TeamId};
 
     fn claims(amr: &[&str], auth_time: i64) -> AccessClaims {
         AccessClaims {
             iss: "i".into(),
             aud: "a".into(),
-            sub: "c".into(),
-            tid: "t".into(),
+            sub: ContactId::from_stored("c"),
+            tid: TeamId::from_stored("t"),
             hid: None,
             tv: 0,
             amr: amr.iter().map(|s| s.to_string()).collect(),

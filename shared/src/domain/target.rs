@@ -1,6 +1,7 @@
 //! Which hub or team a request is for: exactly one of `slug` / `team_id` (register,
 //! magic, login), each checked for shape before any read.
 
+use crate::domain::ids::TeamId;
 use crate::edge::attr_pointer;
 use crate::errors::ApiError;
 
@@ -25,14 +26,14 @@ pub fn parse_slug(raw: &str) -> Result<String, ApiError> {
 }
 
 /// A team id: 1–64 of `A-Z a-z 0-9 _ -`.
-pub fn parse_team_id(raw: &str) -> Result<String, ApiError> {
+pub fn parse_team_id(raw: &str) -> Result<TeamId, ApiError> {
     let t = raw.trim();
     let ok = !t.is_empty()
         && t.len() <= 64
         && t.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
-        Ok(t.to_string())
+        Ok(TeamId::from_stored(t))
     } else {
         Err(ApiError::validation(
             attr_pointer("team_id"),
@@ -43,7 +44,7 @@ pub fn parse_team_id(raw: &str) -> Result<String, ApiError> {
 
 pub enum Target {
     Slug(String),
-    Team(String),
+    Team(TeamId),
 }
 
 /// The shared "exactly one of slug / team_id" rule (register, magic, login).
@@ -68,7 +69,10 @@ mod tests {
         for bad in ["", "-a", "a-", "a_b", "a b", &"a".repeat(65)] {
             assert!(parse_slug(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_team_id("team_abc123").unwrap(), "team_abc123");
+        assert_eq!(
+            parse_team_id("team_abc123").unwrap().as_str(),
+            "team_abc123"
+        );
         assert!(parse_team_id("team abc").is_err());
         assert!(parse_team_id("").is_err());
         assert!(parse_target(None, None).is_err());

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::domain::email::EmailKey;
+use crate::domain::ids::ContactId;
 use crate::domain::jwt::AccessClaims;
 use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, MembershipStatus};
 use crate::domain::password;
@@ -52,7 +53,7 @@ pub fn contact_resource(c: &Contact, memberships: &[Membership]) -> Value {
 /// The contact as the API shows it, read fresh (after a change).
 pub async fn resource<S: Contacts, K>(
     app: &App<S, K>,
-    contact_id: &str,
+    contact_id: &ContactId,
 ) -> Result<Value, ApiError> {
     let store = &app.store;
     let contact = store
@@ -116,7 +117,7 @@ pub async fn check_current_password<S: Attempts, K>(
     source_ip: &str,
 ) -> Result<(), ApiError> {
     let now = app.now();
-    let scope = email_scope(&claims.tid, &contact.email_key);
+    let scope = email_scope(claims.tid.as_str(), &contact.email_key);
     let failures = reserve_password_attempt(app, &scope, source_ip, now).await?;
     if !password::verify(contact.password_hash.as_deref(), given) {
         tracing::info!(contact_id = %contact.contact_id, "wrong current password");

@@ -67,12 +67,12 @@ pub async fn request_link<S: Directory + MailJobs, K>(
                 }
             }
             let scope = match &hub {
-                Some(h) => h.team_id.clone(),
+                Some(h) => h.team_id.to_string(),
                 None => format!("slug:{slug}"),
             };
             (scope, Some(slug), None)
         }
-        Target::Team(t) => (t.clone(), None, Some(t)),
+        Target::Team(t) => (t.to_string(), None, Some(t)),
     };
 
     let now = app.now();

@@ -8,6 +8,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::jwt::{AccessClaims, KeySet};
 use crate::domain::model::{Contact, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
@@ -18,9 +19,9 @@ use crate::ports::Contacts;
 /// Who a new session is for.
 #[derive(Debug, Clone)]
 pub struct SessionSubject {
-    pub contact_id: String,
-    pub team_id: String,
-    pub hub_id: Option<String>,
+    pub contact_id: ContactId,
+    pub team_id: TeamId,
+    pub hub_id: Option<HubId>,
     pub token_version: u64,
     pub amr: Vec<String>,
     pub auth_time: i64,

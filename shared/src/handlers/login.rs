@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::domain::email::parse_email;
+use crate::domain::ids::TeamId;
 use crate::domain::jwt::KeySet;
 use crate::domain::password;
 use crate::domain::rate::email_scope;
@@ -46,17 +47,23 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
 
     let (team_id, hub_id, scope) = match target {
         Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
-            Some(h) => (Some(h.team_id.clone()), Some(h.hub_id), h.team_id),
+            Some(h) => (
+                Some(h.team_id.clone()),
+                Some(h.hub_id),
+                h.team_id.to_string(),
+            ),
             None => (None, None, format!("slug:{slug}")),
         },
-        Target::Team(t) => (Some(t.clone()), None, t),
+        Target::Team(t) => (Some(t.clone()), None, t.to_string()),
     };
     let failures =
         reserve_password_attempt(app, &email_scope(&scope, &email.key), &meta.source_ip, now)
             .await?;
+    // Without a team, look up a team that never exists: the same reads either way.
+    let no_team = TeamId::from_stored("none");
     let contact_id = store.contact_id_by_email(&email.key).await?;
     let (contact, membership) = store
-        .contact_with_membership(contact_id.as_deref(), team_id.as_deref().unwrap_or("none"))
+        .contact_with_membership(contact_id.as_ref(), team_id.as_ref().unwrap_or(&no_team))
         .await?;
     let stored = contact.as_ref().and_then(|c| c.password_hash.clone());
     let verified = password::verify(stored.as_deref(), &pw);

@@ -7,9 +7,10 @@ use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
+use crate::domain::ids::ContactId;
 use crate::domain::jwt::KeySet;
 use crate::domain::model::{LinkPurpose, MagicLink};
-use crate::domain::secret::{new_id, RawToken};
+use crate::domain::secret::RawToken;
 use crate::edge::{json_response, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
@@ -36,7 +37,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
     }
     let mut who = match (link.purpose, &link.contact_id) {
         (LinkPurpose::Register, _) => ConsumeAs::NewContact {
-            contact_id: new_id(),
+            contact_id: ContactId::generate(),
         },
         (LinkPurpose::EmailChange, Some(cid)) => change_email_as(app, &link, cid).await?,
         (purpose, Some(cid)) => ConsumeAs::Existing {
@@ -128,7 +129,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
 async fn change_email_as<S: Contacts, K>(
     app: &App<S, K>,
     link: &MagicLink,
-    cid: &str,
+    cid: &ContactId,
 ) -> Result<ConsumeAs, ApiError> {
     let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
     let contact = app.store.contact(cid).await?.ok_or_else(invalid)?;
@@ -139,7 +140,7 @@ async fn change_email_as<S: Contacts, K>(
         return Err(invalid());
     }
     Ok(ConsumeAs::ChangeEmail {
-        contact_id: cid.to_string(),
+        contact_id: cid.clone(),
         token_version: contact.token_version,
         old_email_key: contact.email_key,
         change_id,

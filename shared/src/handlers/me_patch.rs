@@ -124,7 +124,7 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
             let change_id = new_id();
             let rules = send_rules(
                 &app.config,
-                &email_scope(&claims.tid, &email.key),
+                &email_scope(claims.tid.as_str(), &email.key),
                 &meta.source_ip,
             );
             let job = MailJob {

@@ -11,6 +11,7 @@ use contact_auth::adapters::ses::SesMailer;
 use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::email::parse_email;
+use contact_auth::domain::ids::{ContactId, HubId, TeamId};
 use contact_auth::domain::jwt::KeySet;
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
@@ -206,8 +207,11 @@ fn key(kind: KeyKind) -> Res<()> {
             print_key(keys::email(&email.key))
         }
         KeyKind::Family { id } => print_key(keys::family(&id)),
-        KeyKind::Profile { contact } => print_key(keys::profile(&contact)),
-        KeyKind::Membership { contact, team } => print_key(keys::membership(&contact, &team)),
+        KeyKind::Profile { contact } => print_key(keys::profile(&ContactId::from_stored(contact))),
+        KeyKind::Membership { contact, team } => print_key(keys::membership(
+            &ContactId::from_stored(contact),
+            &TeamId::from_stored(team),
+        )),
         KeyKind::LoginFailures { team, email } => {
             let email = parse_email(&email).map_err(|e| e.detail().to_string())?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -224,7 +228,7 @@ fn key(kind: KeyKind) -> Res<()> {
                     "rate": prefix(keys::rate("x")),
                     "refresh": prefix(keys::refresh(&contact_auth::domain::secret::TokenHash::from_stored("x".into()))),
                     "magic": prefix(keys::magic(&contact_auth::domain::secret::TokenHash::from_stored("x".into()))),
-                    "contact": prefix(keys::profile("x")),
+                    "contact": prefix(keys::profile(&ContactId::from_stored("x"))),
                     "membership_sk": keys::MEMBERSHIP_PREFIX,
                 })
             );
@@ -304,7 +308,7 @@ async fn ban(store: &DynamoStore, team: &str, email: &str, banned: bool) -> Res<
         .ok_or("no contact with this email")?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if !store
-        .set_banned(&contact, team, banned, now)
+        .set_banned(&contact, &TeamId::from_stored(team), banned, now)
         .await
         .map_err(|e| e.to_string())?
     {
@@ -431,9 +435,9 @@ async fn run(cli: Cli) -> Res<()> {
         } => store()
             .await?
             .put_team(&Team {
-                team_id: id,
+                team_id: TeamId::from_stored(id),
                 name,
-                primary_hub_id: primary_hub,
+                primary_hub_id: primary_hub.map(HubId::from_stored),
             })
             .await
             .map(|_| println!("team saved"))
@@ -447,9 +451,9 @@ async fn run(cli: Cli) -> Res<()> {
             registration,
         } => {
             let hub = Hub {
-                hub_id: id,
+                hub_id: HubId::from_stored(id),
                 slug,
-                team_id: team,
+                team_id: TeamId::from_stored(team),
                 title,
                 allowed_redirect_origins: origins(&o)?,
                 registration_enabled: registration == "on",

@@ -10,6 +10,7 @@ use super::codec::{hub_item, n, new_membership_item, s, status_str};
 use super::keys::{self, key_map, with_key};
 use super::tx::{Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore};
+use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Hub, MembershipStatus, Team};
 use crate::ports::PortResult;
 
@@ -23,11 +24,11 @@ enum HubStep {
 impl DynamoStore {
     pub async fn put_team(&self, team: &Team) -> PortResult<()> {
         let mut item = HashMap::from([
-            ("team_id".to_string(), s(&team.team_id)),
+            ("team_id".to_string(), s(team.team_id.as_str())),
             ("name".to_string(), s(&team.name)),
         ]);
         if let Some(h) = &team.primary_hub_id {
-            item.insert("primary_hub_id".into(), s(h));
+            item.insert("primary_hub_id".into(), s(h.as_str()));
         }
         self.client
             .put_item()
@@ -49,7 +50,7 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .set_item(Some(with_key(item, keys::slug(&hub.slug))))
                 .condition_expression("attribute_not_exists(pk) OR hub_id = :h")
-                .expression_attribute_values(":h", s(&hub.hub_id))
+                .expression_attribute_values(":h", s(hub.hub_id.as_str()))
                 .build()
                 .map_err(build_err)?;
             TransactWriteItem::builder().put(p).build()
@@ -65,8 +66,8 @@ impl DynamoStore {
 
     pub async fn set_membership_status(
         &self,
-        contact_id: &str,
-        team_id: &str,
+        contact_id: &ContactId,
+        team_id: &TeamId,
         status: MembershipStatus,
         now: i64,
     ) -> PortResult<()> {
@@ -88,8 +89,8 @@ impl DynamoStore {
     /// contact has no membership in the team.
     pub async fn set_banned(
         &self,
-        contact_id: &str,
-        team_id: &str,
+        contact_id: &ContactId,
+        team_id: &TeamId,
         banned: bool,
         now: i64,
     ) -> PortResult<bool> {

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::keys::{self, with_key};
 use super::Item;
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
     RefreshRecord,
@@ -25,9 +26,9 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-pub fn opt_s(v: &Option<String>) -> AttributeValue {
+pub fn opt_s<T: AsRef<str>>(v: &Option<T>) -> AttributeValue {
     match v {
-        Some(v) => s(v.clone()),
+        Some(v) => s(v.as_ref()),
         None => AttributeValue::Null(true),
     }
 }
@@ -59,9 +60,9 @@ pub fn list_s(v: &[String]) -> AttributeValue {
 
 pub fn hub_from(item: &Item) -> Option<Hub> {
     Some(Hub {
-        hub_id: get_s(item, "hub_id")?,
+        hub_id: HubId::from_stored(get_s(item, "hub_id")?),
         slug: get_s(item, "slug")?,
-        team_id: get_s(item, "team_id")?,
+        team_id: TeamId::from_stored(get_s(item, "team_id")?),
         title: get_s(item, "title").unwrap_or_default(),
         allowed_redirect_origins: get_list_s(item, "allowed_redirect_origins"),
         registration_enabled: get_bool(item, "registration_enabled").unwrap_or(true),
@@ -70,9 +71,9 @@ pub fn hub_from(item: &Item) -> Option<Hub> {
 
 pub fn hub_item(h: &Hub) -> Item {
     HashMap::from([
-        ("hub_id".to_string(), s(&h.hub_id)),
+        ("hub_id".to_string(), s(h.hub_id.as_str())),
         ("slug".to_string(), s(&h.slug)),
-        ("team_id".to_string(), s(&h.team_id)),
+        ("team_id".to_string(), s(h.team_id.as_str())),
         ("title".to_string(), s(&h.title)),
         (
             "allowed_redirect_origins".to_string(),
@@ -100,7 +101,7 @@ pub fn membership_from(item: &Item) -> Option<Membership> {
         _ => MembershipStatus::Left,
     };
     Some(Membership {
-        team_id: get_s(item, "team_id")?,
+        team_id: TeamId::from_stored(get_s(item, "team_id")?),
         joined_at: get_n(item, "joined_at").unwrap_or(0),
         status,
         sessions_valid_after: get_n(item, "sessions_valid_after"),
@@ -109,7 +110,7 @@ pub fn membership_from(item: &Item) -> Option<Membership> {
 
 pub fn contact_from(item: &Item) -> Option<Contact> {
     Some(Contact {
-        contact_id: get_s(item, "contact_id")?,
+        contact_id: ContactId::from_stored(get_s(item, "contact_id")?),
         email: get_s(item, "email")?,
         email_key: EmailKey::from_stored(get_s(item, "email_key")?),
         email_verified_at: get_n(item, "email_verified_at"),
@@ -146,11 +147,11 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
     let link = MagicLink {
         token_hash: hash.clone(),
         purpose,
-        team_id: get_s(item, "team_id")?,
-        hub_id: get_s(item, "hub_id"),
+        team_id: TeamId::from_stored(get_s(item, "team_id")?),
+        hub_id: get_s(item, "hub_id").map(HubId::from_stored),
         email: get_s(item, "email")?,
         email_key: EmailKey::from_stored(get_s(item, "email_key")?),
-        contact_id: get_s(item, "contact_id"),
+        contact_id: get_s(item, "contact_id").map(ContactId::from_stored),
         redirect_url: get_s(item, "redirect_url"),
         created_at: get_n(item, "created_at").unwrap_or(0),
         expires_at: get_n(item, "expires_at")?,
@@ -212,12 +213,12 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
         job_id: get_s(item, "job_id")?,
         purpose: job_purpose_from(&get_s(item, "purpose")?)?,
         slug: get_s(item, "slug"),
-        team_id: get_s(item, "team_id"),
+        team_id: get_s(item, "team_id").map(TeamId::from_stored),
         email: get_s(item, "email")?,
         email_key: EmailKey::from_stored(get_s(item, "email_key")?),
         redirect_url: get_s(item, "redirect_url"),
         created_at: get_n(item, "created_at").unwrap_or(0),
-        contact_id: get_s(item, "contact_id"),
+        contact_id: get_s(item, "contact_id").map(ContactId::from_stored),
         change_id: get_s(item, "change_id"),
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
     })
@@ -226,7 +227,7 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
 pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
     let mut item = HashMap::from([
         ("purpose".to_string(), s(purpose_str(link.purpose))),
-        ("team_id".to_string(), s(&link.team_id)),
+        ("team_id".to_string(), s(link.team_id.as_str())),
         ("hub_id".to_string(), opt_s(&link.hub_id)),
         ("email".to_string(), s(&link.email)),
         ("email_key".to_string(), s(link.email_key.as_str())),
@@ -248,9 +249,9 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
 }
 
 /// A new membership, active from `now`.
-pub fn new_membership_item(contact_id: &str, team_id: &str, now: i64) -> Item {
+pub fn new_membership_item(contact_id: &ContactId, team_id: &TeamId, now: i64) -> Item {
     let item = HashMap::from([
-        ("team_id".to_string(), s(team_id)),
+        ("team_id".to_string(), s(team_id.as_str())),
         (
             "status".to_string(),
             s(status_str(MembershipStatus::Active)),
@@ -261,9 +262,9 @@ pub fn new_membership_item(contact_id: &str, team_id: &str, now: i64) -> Item {
 }
 
 /// The email index entry: `email_key` belongs to `contact_id`.
-pub fn email_item(contact_id: &str, email_key: &EmailKey) -> Item {
+pub fn email_item(contact_id: &ContactId, email_key: &EmailKey) -> Item {
     with_key(
-        HashMap::from([("contact_id".to_string(), s(contact_id))]),
+        HashMap::from([("contact_id".to_string(), s(contact_id.as_str()))]),
         keys::email(email_key),
     )
 }
@@ -272,9 +273,9 @@ pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState>
     Some(RefreshState {
         record: RefreshRecord {
             token_hash: hash.clone(),
-            contact_id: get_s(item, "contact_id")?,
-            team_id: get_s(item, "team_id")?,
-            hub_id: get_s(item, "hub_id"),
+            contact_id: ContactId::from_stored(get_s(item, "contact_id")?),
+            team_id: TeamId::from_stored(get_s(item, "team_id")?),
+            hub_id: get_s(item, "hub_id").map(HubId::from_stored),
             family_id: get_s(item, "family_id")?,
             token_version: get_n(item, "token_version").unwrap_or(0).max(0) as u64,
             amr: get_list_s(item, "amr"),
@@ -289,8 +290,8 @@ pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState>
 
 pub fn refresh_item(r: &RefreshRecord) -> Item {
     let item = HashMap::from([
-        ("contact_id".to_string(), s(&r.contact_id)),
-        ("team_id".to_string(), s(&r.team_id)),
+        ("contact_id".to_string(), s(r.contact_id.as_str())),
+        ("team_id".to_string(), s(r.team_id.as_str())),
         ("hub_id".to_string(), opt_s(&r.hub_id)),
         ("family_id".to_string(), s(&r.family_id)),
         ("token_version".to_string(), n(r.token_version)),
@@ -312,12 +313,12 @@ mod tests {
             job_id: "j1".into(),
             purpose: JobPurpose::EmailChange,
             slug: None,
-            team_id: Some("t".into()),
+            team_id: Some(TeamId::from_stored("t")),
             email: "New@Example.com".into(),
             email_key: EmailKey::from_stored("new@example.com".into()),
             redirect_url: None,
             created_at: 42,
-            contact_id: Some("c".into()),
+            contact_id: Some(ContactId::from_stored("c")),
             change_id: Some("ch".into()),
             pw_version: Some(3),
         };

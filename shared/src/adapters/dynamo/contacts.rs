@@ -8,6 +8,7 @@ use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, JOB_TTL, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Contact, MailJob, Membership, RefreshRecord};
 use crate::ports::{Contacts, PortResult, ProfileChanges};
 
@@ -20,14 +21,15 @@ enum PasswordStep {
 }
 
 impl Contacts for DynamoStore {
-    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<String>> {
+    async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<ContactId>> {
         Ok(self
             .get("contact_id_by_email", keys::email(email_key))
             .await?
-            .and_then(|i| get_s(&i, "contact_id")))
+            .and_then(|i| get_s(&i, "contact_id"))
+            .map(ContactId::from_stored))
     }
 
-    async fn contact(&self, contact_id: &str) -> PortResult<Option<Contact>> {
+    async fn contact(&self, contact_id: &ContactId) -> PortResult<Option<Contact>> {
         Ok(self
             .get("contact", keys::profile(contact_id))
             .await?
@@ -35,7 +37,11 @@ impl Contacts for DynamoStore {
             .and_then(contact_from))
     }
 
-    async fn membership(&self, contact_id: &str, team_id: &str) -> PortResult<Option<Membership>> {
+    async fn membership(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+    ) -> PortResult<Option<Membership>> {
         Ok(self
             .get("membership", keys::membership(contact_id, team_id))
             .await?
@@ -43,7 +49,7 @@ impl Contacts for DynamoStore {
             .and_then(membership_from))
     }
 
-    async fn memberships(&self, contact_id: &str) -> PortResult<Vec<Membership>> {
+    async fn memberships(&self, contact_id: &ContactId) -> PortResult<Vec<Membership>> {
         let out = self
             .client
             .query()
@@ -60,11 +66,12 @@ impl Contacts for DynamoStore {
 
     async fn contact_with_membership(
         &self,
-        contact_id: Option<&str>,
-        team_id: &str,
+        contact_id: Option<&ContactId>,
+        team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
         // Without a contact, read two keys that never exist: the same cost either way.
-        let id = contact_id.unwrap_or("none");
+        let none = ContactId::from_stored("none");
+        let id = contact_id.unwrap_or(&none);
         let items = self
             .batch_get(
                 "contact_with_membership",
@@ -85,7 +92,7 @@ impl Contacts for DynamoStore {
         Ok((contact, membership))
     }
 
-    async fn end_all_sessions(&self, contact_id: &str) -> PortResult<()> {
+    async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
         self.client
             .update_item()
             .table_name(&self.table)
@@ -101,7 +108,7 @@ impl Contacts for DynamoStore {
 
     async fn set_first_password(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
         hash: &str,
         now: i64,
         notice: &MailJob,
@@ -167,7 +174,11 @@ impl Contacts for DynamoStore {
         password_outcome(self.commit("change_password", tx).await?)
     }
 
-    async fn update_profile(&self, contact_id: &str, changes: &ProfileChanges) -> PortResult<()> {
+    async fn update_profile(
+        &self,
+        contact_id: &ContactId,
+        changes: &ProfileChanges,
+    ) -> PortResult<()> {
         let mut set = vec![];
         let mut remove = vec![];
         let mut req = self

@@ -3,6 +3,7 @@
 
 use super::codec::{get_s, hub_from};
 use super::{keys, DynamoStore};
+use crate::domain::ids::{HubId, TeamId};
 use crate::domain::model::{Hub, Team};
 use crate::ports::{Directory, PortResult};
 
@@ -15,7 +16,7 @@ impl Directory for DynamoStore {
             .and_then(hub_from))
     }
 
-    async fn hub(&self, hub_id: &str) -> PortResult<Option<Hub>> {
+    async fn hub(&self, hub_id: &HubId) -> PortResult<Option<Hub>> {
         Ok(self
             .get("hub", keys::hub(hub_id))
             .await?
@@ -23,11 +24,11 @@ impl Directory for DynamoStore {
             .and_then(hub_from))
     }
 
-    async fn team(&self, team_id: &str) -> PortResult<Option<Team>> {
+    async fn team(&self, team_id: &TeamId) -> PortResult<Option<Team>> {
         Ok(self.get("team", keys::team(team_id)).await?.map(|i| Team {
-            team_id: get_s(&i, "team_id").unwrap_or_else(|| team_id.to_string()),
+            team_id: get_s(&i, "team_id").map_or_else(|| team_id.clone(), TeamId::from_stored),
             name: get_s(&i, "name").unwrap_or_default(),
-            primary_hub_id: get_s(&i, "primary_hub_id"),
+            primary_hub_id: get_s(&i, "primary_hub_id").map(HubId::from_stored),
         }))
     }
 }

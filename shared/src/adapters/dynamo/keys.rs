@@ -8,24 +8,25 @@ use std::collections::HashMap;
 use super::codec::s;
 use super::Item;
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::secret::TokenHash;
 
 /// `(pk, sk)`.
 pub type Key = (String, String);
 
-pub fn team(id: &str) -> Key {
+pub fn team(id: &TeamId) -> Key {
     (format!("TEAM#{id}"), "TEAM".into())
 }
-pub fn hub(id: &str) -> Key {
+pub fn hub(id: &HubId) -> Key {
     (format!("HUB#{id}"), "HUB".into())
 }
 pub fn slug(slug: &str) -> Key {
     (format!("SLUG#{slug}"), "SLUG".into())
 }
-pub fn profile(contact: &str) -> Key {
+pub fn profile(contact: &ContactId) -> Key {
     (format!("CONTACT#{contact}"), "PROFILE".into())
 }
-pub fn membership(contact: &str, team: &str) -> Key {
+pub fn membership(contact: &ContactId, team: &TeamId) -> Key {
     (
         format!("CONTACT#{contact}"),
         format!("{MEMBERSHIP_PREFIX}{team}"),
@@ -34,7 +35,7 @@ pub fn membership(contact: &str, team: &str) -> Key {
 /// The sort-key prefix of a contact's memberships (a Query reads them all).
 pub const MEMBERSHIP_PREFIX: &str = "TEAM#";
 /// The partition of everything a contact owns.
-pub fn contact_partition(contact: &str) -> String {
+pub fn contact_partition(contact: &ContactId) -> String {
     format!("CONTACT#{contact}")
 }
 pub fn email(key: &EmailKey) -> Key {

@@ -16,6 +16,7 @@ use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, Item, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
+use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{MagicLink, RefreshRecord};
 use crate::domain::rate::email_scope;
 use crate::domain::secret::TokenHash;
@@ -85,7 +86,11 @@ fn undo_outcome(failed: &[(LinkStep, Option<Item>)]) -> Consumed {
 
 impl DynamoStore {
     /// The email index entry for `email_key`, only if no contact holds it yet.
-    fn claim_email(&self, contact_id: &str, email_key: &EmailKey) -> PortResult<TransactWriteItem> {
+    fn claim_email(
+        &self,
+        contact_id: &ContactId,
+        email_key: &EmailKey,
+    ) -> PortResult<TransactWriteItem> {
         self.put_new(email_item(contact_id, email_key))
     }
 
@@ -107,14 +112,14 @@ impl DynamoStore {
     /// Deletes the email index entry for `email_key`, only if `contact_id` holds it.
     fn release_email(
         &self,
-        contact_id: &str,
+        contact_id: &ContactId,
         email_key: &EmailKey,
     ) -> PortResult<TransactWriteItem> {
         let release = Delete::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::email(email_key))))
             .condition_expression("contact_id = :c")
-            .expression_attribute_values(":c", s(contact_id))
+            .expression_attribute_values(":c", s(contact_id.as_str()))
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().delete(release).build())
@@ -123,8 +128,8 @@ impl DynamoStore {
     /// A transaction condition: the contact is an active member of the team.
     fn active_member_check(
         &self,
-        contact_id: &str,
-        team_id: &str,
+        contact_id: &ContactId,
+        team_id: &TeamId,
     ) -> PortResult<TransactWriteItem> {
         let c = ConditionCheck::builder()
             .table_name(&self.table)
@@ -152,7 +157,7 @@ impl MagicLinks for DynamoStore {
     }
 
     async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
-        let scope = email_scope(&link.team_id, &link.email_key);
+        let scope = email_scope(link.team_id.as_str(), &link.email_key);
         let latest = HashMap::from([
             ("token_hash".to_string(), s(link.token_hash.as_str())),
             ("created_at".to_string(), n(link.created_at)),
@@ -201,7 +206,7 @@ impl MagicLinks for DynamoStore {
             let newest = ConditionCheck::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_map(keys::magic_latest(&email_scope(
-                    &link.team_id,
+                    link.team_id.as_str(),
                     &link.email_key,
                 )))))
                 .condition_expression("token_hash = :h")
@@ -217,7 +222,7 @@ impl MagicLinks for DynamoStore {
         match who {
             ConsumeAs::NewContact { contact_id } => {
                 let profile = HashMap::from([
-                    ("contact_id".to_string(), s(contact_id)),
+                    ("contact_id".to_string(), s(contact_id.as_str())),
                     ("email".to_string(), s(&link.email)),
                     ("email_key".to_string(), s(link.email_key.as_str())),
                     ("email_verified_at".to_string(), n(now)),
@@ -270,7 +275,7 @@ impl MagicLinks for DynamoStore {
                         .expression_attribute_names("#st", "status")
                         .expression_attribute_values(":active", s("active"))
                         .expression_attribute_values(":banned", s("banned"))
-                        .expression_attribute_values(":t", s(&link.team_id))
+                        .expression_attribute_values(":t", s(link.team_id.as_str()))
                         .expression_attribute_values(":now", n(now))
                         .build()
                         .map_err(build_err)?;
@@ -357,7 +362,7 @@ impl MagicLinks for DynamoStore {
                 .table_name(&self.table)
                 .set_item(Some(email_item(cid, &link.email_key)))
                 .condition_expression("attribute_not_exists(pk) OR contact_id = :c")
-                .expression_attribute_values(":c", s(cid))
+                .expression_attribute_values(":c", s(cid.as_str()))
                 .build()
                 .map_err(build_err)?;
             tx.push(
@@ -414,7 +419,7 @@ mod tests {
 
     fn change() -> ConsumeAs {
         ConsumeAs::ChangeEmail {
-            contact_id: "c".into(),
+            contact_id: ContactId::from_stored("c"),
             token_version: 1,
             old_email_key: EmailKey::from_stored("old@example.com".into()),
             change_id: "ch1".into(),
@@ -425,10 +430,10 @@ mod tests {
     fn consume_outcomes_by_step() {
         use LinkStep::*;
         let new = ConsumeAs::NewContact {
-            contact_id: "c".into(),
+            contact_id: ContactId::from_stored("c"),
         };
         let existing = ConsumeAs::Existing {
-            contact_id: "c".into(),
+            contact_id: ContactId::from_stored("c"),
             token_version: 0,
             join: false,
         };

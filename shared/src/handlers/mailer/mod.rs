@@ -17,6 +17,7 @@ pub mod render;
 
 use crate::app::App;
 use crate::domain::email::EmailKey;
+use crate::domain::ids::TeamId;
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus,
 };
@@ -49,7 +50,7 @@ pub enum Outcome {
 
 /// What a job resolves to: the hub named in the mail and the team the link is for.
 struct Target {
-    team_id: String,
+    team_id: TeamId,
     hub: Option<Hub>,
     display_name: String,
 }
@@ -57,7 +58,7 @@ struct Target {
 async fn resolve<S: MailerStore, M>(
     app: &MailerApp<S, M>,
     slug: Option<&str>,
-    team_id: Option<&str>,
+    team_id: Option<&TeamId>,
 ) -> Result<Option<Target>, PortError> {
     let store = &app.store;
     if let Some(slug) = slug {
@@ -138,7 +139,7 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
     let Some(job) = store.job(job_id).await? else {
         return Ok(Outcome::AlreadyDone);
     };
-    let outcome = match resolve(app, job.slug.as_deref(), job.team_id.as_deref()).await? {
+    let outcome = match resolve(app, job.slug.as_deref(), job.team_id.as_ref()).await? {
         None => Outcome::Nothing,
         Some(target) => match job.purpose {
             JobPurpose::Register | JobPurpose::Magic => sign_in_mail(app, &job, &target).await?,
@@ -374,13 +375,14 @@ async fn password_notice<S: MailerStore, M: Mailer>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::HubId;
 
     #[test]
     fn redirects_are_used_only_when_the_hub_allows_them_now() {
         let hub = Hub {
-            hub_id: "h".into(),
+            hub_id: HubId::from_stored("h"),
             slug: "s".into(),
-            team_id: "t".into(),
+            team_id: TeamId::from_stored("t"),
             title: "T".into(),
             allowed_redirect_origins: vec!["https://app.example.com".into()],
             registration_enabled: true,
