@@ -200,7 +200,6 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
 
 fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
-        Body::Empty => &[],
         Body::Text(t) => t.as_bytes(),
         Body::Binary(b) => b.as_slice(),
         _ => &[],
@@ -473,5 +472,293 @@ mod tests {
             "/data/attributes/email"
         );
         assert_eq!(d["errors"][0]["meta"]["request_id"], "rid-1");
+    }
+
+    /// An API Gateway v2 event (the shape `make invoke` replays) for the edge tests.
+    fn gateway_event(method: &str, headers: Value, request_id: &str, source_ip: &str) -> Request {
+        let event = json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": "/x",
+            "rawQueryString": "",
+            "headers": headers,
+            "requestContext": {
+                "accountId": "1", "apiId": "a", "domainName": "d", "domainPrefix": "d",
+                "http": { "method": method, "path": "/x", "protocol": "HTTP/1.1",
+                          "sourceIp": source_ip, "userAgent": "t" },
+                "requestId": request_id, "routeKey": "$default", "stage": "$default",
+                "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 1795687200000u64
+            },
+            "isBase64Encoded": false
+        });
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    fn cfg_with_origin() -> Config {
+        let mut cfg = Config::defaults("t");
+        cfg.cors_origins = vec!["https://app.example".into()];
+        cfg
+    }
+
+    fn header<'a>(r: &'a Response<Body>, name: &str) -> Option<&'a str> {
+        r.headers().get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn body_of(r: &Response<Body>) -> Value {
+        match r.body() {
+            Body::Text(t) => serde_json::from_str(t).unwrap(),
+            _ => Value::Null,
+        }
+    }
+
+    fn run(
+        cfg: &Config,
+        route: Method,
+        req: Request,
+        answer: HandlerResult,
+    ) -> (Response<Body>, bool) {
+        let ran = std::cell::Cell::new(false);
+        let resp = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(serve(cfg, route, "POST", req, |_, _| {
+                ran.set(true);
+                async move { answer }
+            }));
+        (resp, ran.get())
+    }
+
+    fn ok_json() -> HandlerResult {
+        Ok(json_response(StatusCode::OK, JSONAPI, &json!({"ok": true})))
+    }
+
+    #[test]
+    fn the_gateway_request_id_and_source_ip_are_used_and_blanks_are_replaced() {
+        let m = request_meta(&gateway_event("POST", json!({}), "rid-7", "203.0.113.9"));
+        assert_eq!(
+            (m.request_id.as_str(), m.source_ip.as_str()),
+            ("rid-7", "203.0.113.9")
+        );
+        let m = request_meta(&gateway_event("POST", json!({}), "", ""));
+        assert_eq!(m.source_ip, "unknown");
+        assert!(
+            uuid::Uuid::parse_str(&m.request_id).is_ok(),
+            "{}",
+            m.request_id
+        );
+        let plain = req(None, "");
+        assert_eq!(request_meta(&plain).source_ip, "unknown");
+    }
+
+    #[test]
+    fn a_handled_request_gets_the_request_id_nosniff_vary_and_cors_for_allowed_origins_only() {
+        let cfg = cfg_with_origin();
+        let hdrs = json!({"origin": "https://app.example"});
+        let (r, ran) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("POST", hdrs, "rid-1", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(ran);
+        assert_eq!(r.status(), 200);
+        assert_eq!(body_of(&r), json!({"ok": true}));
+        assert_eq!(header(&r, "content-type"), Some(JSONAPI));
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(header(&r, X_REQUEST_ID), Some("rid-1"));
+        assert_eq!(header(&r, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header(&r, "vary"), Some("Origin"));
+        assert_eq!(
+            header(&r, "access-control-allow-origin"),
+            Some("https://app.example")
+        );
+        assert_eq!(header(&r, "access-control-allow-credentials"), Some("true"));
+        assert_eq!(
+            header(&r, "access-control-expose-headers"),
+            Some("X-Request-ID, Retry-After, WWW-Authenticate")
+        );
+        let evil = json!({"origin": "https://evil.example"});
+        let (r, _) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("POST", evil, "rid-2", "1.2.3.4"),
+            ok_json(),
+        );
+        assert_eq!(r.status(), 200);
+        assert_eq!(header(&r, "access-control-allow-origin"), None);
+        assert_eq!(header(&r, "access-control-allow-credentials"), None);
+    }
+
+    #[test]
+    fn preflights_answer_204_and_name_methods_only_to_allowed_origins() {
+        let cfg = cfg_with_origin();
+        let good = json!({"origin": "https://app.example"});
+        let (r, ran) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("OPTIONS", good, "p", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(!ran, "a preflight never reaches the handler");
+        assert_eq!(r.status(), 204);
+        assert_eq!(r.body(), &Body::Empty);
+        assert_eq!(
+            header(&r, "access-control-allow-methods"),
+            Some("POST, OPTIONS")
+        );
+        assert_eq!(
+            header(&r, "access-control-allow-headers"),
+            Some("Authorization, Content-Type, X-Request-ID")
+        );
+        assert_eq!(header(&r, "access-control-max-age"), Some("600"));
+        assert_eq!(header(&r, X_REQUEST_ID), Some("p"));
+        let evil = json!({"origin": "https://evil.example"});
+        let (r, _) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("OPTIONS", evil, "p", "1.2.3.4"),
+            ok_json(),
+        );
+        assert_eq!(r.status(), 204);
+        assert_eq!(header(&r, "access-control-allow-methods"), None);
+        assert_eq!(header(&r, "access-control-max-age"), None);
+    }
+
+    #[test]
+    fn other_methods_are_405_with_allow_and_head_is_served_on_get_routes() {
+        let cfg = Config::defaults("t");
+        let (r, ran) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("GET", json!({}), "m", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(!ran);
+        assert_eq!(r.status(), 405);
+        assert_eq!(header(&r, "allow"), Some("POST, OPTIONS"));
+        assert_eq!(body_of(&r)["errors"][0]["code"], "method_not_allowed");
+        assert_eq!(body_of(&r)["errors"][0]["meta"]["request_id"], "m");
+        let (r, ran) = run(
+            &cfg,
+            Method::GET,
+            gateway_event("HEAD", json!({}), "h", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(ran, "HEAD runs a GET route");
+        assert_eq!(r.status(), 200);
+        let (r, ran) = run(
+            &cfg,
+            Method::POST,
+            gateway_event("HEAD", json!({}), "h", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(!ran, "HEAD is not POST");
+        assert_eq!(r.status(), 405);
+        let (r, ran) = run(
+            &cfg,
+            Method::GET,
+            gateway_event("POST", json!({}), "h", "1.2.3.4"),
+            ok_json(),
+        );
+        assert!(!ran);
+        assert_eq!(
+            (r.status().as_u16(), header(&r, "allow")),
+            (405, Some("GET, OPTIONS"))
+        );
+    }
+
+    #[test]
+    fn handler_errors_become_documents_with_retry_after_and_a_bearer_challenge_only_on_401() {
+        let cfg = Config::defaults("t");
+        let ev = || gateway_event("POST", json!({}), "e", "1.2.3.4");
+        let mut limited = ApiError::new(ErrorCode::RateLimited);
+        limited.retry_after = Some(42);
+        let (r, _) = run(&cfg, Method::POST, ev(), Err(limited));
+        assert_eq!(r.status(), 429);
+        assert_eq!(header(&r, "retry-after"), Some("42"));
+        assert_eq!(header(&r, "www-authenticate"), None);
+        assert_eq!(header(&r, "content-type"), Some(JSONAPI));
+        assert_eq!(header(&r, "cache-control"), Some("no-store"));
+        assert_eq!(body_of(&r)["errors"][0]["code"], "rate_limited");
+        assert_eq!(body_of(&r)["errors"][0]["meta"]["request_id"], "e");
+        let (r, _) = run(
+            &cfg,
+            Method::POST,
+            ev(),
+            Err(ApiError::new(ErrorCode::Unauthorized)),
+        );
+        assert_eq!(r.status(), 401);
+        assert_eq!(header(&r, "www-authenticate"), Some("Bearer"));
+        assert_eq!(header(&r, "retry-after"), None);
+        assert_eq!(header(&r, X_REQUEST_ID), Some("e"));
+    }
+
+    #[test]
+    fn bodies_up_to_the_limit_are_read_from_text_or_binary() {
+        assert_eq!(MAX_BODY_BYTES, 16384);
+        let doc = |pad: usize| {
+            format!(
+                r#"{{"data":{{"type":"t","attributes":{{"x":"{}"}}}}}}"#,
+                "a".repeat(pad)
+            )
+        };
+        let overhead = doc(0).len();
+        let exact = doc(MAX_BODY_BYTES - overhead);
+        assert_eq!(exact.len(), MAX_BODY_BYTES);
+        assert!(parse_document(&req(Some(JSONAPI), &exact), "t", false).is_ok());
+        let over = doc(MAX_BODY_BYTES - overhead + 1);
+        assert_eq!(
+            code(parse_document(&req(Some(JSONAPI), &over), "t", false)).0,
+            ErrorCode::PayloadTooLarge
+        );
+        let mut bin = req(Some(JSONAPI), "");
+        *bin.body_mut() = Body::Binary(doc(2000).into_bytes());
+        let a = parse_document(&bin, "t", false).unwrap();
+        assert_eq!(a.required_str("x").unwrap().len(), 2000);
+        let mut empty = req(None, "");
+        *empty.body_mut() = Body::Empty;
+        assert!(parse_document(&empty, "t", true).unwrap().0.is_empty());
+        assert_eq!(
+            code(parse_document(&empty, "t", false)).0,
+            ErrorCode::UnsupportedMediaType
+        );
+    }
+
+    #[test]
+    fn json_api_media_type_parameters_ext_profile_and_empty_are_allowed() {
+        let body = r#"{"data":{"type":"t","attributes":{}}}"#;
+        for ct in [
+            "application/vnd.api+json; ext=\"https://x\"",
+            "application/vnd.api+json; profile=\"https://y\"",
+            "application/vnd.api+json;",
+            "Application/Vnd.Api+Json",
+        ] {
+            assert!(
+                parse_document(&req(Some(ct), body), "t", false).is_ok(),
+                "{ct}"
+            );
+        }
+    }
+
+    #[test]
+    fn attributes_are_required_unless_the_route_makes_them_optional() {
+        let b = r#"{"data":{"type":"t"}}"#;
+        assert_eq!(
+            code(parse_document(&req(Some(JSONAPI), b), "t", false)),
+            (ErrorCode::ValidationError, Some("/data/attributes".into()))
+        );
+        assert!(parse_document(&req(Some(JSONAPI), b), "t", true).is_ok());
+    }
+
+    #[test]
+    fn reject_refuses_only_present_attributes_with_its_code_and_pointer() {
+        let a = Attributes(serde_json::from_str(r#"{"password":"x","n":null}"#).unwrap());
+        assert!(a.has("password") && a.has("n") && !a.has("email"));
+        let e = a
+            .reject("password", ErrorCode::UnknownAttribute)
+            .unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownAttribute);
+        assert_eq!(e.pointer.as_deref(), Some("/data/attributes/password"));
+        assert!(a.reject("email", ErrorCode::UnknownAttribute).is_ok());
     }
 }

@@ -225,4 +225,51 @@ mod tests {
         assert_eq!(redact("member@example.com"), "m***@example.com");
         assert_eq!(redact("nonsense"), "***");
     }
+
+    #[test]
+    fn whitespace_and_control_characters_are_invalid_not_a_local_part_error() {
+        for bad in [
+            "mem ber@example.com",
+            "mem\u{1}ber@example.com",
+            "a\u{7f}b@example.com",
+        ] {
+            assert_eq!(parse_email(bad), Err(EmailError::Invalid), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_254_character_limit_applies_to_the_ascii_form() {
+        let local = "l".repeat(64);
+        let domain = format!(
+            "{}.{}.{}.com",
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(57)
+        );
+        let exact = format!("{local}@{domain}");
+        assert_eq!(exact.len(), 254);
+        assert_eq!(parse_email(&exact).unwrap().display, exact);
+        // 242 characters as typed, 260 once the domain is in punycode (each label of 57
+        // "ä" is 63 ASCII characters).
+        let label = "ä".repeat(57);
+        let unicode = format!("{local}@{label}.{label}.{label}.com");
+        assert!(unicode.chars().count() <= 254);
+        assert_eq!(parse_email(&unicode), Err(EmailError::TooLong));
+    }
+
+    #[test]
+    fn every_error_has_its_own_detail() {
+        let all = [
+            EmailError::Empty,
+            EmailError::TooLong,
+            EmailError::Invalid,
+            EmailError::LocalPart,
+        ];
+        let details: std::collections::HashSet<_> = all.iter().map(|e| e.detail()).collect();
+        assert_eq!(details.len(), all.len());
+        assert_eq!(EmailError::Empty.detail(), "email is required.");
+        assert!(EmailError::TooLong.detail().contains("254"));
+        assert!(EmailError::Invalid.detail().contains("not a valid email"));
+        assert!(EmailError::LocalPart.detail().contains("before the @"));
+    }
 }

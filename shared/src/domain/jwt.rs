@@ -330,4 +330,17 @@ mod tests {
         assert!(KeySet::from_json(r#"{"signing_secret":"short"}"#).is_err());
         assert!(KeySet::from_json("not json").is_err());
     }
+
+    #[test]
+    fn secrets_need_32_characters_and_an_empty_previous_secret_is_no_previous_key() {
+        assert!(KeyPair::from_secret(&"s".repeat(32)).is_ok());
+        assert!(KeyPair::from_secret(&"s".repeat(31)).is_err());
+        let ks = KeySet::from_json(&format!(
+            r#"{{"signing_secret":"{}","previous_signing_secret":""}}"#,
+            "s".repeat(32)
+        ))
+        .unwrap();
+        assert!(ks.previous.is_empty());
+        assert_eq!(ks.jwks()["keys"].as_array().unwrap().len(), 1);
+    }
 }

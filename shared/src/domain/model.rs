@@ -165,3 +165,41 @@ pub struct RefreshRecord {
     pub created_at: i64,
     pub expires_at: i64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_active_members_signed_in_after_a_ban_are_admitted() {
+        let m = |status, sessions_valid_after| Membership {
+            team_id: TeamId::from_stored("t"),
+            joined_at: 0,
+            status,
+            sessions_valid_after,
+        };
+        use MembershipStatus::*;
+        assert!(m(Active, None).admits(100));
+        assert!(!m(Banned, None).admits(100));
+        assert!(!m(Left, None).admits(100));
+        // Unbanned: sessions from before (and at) the ban stay ended.
+        assert!(m(Active, Some(100)).admits(101));
+        assert!(!m(Active, Some(100)).admits(100));
+        assert!(!m(Active, Some(100)).admits(99));
+        assert!(!m(Banned, Some(100)).admits(101));
+    }
+
+    #[test]
+    fn only_sign_in_links_supersede_each_other() {
+        use LinkPurpose::*;
+        for (p, supersedes) in [
+            (Register, true),
+            (Join, true),
+            (SignIn, true),
+            (EmailChange, false),
+            (EmailChangeUndo, false),
+        ] {
+            assert_eq!(p.supersedes(), supersedes, "{p:?}");
+        }
+    }
+}

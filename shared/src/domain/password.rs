@@ -199,4 +199,77 @@ mod tests {
             "256 characters is allowed"
         );
     }
+
+    /// A PHC string with the dummy hash's salt and output and the given parameters
+    /// (`needs_rehash` reads only the parameters).
+    fn phc(alg: &str, m: u32, t: u32, p: u32) -> String {
+        let tail = DUMMY_HASH.rsplitn(3, '$').take(2).collect::<Vec<_>>();
+        format!("${alg}$v=19$m={m},t={t},p={p}${}${}", tail[1], tail[0])
+    }
+
+    #[test]
+    fn a_rehash_is_needed_when_any_parameter_is_weaker_or_the_variant_differs() {
+        assert_eq!(phc("argon2id", 19456, 2, 1), DUMMY_HASH);
+        for (alg, m, t, p, weaker) in [
+            ("argon2id", 19456, 2, 1, false),
+            ("argon2id", 65536, 3, 4, false),
+            ("argon2id", 65536, 2, 1, false),
+            ("argon2id", 19456, 3, 1, false),
+            ("argon2id", 19456, 2, 2, false),
+            ("argon2id", 19455, 2, 1, true),
+            ("argon2id", 4096, 3, 2, true),
+            ("argon2id", 19456, 1, 1, true),
+            ("argon2id", 65536, 1, 4, true),
+            ("argon2i", 19456, 2, 1, true),
+            ("argon2d", 65536, 3, 1, true),
+        ] {
+            assert_eq!(
+                needs_rehash(&phc(alg, m, t, p)),
+                weaker,
+                "{alg} m={m} t={t} p={p}"
+            );
+        }
+        assert!(needs_rehash("not a phc string"));
+    }
+
+    #[test]
+    fn each_verification_is_counted_once_on_its_thread() {
+        let before = argon2_verifications_on_this_thread();
+        verify(None, "x");
+        assert_eq!(argon2_verifications_on_this_thread(), before + 1);
+        verify(Some(DUMMY_HASH), "y");
+        verify(Some("garbage"), "z");
+        assert_eq!(argon2_verifications_on_this_thread(), before + 3);
+        let other = std::thread::spawn(argon2_verifications_on_this_thread)
+            .join()
+            .unwrap();
+        assert_eq!(other, 0);
+    }
+
+    #[test]
+    fn common_passwords_match_in_any_case_and_a_long_local_part_alone_is_refused() {
+        let email = &crate::domain::email::parse_email("membermember@example.com")
+            .unwrap()
+            .key;
+        // Not on the list as typed, but its lowercase form is.
+        assert!(!is_common("PaSsWoRd123") && is_common("password123"));
+        assert_eq!(
+            check_policy("PaSsWoRd123", email),
+            Err(ErrorCode::PasswordTooCommon)
+        );
+        // On the list as typed (mixed case), while its lowercase form is not.
+        let listed = "!QAZ1qaz";
+        assert!(is_common(listed));
+        if !is_common(&listed.to_lowercase()) {
+            assert_eq!(
+                check_policy(listed, email),
+                Err(ErrorCode::PasswordTooCommon)
+            );
+        }
+        assert_eq!(
+            check_policy("MemberMember", email),
+            Err(ErrorCode::PasswordContainsEmail)
+        );
+        assert!(check_policy("membermember-kettle", email).is_ok());
+    }
 }

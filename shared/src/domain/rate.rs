@@ -179,4 +179,27 @@ mod tests {
         assert!(!a.contains("example"));
         assert_ne!(a, email_scope("team_b", &key));
     }
+
+    #[test]
+    fn send_rules_are_the_email_cooldown_the_hourly_email_window_and_the_ip_window() {
+        let mut cfg = Config::defaults("t");
+        cfg.email_cooldown = 60;
+        cfg.email_per_hour = 5;
+        cfg.ip_per_minute = 20;
+        assert_eq!(
+            send_rules(&cfg, "scope1", "203.0.113.10"),
+            vec![
+                RateRule::Cooldown {
+                    key: "send-cooldown#scope1".into(),
+                    seconds: 60
+                },
+                RateRule::Window {
+                    key: "send-hour#scope1".into(),
+                    limit: 5,
+                    seconds: 3600
+                },
+                ip_rule(&cfg, "203.0.113.10"),
+            ]
+        );
+    }
 }

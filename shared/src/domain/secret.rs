@@ -115,4 +115,14 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }
+
+    #[test]
+    fn ids_are_uuids_and_nonces_are_token_shaped_and_fresh() {
+        let (a, b) = (new_id(), new_id());
+        assert_ne!(a, b);
+        assert!(uuid::Uuid::parse_str(&a).is_ok(), "{a}");
+        let (n1, n2) = (new_nonce().unwrap(), new_nonce().unwrap());
+        assert_ne!(n1, n2);
+        assert!(looks_like_token(&n1), "{n1}");
+    }
 }

@@ -157,4 +157,24 @@ mod tests {
         );
         assert_eq!(d(None, now + 100, now + 100, Some(now - 11)), Reuse);
     }
+
+    #[test]
+    fn a_sign_in_up_to_a_minute_in_the_future_is_clock_skew_and_counts() {
+        let now = 1_000_000;
+        assert!(recently_authenticated(
+            &claims(&["pwd"], now + 30),
+            now,
+            300
+        ));
+        assert!(recently_authenticated(
+            &claims(&["pwd"], now + 60),
+            now,
+            300
+        ));
+        assert!(!recently_authenticated(
+            &claims(&["pwd"], now + 61),
+            now,
+            300
+        ));
+    }
 }

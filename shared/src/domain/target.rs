@@ -82,4 +82,19 @@ mod tests {
             Some("/data/attributes")
         );
     }
+
+    #[test]
+    fn exactly_one_of_slug_or_team_id_picks_the_target() {
+        match parse_target(Some(" My-Hub ".into()), None) {
+            Ok(Target::Slug(s)) => assert_eq!(s, "my-hub"),
+            _ => panic!("a slug alone is a slug target"),
+        }
+        match parse_target(None, Some("team_1".into())) {
+            Ok(Target::Team(t)) => assert_eq!(t.as_str(), "team_1"),
+            _ => panic!("a team_id alone is a team target"),
+        }
+        // Each is still checked.
+        assert!(parse_target(Some("a b".into()), None).is_err());
+        assert!(parse_target(None, Some("a b".into())).is_err());
+    }
 }
