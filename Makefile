@@ -58,10 +58,11 @@ bench:
 # Mutation testing of the pure decisions and the request edge with plain unit tests (no
 # servers; not in CI: one rebuild per mutant, long on 2 cores). MUTANTS_FILES narrows it,
 # e.g. `make mutants MUTANTS_FILES=shared/src/domain/redirect.rs`. Results: mutants.out/.
+# In place (no copy of the tree, so no cold build): do not edit sources while it runs.
 MUTANTS_FILES ?= shared/src/domain/*.rs shared/src/edge.rs
 mutants:
 	@tools/install.sh --mutants
-	.tools/bin/cargo-mutants mutants -p contact-auth $(addprefix -f ,$(MUTANTS_FILES)) --test-tool cargo -- --lib
+	.tools/bin/cargo-mutants mutants --in-place -p contact-auth $(addprefix -f ,$(MUTANTS_FILES)) --test-tool cargo -- --lib
 
 # Template checks: sam validate --lint, then the SAM-translated template through cfn-lint
 # (catches bad references inside functions and invalid IAM actions). Offline.

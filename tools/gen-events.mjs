@@ -4,7 +4,8 @@
 // The files are committed; rerun this after changing a case (`node tools/gen-events.mjs`).
 //
 // Expected-file fields: status, code, pointer, headers (names that must be present),
-// emails (mailer: mail sent to `to`), repeat (send the event N times; the last answer
+// emails (mailer: mail sent to `to`), jobs_left (mailer: jobs still in the table after
+// the event; default 0), repeat (send the event N times; the last answer
 // counts), vary_email (a fresh address on every repeat), config (overrides, e.g.
 // ip_per_minute), clock_offset (seconds the handler's clock is ahead), setup (see
 // tests/replay.rs).
@@ -29,6 +30,7 @@
 import { mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
+import { admin } from "./stack.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 const OUT = join(ROOT, "events");
@@ -306,8 +308,12 @@ function streamEvent(eventName, image, { withImage = eventName !== "REMOVE" } = 
   if (withImage) record.dynamodb.NewImage = image;
   return { Records: [record] };
 }
+// The job's item key comes from the product's key module (`contact-auth-admin key job`;
+// build it first: `cargo build --bin contact-auth-admin`); testkit/tests/tables.rs
+// checks every committed stream fixture against it.
+const jobKey = (jobId) => JSON.parse(admin({}, "key", "job", `--id=${jobId}`));
 const jobImage = (jobId, purpose, email, target) => ({
-  pk: { S: `JOB#${jobId}` }, sk: { S: "JOB" }, kind: { S: "mail_job" }, job_id: { S: jobId },
+  ...jobKey(jobId), kind: { S: "mail_job" }, job_id: { S: jobId },
   purpose: { S: purpose }, email: { S: email }, email_key: { S: email.toLowerCase() },
   slug: target.slug ? { S: target.slug } : { NULL: true }, team_id: target.team_id ? { S: target.team_id } : { NULL: true },
   redirect_url: { NULL: true }, created_at: { N: "1795687200" }, expires_at: { N: "1795773600" },
@@ -328,7 +334,7 @@ add("mailer", "redelivered-record-sends-nothing", streamEvent("INSERT", jobImage
 // of only INSERTs' would find this job and send a confirmation): only the eventName
 // check stands between it and a mail.
 add("mailer", "remove-event-ignored", streamEvent("REMOVE", jobImage("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" }), { withImage: true }),
-  { emails: 0, to: "gone@example.com", setup: [jobSetup("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" })] });
+  { emails: 0, to: "gone@example.com", jobs_left: 1, setup: [jobSetup("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" })] });
 
 rmSync(OUT, { recursive: true, force: true });
 for (const [path, content] of files) {

@@ -39,6 +39,9 @@ pub struct Expected {
     pub to: Option<String>,
     pub emails: Option<usize>,
     pub subject: Option<String>,
+    /// Mailer: mail jobs still in the table after the event (default 0: every job the
+    /// event named was processed and retired; 1 for a record the mailer must ignore).
+    pub jobs_left: Option<usize>,
     #[serde(default)]
     pub setup: Value,
     #[serde(default)]

@@ -177,3 +177,36 @@ fn the_table_schema_is_read_from_the_template() {
     assert_eq!(spec.ttl_attribute.as_deref(), Some("expires_at"));
     assert_eq!(spec.stream_view.as_deref(), Some("NEW_IMAGE"));
 }
+
+/// The mailer's stream fixtures carry job items as the product writes them: the key from
+/// `keys::job` (on the record and in its image) and the `kind` its event filter matches.
+#[test]
+fn stream_fixtures_use_the_product_job_keys() {
+    use contact_auth::adapters::dynamo::{codec::MAIL_JOB_KIND, keys};
+    let mut checked = 0;
+    let dir = format!("{ROOT}/events/mailer");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.ends_with(".json") || name.ends_with(".expected.json") {
+            continue;
+        }
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        for record in event["Records"].as_array().unwrap() {
+            let ddb = &record["dynamodb"];
+            let image = &ddb["NewImage"];
+            let Some(job_id) = image["job_id"]["S"].as_str() else {
+                continue;
+            };
+            let (pk, sk) = keys::job(job_id);
+            for item in [&ddb["Keys"], image] {
+                assert_eq!(item["pk"]["S"], pk.as_str(), "{name}");
+                assert_eq!(item["sk"]["S"], sk.as_str(), "{name}");
+            }
+            assert_eq!(image["kind"]["S"], MAIL_JOB_KIND, "{name}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "only {checked} job images under events/mailer");
+}

@@ -109,7 +109,8 @@ pub fn parse_email(raw: &str) -> Result<Email, EmailError> {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         });
-    if !labels_ok || ascii.len() > 253 {
+    // (A domain over DNS's 253 characters cannot pass the 254-character limit below.)
+    if !labels_ok {
         return Err(EmailError::Invalid);
     }
     let display = format!("{local}@{ascii}");
