@@ -26,6 +26,8 @@ pub struct Config {
     pub email_per_hour: u32,
     pub ip_per_minute: u32,
     pub login_failures_per_15min: u32,
+    /// Sign-in code attempts per email per hour, across all teams.
+    pub code_attempts_per_hour: u32,
     pub cors_origins: Vec<String>,
     pub sender_address: String,
     pub cookie_path: String,
@@ -70,6 +72,7 @@ impl Config {
             email_per_hour: 5,
             ip_per_minute: 30,
             login_failures_per_15min: 10,
+            code_attempts_per_hour: 10,
             cors_origins: vec![],
             sender_address: "no-reply@example.com".into(),
             cookie_path: API_PREFIX.into(),
@@ -105,6 +108,7 @@ impl Config {
                 "RATE_LOGIN_FAILURES_PER_15MIN",
                 d.login_failures_per_15min,
             )?,
+            code_attempts_per_hour: num("RATE_CODE_ATTEMPTS_PER_HOUR", d.code_attempts_per_hour)?,
             cors_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')

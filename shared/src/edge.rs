@@ -152,7 +152,12 @@ pub fn error_document(err: &ApiError, request_id: &str) -> Value {
     if let Some(p) = &err.pointer {
         e.insert("source".into(), json!({ "pointer": p }));
     }
-    e.insert("meta".into(), json!({ "request_id": request_id }));
+    let mut meta = Map::new();
+    meta.insert("request_id".into(), json!(request_id));
+    if let Some(reason) = err.reason {
+        meta.insert("reason".into(), json!(reason));
+    }
+    e.insert("meta".into(), Value::Object(meta));
     json!({ "errors": [Value::Object(e)] })
 }
 
@@ -472,6 +477,15 @@ mod tests {
             "/data/attributes/email"
         );
         assert_eq!(d["errors"][0]["meta"]["request_id"], "rid-1");
+        assert_eq!(d["errors"][0]["meta"].as_object().unwrap().len(), 1);
+        let used = ApiError::link_refused(crate::domain::model::LinkRefusal::Used);
+        let d = error_document(&used, "rid-2");
+        assert_eq!(d["errors"][0]["code"], "magic_link_invalid");
+        assert_eq!(d["errors"][0]["status"], "401");
+        assert_eq!(
+            d["errors"][0]["meta"],
+            json!({"request_id": "rid-2", "reason": "used"})
+        );
     }
 
     /// An API Gateway v2 event (the shape `make invoke` replays) for the edge tests.

@@ -120,6 +120,8 @@ pub struct ApiError {
     pub pointer: Option<String>,
     /// Seconds, for `Retry-After` on 429/503.
     pub retry_after: Option<u64>,
+    /// `meta.reason`: a machine-readable why (`magic_link_invalid`: `LinkRefusal`).
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -129,7 +131,29 @@ impl ApiError {
             detail: None,
             pointer: None,
             retry_after: None,
+            reason: None,
         }
+    }
+
+    /// `magic_link_invalid` with its `meta.reason`.
+    pub fn link_refused(reason: crate::domain::model::LinkRefusal) -> Self {
+        use crate::domain::model::LinkRefusal;
+        let mut e = ApiError::new(ErrorCode::MagicLinkInvalid);
+        match reason {
+            LinkRefusal::Invalid => {
+                e = e.detail(
+                    "This sign-in code is not valid. Type the code from the newest email, or use its link.",
+                )
+            }
+            LinkRefusal::VerifierMismatch => {
+                e = e.detail(
+                    "This link was requested in another browser. Open it there, or type its code on the page that asked for it.",
+                )
+            }
+            _ => {}
+        }
+        e.reason = Some(reason.as_str());
+        e
     }
 
     pub fn at(mut self, pointer: impl Into<String>) -> Self {

@@ -5,7 +5,9 @@ use std::future::Future;
 
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, HubId, TeamId};
-use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
+use crate::domain::model::{
+    Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, Team,
+};
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
@@ -70,8 +72,9 @@ pub enum Reserved {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consumed {
     Done,
-    /// Unknown, used, expired, superseded, or the membership is banned.
-    Invalid,
+    /// Used, expired, superseded (the transaction's conditions say which), or the
+    /// membership is banned (`Unknown`).
+    Refused(LinkRefusal),
     /// Registration lost a race: the email now belongs to a contact.
     EmailTaken,
     /// The contact's token version moved since the link was made.
@@ -209,12 +212,13 @@ pub trait Contacts: Send + Sync {
 
 /// Magic links, and what consuming one does to the contact (one transaction each).
 pub trait MagicLinks: Send + Sync {
-    /// Stores a new link (not yet the newest: see `make_newest`).
+    /// Stores a new link (not yet the newest: see `make_newest`); false when a link with
+    /// this token is stored already (a retried mail job), which is left as it is.
     fn put_magic_link(
         &self,
         link: &MagicLink,
         contact_tv: Option<u64>,
-    ) -> impl Future<Output = PortResult<()>> + Send;
+    ) -> impl Future<Output = PortResult<bool>> + Send;
     /// Makes a link the only valid one for its team and email (once its mail was
     /// accepted), unless a newer one already is.
     fn make_newest(&self, link: &MagicLink) -> impl Future<Output = PortResult<()>> + Send;
@@ -241,6 +245,21 @@ pub trait MagicLinks: Send + Sync {
         undo: &UndoEmailChange,
         now: i64,
     ) -> impl Future<Output = PortResult<Consumed>> + Send;
+    /// The newest sign-in link for a team and email (`rate::email_scope`), with its
+    /// contact token version. The same two reads whether or not there is one (without a
+    /// pointer, a link key that never exists is read), so a code attempt costs the same.
+    fn newest_link(
+        &self,
+        scope: &str,
+    ) -> impl Future<Output = PortResult<Option<(MagicLink, Option<u64>)>>> + Send;
+    /// Counts one code attempt on a link: one conditional write that succeeds only if the
+    /// link has a code and fewer than `max` attempts (parallel guesses cannot pass it).
+    /// False otherwise, also for a link that does not exist (the same write).
+    fn reserve_code_attempt(
+        &self,
+        token_hash: &TokenHash,
+        max: u32,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
 }
 
 /// Refresh-token sessions: one record per token, families revoked as a whole.

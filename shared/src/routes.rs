@@ -107,7 +107,7 @@ routes! {
     Magic "magic" POST "/api/v1/contact-auth/magic"
         => MagicFn(CachedTable, ()) magic;
     MagicConsume "magic-consume" POST "/api/v1/contact-auth/magic/consume"
-        => MagicConsumeFn(DynamoStore, KeySet) magic_consume;
+        => MagicConsumeFn(CachedTable, KeySet) magic_consume;
     Jwks "jwks" GET "/api/v1/contact-auth/.well-known/jwks.json"
         => JwksFn((), KeySet) jwks;
     HostedPage "hosted-page" GET "/m"

@@ -231,6 +231,7 @@ pub async fn run_mailer() -> Result<(), Error> {
     let store = DynamoStore::from_env(&config.table_name).await;
     let app = App::new(config)
         .with_store(store)
+        .with_keys(KeySet::from_env().await?)
         .with_mailer(SesMailer::from_env().await);
     let app = &app;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<StreamEvent>| async move {

@@ -75,6 +75,7 @@ impl TestApp {
         App::new(self.config.clone())
             .with_clock(self.clock.clone())
             .with_store(self.store.clone())
+            .with_keys(self.keys())
             .with_mailer(mailer)
     }
 

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use contact_auth::domain::code::{code_hash, SignInCode};
 use contact_auth::domain::email::{parse_email, EmailKey};
 use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
@@ -28,13 +29,28 @@ use crate::app::TestApp;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SetupStep {
-    /// A registration link with this token for `email` on hub `slug`; `used`: consumed once.
+    /// A registration link with this token for `email` on hub `slug`, made the newest;
+    /// `used`: consumed once. With `code` (6 digits) it carries that sign-in code, with
+    /// `code_attempts` wrong guesses already counted; with `code_challenge` it is bound to
+    /// that PKCE challenge.
     MagicLink {
         token: String,
         email: String,
         slug: String,
         #[serde(default)]
         used: bool,
+        #[serde(default)]
+        code: Option<String>,
+        #[serde(default)]
+        code_attempts: u32,
+        #[serde(default)]
+        code_challenge: Option<String>,
+    },
+    /// Signs in by code (through the real handler, so the link is used).
+    CodeSignIn {
+        email: String,
+        code: String,
+        slug: String,
     },
     /// `email` signs in (member-academy): `{{ACCESS_TOKEN}}`, `{{REFRESH_TOKEN}}`,
     /// `{{CONTACT_ID}}`.
@@ -127,9 +143,29 @@ pub fn refresh_event(token: &str) -> String {
     )
 }
 
+/// What a fixture link carries besides its token (see `SetupStep::MagicLink`).
+#[derive(Debug, Clone, Default)]
+pub struct LinkExtras {
+    pub code: Option<String>,
+    pub code_attempts: u32,
+    pub code_challenge: Option<String>,
+}
+
 /// A registration link for `email` on hub `slug`, stored as the mailer would, created
 /// at `app`'s time.
 pub async fn put_link(app: &TestApp, token: &str, email: &str, slug: &str) -> Result<(), String> {
+    put_link_with(app, token, email, slug, &LinkExtras::default()).await
+}
+
+/// `put_link` with a sign-in code (hashed with the test keys, as the mailer does) and a
+/// same-device binding.
+pub async fn put_link_with(
+    app: &TestApp,
+    token: &str,
+    email: &str,
+    slug: &str,
+    extra: &LinkExtras,
+) -> Result<(), String> {
     let store = &app.store;
     let hub = store
         .hub_by_slug(slug)
@@ -153,7 +189,18 @@ pub async fn put_link(app: &TestApp, token: &str, email: &str, slug: &str) -> Re
         used_at: None,
         change_id: None,
         pw_version: None,
+        code_hash: None,
+        code_attempts: extra.code_attempts,
+        code_challenge: extra.code_challenge.clone(),
     };
+    let code_hash = match &extra.code {
+        Some(c) => {
+            let code = SignInCode::parse(c).ok_or("setup: a code is 6 digits")?;
+            Some(code_hash(&app.keys().link.active, &link.token_hash, &code))
+        }
+        None => None,
+    };
+    let link = MagicLink { code_hash, ..link };
     store
         .put_magic_link(&link, None)
         .await
@@ -195,14 +242,38 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                 email,
                 slug,
                 used,
+                code,
+                code_attempts,
+                code_challenge,
             } => {
-                put_link(app, token, email, slug).await?;
+                let extra = LinkExtras {
+                    code: code.clone(),
+                    code_attempts: *code_attempts,
+                    code_challenge: code_challenge.clone(),
+                };
+                put_link_with(app, token, email, slug, &extra).await?;
                 out.secrets.push(token.clone());
                 out.secrets.push(email.clone());
                 if *used {
                     let (status, _) = consume(app, token).await?;
                     if status != 200 {
                         return Err(format!("setup: first consume answered {status}"));
+                    }
+                }
+            }
+            SetupStep::CodeSignIn { email, code, slug } => {
+                let event = post_event(
+                    Route::MagicConsume.path(),
+                    json!({"data": {"type": "magic_link_consumes",
+                        "attributes": {"email": email, "code": code, "slug": slug}}}),
+                );
+                let resp = app.handle(Route::MagicConsume, request(&event)?).await;
+                if resp.status() != 200 {
+                    return Err(format!("setup: code sign-in answered {}", resp.status()));
+                }
+                for key in ["access_token", "refresh_token"] {
+                    if let Some(v) = body_json(&resp)[key].as_str() {
+                        out.secrets.push(v.to_string());
                     }
                 }
             }
@@ -250,6 +321,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     contact_id: Some(contact.clone()),
                     change_id: None,
                     pw_version: None,
+                    code_challenge: None,
                 };
                 if !store
                     .set_first_password(&contact, &hash, app.now(), &notice)
@@ -297,6 +369,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     contact_id: None,
                     change_id: None,
                     pw_version: None,
+                    code_challenge: None,
                 };
                 out.secrets.push(email.clone());
                 store

@@ -208,5 +208,8 @@ fn stream_fixtures_use_the_product_job_keys() {
             checked += 1;
         }
     }
-    assert!(checked >= 6, "only {checked} job images under events/mailer");
+    assert!(
+        checked >= 6,
+        "only {checked} job images under events/mailer"
+    );
 }

@@ -9,12 +9,12 @@ use std::sync::Mutex;
 
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, HubId, TeamId};
-use crate::domain::model::{Contact, Hub, MailJob, Membership, RefreshRecord, Team};
+use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
 use crate::ports::{
-    Attempts, Contacts, Counter, Directory, Enqueued, MailJobs, PortResult, ProfileChanges,
-    RefreshState, Reserved, Rotation, Sessions,
+    Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
+    PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions, UndoEmailChange,
 };
 
 /// At most this many slugs are kept; past it the cache starts over.
@@ -162,6 +162,44 @@ impl<S: Contacts> Contacts for HubCache<S> {
         changes: &ProfileChanges,
     ) -> PortResult<()> {
         self.inner.update_profile(contact_id, changes).await
+    }
+}
+
+impl<S: MagicLinks> MagicLinks for HubCache<S> {
+    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<bool> {
+        self.inner.put_magic_link(link, contact_tv).await
+    }
+    async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
+        self.inner.make_newest(link).await
+    }
+    async fn magic_link(
+        &self,
+        token_hash: &TokenHash,
+    ) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        self.inner.magic_link(token_hash).await
+    }
+    async fn consume_magic_link(
+        &self,
+        link: &MagicLink,
+        who: &ConsumeAs,
+        refresh: &RefreshRecord,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        self.inner.consume_magic_link(link, who, refresh, now).await
+    }
+    async fn undo_email_change(
+        &self,
+        link: &MagicLink,
+        undo: &UndoEmailChange,
+        now: i64,
+    ) -> PortResult<Consumed> {
+        self.inner.undo_email_change(link, undo, now).await
+    }
+    async fn newest_link(&self, scope: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        self.inner.newest_link(scope).await
+    }
+    async fn reserve_code_attempt(&self, token_hash: &TokenHash, max: u32) -> PortResult<bool> {
+        self.inner.reserve_code_attempt(token_hash, max).await
     }
 }
 

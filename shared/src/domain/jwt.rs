@@ -6,6 +6,7 @@
 //! seed). The stack's Secrets Manager secret is a generated random string, so no key is
 //! ever in the repo or the template; locally `make dev` writes one to `.dev/`.
 
+use crate::domain::code::{LinkKey, LinkKeys};
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -135,21 +136,31 @@ impl KeyPair {
     }
 }
 
-/// The active key plus any keys still published for verification.
+/// The active key plus any keys still published for verification, and the link keys
+/// derived from the same secrets (sign-in codes, mail-job tokens: `domain::code`).
 pub struct KeySet {
     pub active: KeyPair,
     pub previous: Vec<KeyPair>,
+    pub link: LinkKeys,
 }
 
 impl KeySet {
     pub fn from_secret_doc(doc: &SigningSecret) -> Result<KeySet, String> {
         eddsa_only::install();
         let active = KeyPair::from_secret(&doc.signing_secret)?;
-        let previous = match &doc.previous_signing_secret {
-            Some(p) if !p.is_empty() => vec![KeyPair::from_secret(p)?],
-            _ => vec![],
+        let (previous, previous_link) = match &doc.previous_signing_secret {
+            Some(p) if !p.is_empty() => (vec![KeyPair::from_secret(p)?], Some(LinkKey::derive(p))),
+            _ => (vec![], None),
         };
-        Ok(KeySet { active, previous })
+        let link = LinkKeys {
+            active: LinkKey::derive(&doc.signing_secret),
+            previous: previous_link,
+        };
+        Ok(KeySet {
+            active,
+            previous,
+            link,
+        })
     }
 
     pub fn from_json(json: &str) -> Result<KeySet, String> {

@@ -1,4 +1,5 @@
 //! Pure domain logic: no I/O.
+pub mod code;
 pub mod email;
 pub mod ids;
 pub mod jwt;

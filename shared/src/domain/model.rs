@@ -57,6 +57,8 @@ pub struct MailJob {
     pub change_id: Option<String>,
     /// For `EmailChange`: the contact's `password_version` at the request.
     pub pw_version: Option<u64>,
+    /// Register/magic: the PKCE `code_challenge` (S256) the link will be bound to.
+    pub code_challenge: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +151,44 @@ pub struct MagicLink {
     /// `EmailChangeUndo`: the contact's `password_version` when the change was
     /// requested (a password set or changed since is removed by the undo).
     pub pw_version: Option<u64>,
+    /// Sign-in links: the keyed hash of the mail's 6-digit code (`code::code_hash`);
+    /// `None` for links without a code (email change, undo).
+    pub code_hash: Option<String>,
+    /// Code attempts so far (at `code::MAX_CODE_ATTEMPTS` the code is dead, the link not).
+    pub code_attempts: u32,
+    /// The PKCE challenge the link is bound to: it is consumed, by token or by code, only
+    /// with the matching `code_verifier`.
+    pub code_challenge: Option<String>,
+}
+
+/// Why a link or code did not sign in: `meta.reason` of `magic_link_invalid`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRefusal {
+    Expired,
+    Used,
+    /// A newer link for the same team and email was sent (or, for an email-change link,
+    /// the change is no longer the pending one).
+    Superseded,
+    /// No such link (or one that no longer signs anyone in, such as a banned member's).
+    Unknown,
+    /// A code that does not match a usable link: the only reason a code gets, whatever
+    /// the cause, so it never tells whether an email has a link or an account.
+    Invalid,
+    /// The link is bound to another browser's `code_challenge`.
+    VerifierMismatch,
+}
+
+impl LinkRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkRefusal::Expired => "expired",
+            LinkRefusal::Used => "used",
+            LinkRefusal::Superseded => "superseded",
+            LinkRefusal::Unknown => "unknown",
+            LinkRefusal::Invalid => "invalid",
+            LinkRefusal::VerifierMismatch => "verifier_mismatch",
+        }
+    }
 }
 
 /// A refresh token record (only the hash of the token is stored).

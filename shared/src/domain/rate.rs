@@ -57,7 +57,17 @@ pub fn login_failures(scope: &str, now: i64) -> Counter {
     Counter::window(&format!("login-fail#{scope}"), now, LOGIN_FAILURE_WINDOW)
 }
 
-/// The per-IP window: register, magic and login count into the same item.
+/// Sign-in code attempts per email, across all teams: a one-hour window. Only the email
+/// (hashed) is in the key, so guesses spread over teams, or at an address without an
+/// account, count the same.
+pub const CODE_ATTEMPT_WINDOW: i64 = 3600;
+
+pub fn code_attempts(email_key: &EmailKey, now: i64) -> Counter {
+    let scope = hex_sha256(format!("code\n{}", email_key.as_str()).as_bytes());
+    Counter::window(&format!("code-attempts#{scope}"), now, CODE_ATTEMPT_WINDOW)
+}
+
+/// The per-IP window: register, magic, login and code sign-in count into the same item.
 const IP_WINDOW: i64 = 60;
 
 /// The per-IP key: the address for IPv4, the /64 network for IPv6 (one subscriber
@@ -201,5 +211,17 @@ mod tests {
                 ip_rule(&cfg, "203.0.113.10"),
             ]
         );
+    }
+
+    #[test]
+    fn code_attempts_count_per_email_for_an_hour_whatever_the_team() {
+        let a = EmailKey::from_stored("a@example.com".into());
+        let b = EmailKey::from_stored("b@example.com".into());
+        let c = code_attempts(&a, 3_700);
+        assert_eq!(c, code_attempts(&a, 7_199));
+        assert_ne!(c, code_attempts(&a, 7_200));
+        assert_ne!(c, code_attempts(&b, 3_700));
+        assert_eq!(c.expires_at, 7_200);
+        assert!(c.key.starts_with("code-attempts#") && !c.key.contains("example"));
     }
 }

@@ -31,6 +31,11 @@ impl RawToken {
         Ok(RawToken(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
+    /// A token made from 32 bytes of a keyed hash (`code::link_secrets`).
+    pub(crate) fn from_bytes(bytes: &[u8; 32]) -> RawToken {
+        RawToken(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
     /// A presented token, only if it has the shape we issue; anything else is rejected
     /// without a database read.
     pub fn parse(presented: &str) -> Option<RawToken> {

@@ -103,6 +103,7 @@ pub fn notice_job(
         contact_id: Some(contact.contact_id.clone()),
         change_id: None,
         pw_version: None,
+        code_challenge: None,
     }
 }
 

@@ -6,17 +6,54 @@ use http::StatusCode;
 use lambda_http::Request;
 
 use crate::app::App;
+use crate::domain::code::parse_challenge;
 use crate::domain::email::parse_email;
 use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::rate::{email_scope, send_rules};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::new_id;
 use crate::domain::target::{parse_target, Target};
-use crate::edge::{attr_pointer, empty_response, parse_document, HandlerResult, RequestMeta};
+use crate::edge::{
+    attr_pointer, empty_response, parse_document, Attributes, HandlerResult, RequestMeta,
+};
 use crate::errors::{ApiError, ErrorCode};
 use crate::ports::{Directory, Enqueued, MailJobs};
 
-pub const ATTRIBUTES: &[&str] = &["email", "slug", "team_id", "redirect_url"];
+pub const ATTRIBUTES: &[&str] = &[
+    "email",
+    "slug",
+    "team_id",
+    "redirect_url",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// The optional same-device binding (PKCE, `S256` only): both attributes or neither.
+fn parse_binding(attrs: &Attributes) -> Result<Option<String>, ApiError> {
+    let challenge = attrs.optional_str("code_challenge")?;
+    let method = attrs.optional_str("code_challenge_method")?;
+    match (challenge, method) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ApiError::validation(
+            attr_pointer("code_challenge_method"),
+            "code_challenge_method is required with code_challenge and must be \"S256\".",
+        )),
+        (None, Some(_)) => Err(ApiError::validation(
+            attr_pointer("code_challenge"),
+            "code_challenge is required with code_challenge_method.",
+        )),
+        (Some(_), Some(m)) if m != "S256" => Err(ApiError::validation(
+            attr_pointer("code_challenge_method"),
+            "code_challenge_method must be \"S256\" (the only method).",
+        )),
+        (Some(c), Some(_)) => parse_challenge(&c).map(Some).ok_or_else(|| {
+            ApiError::validation(
+                attr_pointer("code_challenge"),
+                "code_challenge must be the base64url SHA-256 of a code_verifier (43 characters).",
+            )
+        }),
+    }
+}
 
 /// Validates a link request, counts it and writes its mail job (the mailer decides what,
 /// if anything, is sent). `purpose` is `Register` or `Magic`.
@@ -36,6 +73,7 @@ pub async fn request_link<S: Directory + MailJobs, K>(
     let email = parse_email(&attrs.required_str("email")?)
         .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
     let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
+    let code_challenge = parse_binding(&attrs)?;
     let redirect = match attrs.optional_str("redirect_url")? {
         None => None,
         Some(_) if matches!(target, Target::Team(_)) => {
@@ -93,6 +131,7 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         contact_id: None,
         change_id: None,
         pw_version: None,
+        code_challenge,
     };
     match app.store.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {

@@ -1,45 +1,198 @@
-//! `POST /magic/consume`: one read of the link, then one transaction that marks it used
-//! (only if unused, unexpired and newest), creates or updates the contact and
-//! membership, and stores the refresh token. Exactly one concurrent consume can win.
+//! `POST /magic/consume`: find the link — by its token, or by the 6-digit code of the
+//! newest link for a team and email (v1.1) — check its same-device binding, then one
+//! transaction that marks it used (only if unused, unexpired and newest), creates or
+//! updates the contact and membership, and stores the refresh token. Exactly one
+//! concurrent consume can win, whether by token or by code. A refusal says why in
+//! `meta.reason` (`LinkRefusal`).
 
 use http::StatusCode;
 use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
+use crate::domain::code::{
+    binding_satisfied, code_matches, CodeVerifier, SignInCode, MAX_CODE_ATTEMPTS, NO_CODE_HASH,
+};
+use crate::domain::email::parse_email;
 use crate::domain::ids::ContactId;
 use crate::domain::jwt::KeySet;
-use crate::domain::model::{LinkPurpose, MagicLink};
-use crate::domain::secret::RawToken;
-use crate::edge::{json_response, parse_document, HandlerResult, RequestMeta};
+use crate::domain::model::{LinkPurpose, LinkRefusal, MagicLink};
+use crate::domain::rate::{code_attempts, email_scope, ip_counter};
+use crate::domain::secret::{RawToken, TokenHash};
+use crate::domain::target::{parse_target, Target};
+use crate::edge::{
+    attr_pointer, json_response, parse_document, Attributes, HandlerResult, RequestMeta,
+};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
-use crate::ports::{ConsumeAs, Consumed, Contacts, MagicLinks, UndoEmailChange};
+use crate::ports::{
+    Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, Reserved, UndoEmailChange,
+};
 
-pub async fn handle<S: MagicLinks + Contacts>(
+/// Attributes of a consume: `token`, or `email` + `code` + `slug`/`team_id`; either way
+/// an optional `code_verifier`.
+const ATTRIBUTES: &[&str] = &["token", "email", "code", "slug", "team_id", "code_verifier"];
+
+pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
     app: &App<S, KeySet>,
     req: Request,
-    _meta: RequestMeta,
+    meta: RequestMeta,
 ) -> HandlerResult {
     let attrs = parse_document(&req, "magic_link_consumes", false)?;
-    attrs.only(&["token"])?;
-    let token = attrs.required_str("token")?;
-    let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
-    let token = RawToken::parse(token.trim()).ok_or_else(invalid)?;
-    let store = &app.store;
+    attrs.only(ATTRIBUTES)?;
+    let verifier = match attrs.optional_str("code_verifier")? {
+        None => None,
+        Some(v) => Some(CodeVerifier::parse(&v).ok_or_else(|| {
+            ApiError::validation(
+                attr_pointer("code_verifier"),
+                "code_verifier must be 43-128 characters of A-Z, a-z, 0-9, '-', '.', '_' and '~'.",
+            )
+        })?),
+    };
+    let by_code = ["email", "code", "slug", "team_id"]
+        .iter()
+        .any(|a| attrs.has(a) && !matches!(attrs.0.get(*a), Some(serde_json::Value::Null)));
     let now = app.now();
-    let (link, contact_tv) = store.magic_link(&token.hash()).await?.ok_or_else(invalid)?;
-    if link.used_at.is_some() || link.expires_at <= now {
-        return Err(invalid());
+    let (link, contact_tv, amr) = match attrs.optional_str("token")? {
+        Some(_) if by_code => {
+            return Err(ApiError::validation(
+                "/data/attributes",
+                "Give either token, or email and code with slug or team_id.",
+            ))
+        }
+        Some(token) => {
+            let (link, tv) = link_by_token(app, &token, now).await?;
+            (link, tv, "magic_link")
+        }
+        None if by_code => {
+            let (link, tv) = link_by_code(app, &attrs, &meta, now).await?;
+            (link, tv, "otp")
+        }
+        None => {
+            return Err(ApiError::validation(
+                attr_pointer("token"),
+                "token is required.",
+            ))
+        }
+    };
+    // A link bound to a browser's challenge (PKCE) signs in only with its verifier, by
+    // token or by code; a refusal writes nothing, so the right browser can still use it.
+    if !binding_satisfied(link.code_challenge.as_deref(), verifier.as_ref()) {
+        tracing::info!(purpose = ?link.purpose, "magic link refused: verifier mismatch");
+        return Err(ApiError::link_refused(LinkRefusal::VerifierMismatch));
     }
     if link.purpose == LinkPurpose::EmailChangeUndo {
         return undo_email_change(app, &link, now).await;
     }
+    consume_link(app, &link, contact_tv, amr, now).await
+}
+
+/// The link a token names, if it can still be used; else why not (the token's holder has
+/// the mail, so used / expired / unknown tells them nothing new).
+async fn link_by_token<S: MagicLinks, K>(
+    app: &App<S, K>,
+    token: &str,
+    now: i64,
+) -> Result<(MagicLink, Option<u64>), ApiError> {
+    let Some(token) = RawToken::parse(token.trim()) else {
+        return Err(ApiError::link_refused(LinkRefusal::Unknown));
+    };
+    let (link, tv) = app
+        .store
+        .magic_link(&token.hash())
+        .await?
+        .ok_or(ApiError::link_refused(LinkRefusal::Unknown))?;
+    if link.used_at.is_some() {
+        return Err(ApiError::link_refused(LinkRefusal::Used));
+    }
+    if link.expires_at <= now {
+        return Err(ApiError::link_refused(LinkRefusal::Expired));
+    }
+    Ok((link, tv))
+}
+
+/// The newest link for a team and email, if `code` is its code. Every attempt is counted
+/// before the code is compared — per email across teams and per IP (429 past either),
+/// then on the link (its 5th wrong code kills the code, not the link) — and costs the
+/// same reads, writes and comparisons whether or not the email has a link. Every failure
+/// is `invalid`: nothing here tells whether an email has a link or an account.
+async fn link_by_code<S: MagicLinks + Directory + Attempts>(
+    app: &App<S, KeySet>,
+    attrs: &Attributes,
+    meta: &RequestMeta,
+    now: i64,
+) -> Result<(MagicLink, Option<u64>), ApiError> {
+    let email = parse_email(&attrs.required_str("email")?)
+        .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
+    let code = SignInCode::parse(&attrs.required_str("code")?).ok_or_else(|| {
+        ApiError::validation(
+            attr_pointer("code"),
+            "code must be the 6 digits from the email (spaces and hyphens are ignored).",
+        )
+    })?;
+    let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
+    let store = &app.store;
+    let scope = match target {
+        // A stale cached "no such hub" only fails this attempt (no redirect is involved).
+        Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
+            Some(hub) => hub.team_id.to_string(),
+            None => format!("slug:{slug}"),
+        },
+        Target::Team(team) => team.to_string(),
+    };
+    let counters = [
+        (
+            code_attempts(&email.key, now),
+            app.config.code_attempts_per_hour,
+        ),
+        (ip_counter(&meta.source_ip, now), app.config.ip_per_minute),
+    ];
+    if let Reserved::Limited { retry_after } = store.reserve_attempts(&counters, now).await? {
+        return Err(ApiError::rate_limited(retry_after));
+    }
+    let found = store.newest_link(&email_scope(&scope, &email.key)).await?;
+    let no_link = TokenHash::from_stored(String::new());
+    let hash = found.as_ref().map_or(&no_link, |(l, _)| &l.token_hash);
+    let reserved = store.reserve_code_attempt(hash, MAX_CODE_ATTEMPTS).await?;
+    let stored = found
+        .as_ref()
+        .and_then(|(l, _)| l.code_hash.as_deref())
+        .unwrap_or(NO_CODE_HASH);
+    let matches = code_matches(&app.keys.link, hash, &code, stored);
+    match found {
+        Some((link, tv))
+            if reserved
+                && matches
+                && link.used_at.is_none()
+                && link.expires_at > now
+                && link.purpose.supersedes() =>
+        {
+            // Like a successful login: the member's own success clears the count.
+            store.reset_counter(&counters[0].0).await?;
+            Ok((link, tv))
+        }
+        _ => {
+            tracing::info!("sign-in code refused");
+            Err(ApiError::link_refused(LinkRefusal::Invalid))
+        }
+    }
+}
+
+/// Signs in with a usable link: one transaction per round (see below).
+async fn consume_link<S: MagicLinks + Contacts>(
+    app: &App<S, KeySet>,
+    link: &MagicLink,
+    contact_tv: Option<u64>,
+    amr: &str,
+    now: i64,
+) -> HandlerResult {
+    let store = &app.store;
+    let invalid = || ApiError::link_refused(LinkRefusal::Unknown);
     let mut who = match (link.purpose, &link.contact_id) {
         (LinkPurpose::Register, _) => ConsumeAs::NewContact {
             contact_id: ContactId::generate(),
         },
-        (LinkPurpose::EmailChange, Some(cid)) => change_email_as(app, &link, cid).await?,
+        (LinkPurpose::EmailChange, Some(cid)) => change_email_as(app, link, cid).await?,
         (purpose, Some(cid)) => ConsumeAs::Existing {
             contact_id: cid.clone(),
             token_version: contact_tv.unwrap_or(0),
@@ -51,7 +204,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
     // as recent authentication): whoever asked for the change already held a session.
     let amr = match link.purpose {
         LinkPurpose::EmailChange => "email_change",
-        _ => "magic_link",
+        _ => amr,
     };
     // At most a few rounds: a lost registration race turns into a join, a moved token
     // version is re-read. Each round is one transaction whose conditions decide.
@@ -79,7 +232,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
         };
         let refresh = new_refresh(app, &subject, None)?;
         match store
-            .consume_magic_link(&link, &who, &refresh.record, now)
+            .consume_magic_link(link, &who, &refresh.record, now)
             .await?
         {
             Consumed::Done => {
@@ -91,7 +244,11 @@ pub async fn handle<S: MagicLinks + Contacts>(
                     json!({ "redirect_url": link.redirect_url }),
                 );
             }
-            Consumed::Invalid => return Err(invalid()),
+            // By code, every failure is `invalid` (see `link_by_code`).
+            Consumed::Refused(_) if amr == "otp" => {
+                return Err(ApiError::link_refused(LinkRefusal::Invalid))
+            }
+            Consumed::Refused(reason) => return Err(ApiError::link_refused(reason)),
             Consumed::EmailTaken if link.purpose == LinkPurpose::EmailChange => {
                 return Err(ApiError::new(ErrorCode::EmailTaken));
             }
@@ -114,7 +271,7 @@ pub async fn handle<S: MagicLinks + Contacts>(
                 }
                 ConsumeAs::ChangeEmail { contact_id, .. } => {
                     let cid = contact_id.clone();
-                    who = change_email_as(app, &link, &cid).await?;
+                    who = change_email_as(app, link, &cid).await?;
                 }
                 ConsumeAs::NewContact { .. } => {}
             },
@@ -131,13 +288,23 @@ async fn change_email_as<S: Contacts, K>(
     link: &MagicLink,
     cid: &ContactId,
 ) -> Result<ConsumeAs, ApiError> {
-    let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
-    let contact = app.store.contact(cid).await?.ok_or_else(invalid)?;
-    let change_id = link.change_id.clone().ok_or_else(invalid)?;
-    if contact.email_change_id.as_deref() != Some(change_id.as_str())
-        || contact.email_key == link.email_key
-    {
-        return Err(invalid());
+    let refused = ApiError::link_refused;
+    let contact = app
+        .store
+        .contact(cid)
+        .await?
+        .ok_or(refused(LinkRefusal::Unknown))?;
+    let change_id = link
+        .change_id
+        .clone()
+        .ok_or(refused(LinkRefusal::Unknown))?;
+    if contact.email_change_id.as_deref() != Some(change_id.as_str()) {
+        // A newer change request, or the change was cancelled.
+        return Err(refused(LinkRefusal::Superseded));
+    }
+    if contact.email_key == link.email_key {
+        // Another link already moved the contact to this address.
+        return Err(refused(LinkRefusal::Used));
     }
     Ok(ConsumeAs::ChangeEmail {
         contact_id: cid.clone(),
@@ -155,7 +322,7 @@ async fn undo_email_change<S: MagicLinks + Contacts, K>(
     link: &MagicLink,
     now: i64,
 ) -> HandlerResult {
-    let invalid = || ApiError::new(ErrorCode::MagicLinkInvalid);
+    let invalid = || ApiError::link_refused(LinkRefusal::Unknown);
     let store = &app.store;
     let (Some(cid), Some(pw_version)) = (&link.contact_id, link.pw_version) else {
         return Err(invalid());
@@ -179,7 +346,7 @@ async fn undo_email_change<S: MagicLinks + Contacts, K>(
                     &json!({ "undone": "email_change", "redirect_url": null }),
                 ));
             }
-            Consumed::Invalid => return Err(invalid()),
+            Consumed::Refused(reason) => return Err(ApiError::link_refused(reason)),
             Consumed::EmailTaken => return Err(ApiError::new(ErrorCode::EmailTaken)),
             Consumed::VersionChanged => continue,
         }

@@ -397,8 +397,12 @@ fn verdict(expected: &str, response: &str, mails: Option<&str>) -> Res<()> {
 async fn dev_mailer() -> Res<()> {
     let config = Config::from_env()?;
     let store = DynamoStore::from_env(&config.table_name).await;
+    // The same key document the functions read (SIGNING_KEY_FILE locally): the mailer
+    // derives each job's token and code from its link key.
+    let keys = contact_auth::adapters::keys::load_keys().await?;
     let app = App::new(config)
         .with_store(store)
+        .with_keys(keys)
         .with_mailer(SesMailer::from_env().await);
     poll::poll_stream(&app).await
 }

@@ -158,6 +158,11 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
         used_at: get_n(item, "used_at"),
         change_id: get_s(item, "change_id"),
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
+        code_hash: get_s(item, "code_hash"),
+        code_attempts: get_n(item, "code_attempts")
+            .unwrap_or(0)
+            .clamp(0, u32::MAX as i64) as u32,
+        code_challenge: get_s(item, "code_challenge"),
     };
     Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
 }
@@ -205,6 +210,9 @@ pub fn job_item(job: &MailJob, expires_at: i64) -> Item {
     if let Some(v) = job.pw_version {
         item.insert("pw_version".into(), n(v));
     }
+    if let Some(c) = &job.code_challenge {
+        item.insert("code_challenge".into(), s(c));
+    }
     with_key(item, keys::job(&job.job_id))
 }
 
@@ -221,6 +229,7 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
         contact_id: get_s(item, "contact_id").map(ContactId::from_stored),
         change_id: get_s(item, "change_id"),
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
+        code_challenge: get_s(item, "code_challenge"),
     })
 }
 
@@ -244,6 +253,13 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
     }
     if let Some(v) = link.pw_version {
         item.insert("pw_version".into(), n(v));
+    }
+    if let Some(h) = &link.code_hash {
+        item.insert("code_hash".into(), s(h));
+        item.insert("code_attempts".into(), n(link.code_attempts));
+    }
+    if let Some(c) = &link.code_challenge {
+        item.insert("code_challenge".into(), s(c));
     }
     with_key(item, keys::magic(&link.token_hash))
 }
@@ -321,6 +337,7 @@ mod tests {
             contact_id: Some(ContactId::from_stored("c")),
             change_id: Some("ch".into()),
             pw_version: Some(3),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
         };
         let item = job_item(&job, 99);
         assert_eq!(get_s(&item, "kind").as_deref(), Some(MAIL_JOB_KIND));
@@ -335,5 +352,40 @@ mod tests {
         ] {
             assert_eq!(job_purpose_from(job_purpose_str(p)), Some(p));
         }
+    }
+
+    #[test]
+    fn a_link_with_a_code_and_a_binding_survives_the_round_trip() {
+        let hash = TokenHash::from_stored("ab".repeat(32));
+        let link = MagicLink {
+            token_hash: hash.clone(),
+            purpose: LinkPurpose::SignIn,
+            team_id: TeamId::from_stored("t"),
+            hub_id: Some(HubId::from_stored("h")),
+            email: "a@example.com".into(),
+            email_key: EmailKey::from_stored("a@example.com".into()),
+            contact_id: Some(ContactId::from_stored("c")),
+            redirect_url: None,
+            created_at: 1,
+            expires_at: 901,
+            used_at: None,
+            change_id: None,
+            pw_version: None,
+            code_hash: Some("kh".into()),
+            code_attempts: 3,
+            code_challenge: Some("ch".into()),
+        };
+        let item = magic_item(&link, Some(7));
+        assert_eq!(magic_from(&hash, &item), Some((link.clone(), Some(7))));
+        // A link without a code stores no attempt counter.
+        let plain = MagicLink {
+            code_hash: None,
+            code_attempts: 0,
+            code_challenge: None,
+            ..link
+        };
+        let item = magic_item(&plain, None);
+        assert!(!item.contains_key("code_attempts") && !item.contains_key("code_challenge"));
+        assert_eq!(magic_from(&hash, &item), Some((plain, None)));
     }
 }

@@ -17,7 +17,7 @@ use super::tx::{has, Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, Item, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, TeamId};
-use crate::domain::model::{MagicLink, RefreshRecord};
+use crate::domain::model::{LinkRefusal, MagicLink, RefreshRecord};
 use crate::domain::rate::email_scope;
 use crate::domain::secret::TokenHash;
 use crate::errors::PortError;
@@ -37,6 +37,20 @@ enum LinkStep {
     Session,
 }
 
+/// Why the link item's condition failed, from the item as it was (`ALL_OLD`): used, or
+/// else expired; no item at all (TTL-deleted in between) is unknown.
+fn link_refusal(failed: &[(LinkStep, Option<Item>)]) -> LinkRefusal {
+    let old = failed
+        .iter()
+        .find(|(step, _)| *step == LinkStep::Link)
+        .and_then(|(_, old)| old.as_ref());
+    match old {
+        Some(item) if item.contains_key("used_at") => LinkRefusal::Used,
+        Some(item) if !item.is_empty() => LinkRefusal::Expired,
+        _ => LinkRefusal::Unknown,
+    }
+}
+
 /// What a cancelled consume means, read by step (`who` says which steps were written).
 fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> PortResult<Consumed> {
     let profile_old = failed
@@ -45,7 +59,8 @@ fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> Port
         .map(|(_, old)| old.clone());
     let profile_failed = profile_old.is_some();
     Ok(match who {
-        _ if has(failed, LinkStep::Link) || has(failed, LinkStep::Newest) => Consumed::Invalid,
+        _ if has(failed, LinkStep::Link) => Consumed::Refused(link_refusal(failed)),
+        _ if has(failed, LinkStep::Newest) => Consumed::Refused(LinkRefusal::Superseded),
         ConsumeAs::NewContact { .. } if has(failed, LinkStep::ClaimEmail) => Consumed::EmailTaken,
         ConsumeAs::NewContact { .. } => {
             return Err(PortError::Internal("consume transaction cancelled".into()))
@@ -59,24 +74,25 @@ fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> Port
                 .and_then(|o| get_s(o, "email_change_id"))
                 .is_some_and(|c| &c == change_id);
             if profile_failed && !still_pending {
-                Consumed::Invalid
+                Consumed::Refused(LinkRefusal::Superseded)
             } else if has(failed, LinkStep::ClaimEmail) {
                 Consumed::EmailTaken
             } else if profile_failed || has(failed, LinkStep::ReleaseEmail) {
                 Consumed::VersionChanged
             } else {
-                Consumed::Invalid
+                // The membership is no longer active (a ban): the link signs nobody in.
+                Consumed::Refused(LinkRefusal::Unknown)
             }
         }
         ConsumeAs::Existing { .. } if profile_failed => Consumed::VersionChanged,
-        ConsumeAs::Existing { .. } => Consumed::Invalid,
+        ConsumeAs::Existing { .. } => Consumed::Refused(LinkRefusal::Unknown),
     })
 }
 
 /// What a cancelled undo means.
 fn undo_outcome(failed: &[(LinkStep, Option<Item>)]) -> Consumed {
     if has(failed, LinkStep::Link) {
-        Consumed::Invalid
+        Consumed::Refused(link_refusal(failed))
     } else if has(failed, LinkStep::ClaimEmail) {
         Consumed::EmailTaken
     } else {
@@ -104,6 +120,8 @@ impl DynamoStore {
                 "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
             )
             .expression_attribute_values(":now", n(now))
+            // The item as found says why it failed (used or expired: `link_refusal`).
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().update(mark).build())
@@ -144,16 +162,20 @@ impl DynamoStore {
 }
 
 impl MagicLinks for DynamoStore {
-    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<()> {
-        self.client
+    async fn put_magic_link(&self, link: &MagicLink, contact_tv: Option<u64>) -> PortResult<bool> {
+        let res = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(magic_item(link, contact_tv)))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-            .map_err(|e| sdk_err("put_magic_link", e))?;
-        Ok(())
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_err("put_magic_link", e)),
+        }
     }
 
     async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
@@ -179,6 +201,40 @@ impl MagicLinks for DynamoStore {
             Ok(_) => Ok(()),
             Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
             Err(e) => Err(sdk_err("make_newest", e)),
+        }
+    }
+
+    async fn newest_link(&self, scope: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        let pointer = self
+            .get("newest_link", keys::magic_latest(scope))
+            .await?
+            .and_then(|i| get_s(&i, "token_hash"))
+            .map(TokenHash::from_stored);
+        // No pointer: read a link key no token hashes to (hex SHA-256 is lowercase), so
+        // the work is the same as for a real one.
+        let hash = pointer
+            .clone()
+            .unwrap_or_else(|| TokenHash::from_stored("NO-LINK".repeat(9)));
+        let link = self.magic_link(&hash).await?;
+        Ok(link.filter(|_| pointer.is_some()))
+    }
+
+    async fn reserve_code_attempt(&self, token_hash: &TokenHash, max: u32) -> PortResult<bool> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::magic(token_hash))))
+            .update_expression("SET code_attempts = code_attempts + :one")
+            .condition_expression("attribute_exists(code_hash) AND code_attempts < :max")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            Err(e) => Err(sdk_err("reserve_code_attempt", e)),
         }
     }
 
@@ -437,14 +493,27 @@ mod tests {
             token_version: 0,
             join: false,
         };
-        // A used, expired or superseded link is invalid, whoever it was for.
+        // A used, expired or superseded link is refused with its reason, whoever it was
+        // for; the link's own condition says used or expired from the item it found.
+        let used = HashMap::from([("used_at".to_string(), n(5))]);
+        let unused = HashMap::from([("expires_at".to_string(), n(5))]);
         for who in [&new, &existing, &change()] {
-            for step in [Link, Newest] {
-                assert_eq!(
-                    consume_outcome(who, &f(&[step, Profile])).unwrap(),
-                    Consumed::Invalid
-                );
-            }
+            assert_eq!(
+                consume_outcome(who, &f(&[Newest, Profile])).unwrap(),
+                Consumed::Refused(LinkRefusal::Superseded)
+            );
+            assert_eq!(
+                consume_outcome(who, &[(Link, Some(used.clone())), (Newest, None)]).unwrap(),
+                Consumed::Refused(LinkRefusal::Used)
+            );
+            assert_eq!(
+                consume_outcome(who, &[(Link, Some(unused.clone())), (Profile, None)]).unwrap(),
+                Consumed::Refused(LinkRefusal::Expired)
+            );
+            assert_eq!(
+                consume_outcome(who, &f(&[Link])).unwrap(),
+                Consumed::Refused(LinkRefusal::Unknown)
+            );
         }
         assert_eq!(
             consume_outcome(&new, &f(&[ClaimEmail])).unwrap(),
@@ -457,7 +526,7 @@ mod tests {
         );
         assert_eq!(
             consume_outcome(&existing, &f(&[Membership])).unwrap(),
-            Consumed::Invalid
+            Consumed::Refused(LinkRefusal::Unknown)
         );
     }
 
@@ -469,12 +538,12 @@ mod tests {
         let moved = vec![(Profile, Some(old("ch2")))];
         assert_eq!(
             consume_outcome(&change(), &moved).unwrap(),
-            Consumed::Invalid
+            Consumed::Refused(LinkRefusal::Superseded)
         );
         let gone = vec![(Profile, Some(HashMap::new()))];
         assert_eq!(
             consume_outcome(&change(), &gone).unwrap(),
-            Consumed::Invalid
+            Consumed::Refused(LinkRefusal::Superseded)
         );
         // Still pending, but the new address is taken.
         let taken = vec![(ClaimEmail, None), (Profile, Some(old("ch1")))];
@@ -494,14 +563,21 @@ mod tests {
         );
         assert_eq!(
             consume_outcome(&change(), &f(&[Membership])).unwrap(),
-            Consumed::Invalid
+            Consumed::Refused(LinkRefusal::Unknown)
         );
     }
 
     #[test]
     fn undo_outcomes_by_step() {
         use LinkStep::*;
-        assert_eq!(undo_outcome(&f(&[Link, Profile])), Consumed::Invalid);
+        assert_eq!(
+            undo_outcome(&[(Link, Some(HashMap::from([("used_at".to_string(), n(1))])))]),
+            Consumed::Refused(LinkRefusal::Used)
+        );
+        assert_eq!(
+            undo_outcome(&f(&[Link, Profile])),
+            Consumed::Refused(LinkRefusal::Unknown)
+        );
         assert_eq!(undo_outcome(&f(&[ClaimEmail])), Consumed::EmailTaken);
         assert_eq!(undo_outcome(&f(&[Profile])), Consumed::VersionChanged);
         assert_eq!(undo_outcome(&f(&[ReleaseEmail])), Consumed::VersionChanged);

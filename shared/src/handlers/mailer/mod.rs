@@ -1,7 +1,10 @@
 //! The mailer: for each new mail job, decide which mail applies (new registration,
 //! join, sign-in, an email change with its notice, a password notice, or none), create
-//! the single-use token (hash at rest), send it through the `Mailer` port, and retire the
-//! job. The raw token exists only here, in memory, and in the email.
+//! the single-use token (hash at rest) and, for sign-in mail, its 6-digit code (keyed hash
+//! at rest), send it through the `Mailer` port, and retire the job. The raw token and
+//! code exist only here, in memory, and in the email. Both are derived from the job id
+//! with the link key (`code::link_secrets`), so a retried job resends the same link and
+//! code rather than superseding the mail it may already have delivered.
 //!
 //! Rules that hold whatever the request path did (its hub cache may be a minute stale):
 //! - a `redirect_url` is used only if the hub read here allows its origin now; otherwise
@@ -16,8 +19,10 @@
 pub mod render;
 
 use crate::app::App;
+use crate::domain::code::{code_hash, link_secrets, SignInCode};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::TeamId;
+use crate::domain::jwt::KeySet;
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus,
 };
@@ -31,8 +36,9 @@ use render::{link_url, render, render_email_change_notice, render_password_notic
 pub trait MailerStore: Directory + MailJobs + Contacts + MagicLinks {}
 impl<T: Directory + MailJobs + Contacts + MagicLinks> MailerStore for T {}
 
-/// The mailer's state: the table and the mail sender (no signing keys).
-pub type MailerApp<S, M> = App<S, (), M>;
+/// The mailer's state: the table, the keys (only their link keys: a job's token and code
+/// are derived from its id) and the mail sender.
+pub type MailerApp<S, M> = App<S, KeySet, M>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -154,19 +160,25 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
     Ok(outcome)
 }
 
-/// A new link for `purpose` and its raw token (the caller stores the link).
+/// The token (and code) of one link of a job: `label` tells a job's links apart.
+fn job_secrets<S, M>(app: &MailerApp<S, M>, job: &MailJob, label: &str) -> (RawToken, SignInCode) {
+    link_secrets(&app.keys.link.active, &format!("{}/{label}", job.job_id))
+}
+
+/// A new link for `purpose` with `token` (the caller stores the link).
+#[allow(clippy::too_many_arguments)]
 fn new_link<S, M>(
     app: &MailerApp<S, M>,
+    token: &RawToken,
     purpose: LinkPurpose,
     target: &Target,
     to: (&str, &EmailKey),
     contact: Option<&Contact>,
     redirect_url: Option<String>,
     ttl: i64,
-) -> Result<(RawToken, MagicLink), PortError> {
-    let token = RawToken::generate()?;
+) -> MagicLink {
     let now = app.now();
-    let link = MagicLink {
+    MagicLink {
         token_hash: token.hash(),
         purpose,
         team_id: target.team_id.clone(),
@@ -180,8 +192,10 @@ fn new_link<S, M>(
         used_at: None,
         change_id: None,
         pw_version: None,
-    };
-    Ok((token, link))
+        code_hash: None,
+        code_attempts: 0,
+        code_challenge: None,
+    }
 }
 
 async fn sign_in_mail<S: MailerStore, M: Mailer>(
@@ -215,29 +229,43 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         Some(c) => (c.email.as_str(), &c.email_key),
         None => (job.email.as_str(), &job.email_key),
     };
-    let (token, link) = new_link(
+    let (token, code) = job_secrets(app, job, "sign-in");
+    let mut link = new_link(
         app,
+        &token,
         purpose,
         target,
         to,
         contact.as_ref(),
         redirect.clone(),
         app.config.magic_ttl,
-    )?;
-    store
+    );
+    link.code_hash = Some(code_hash(&app.keys.link.active, &link.token_hash, &code));
+    link.code_challenge = job.code_challenge.clone();
+    if !store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))
-        .await?;
+        .await?
+    {
+        // A retry of this job: its link (same token, same code) is stored already. Resend
+        // it as stored, unless it was used meanwhile (the first mail got through).
+        match store.magic_link(&link.token_hash).await? {
+            Some((stored, _)) if stored.used_at.is_none() => link = stored,
+            _ => return Ok(Outcome::Nothing),
+        }
+    }
     let url = link_url(
         &app.config.public_base_url,
-        redirect.as_deref(),
+        link.redirect_url.as_deref(),
         token.expose(),
+        target.hub.as_ref().map(|h| h.slug.as_str()),
     );
     let mail = render(
         &app.config.sender_address,
         to.0,
         &target.display_name,
-        purpose,
+        link.purpose,
         &url,
+        Some(&code.display()),
         app.config.magic_ttl,
     );
     if !send(app, &job.job_id, &mail).await? {
@@ -245,7 +273,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     }
     // Only now does it replace the previous link (a failed send left that one working).
     store.make_newest(&link).await?;
-    Ok(Outcome::Sent(purpose))
+    Ok(Outcome::Sent(link.purpose))
 }
 
 /// An email change: a notice with an undo link to the current address, then the
@@ -275,6 +303,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     let to_current = (contact.email.as_str(), &contact.email_key);
     let undo_token = change_link(
         app,
+        job,
         LinkPurpose::EmailChangeUndo,
         target,
         to_current,
@@ -285,7 +314,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     // `&action=undo` tells the hosted page which words to put on its button.
     let undo_url = format!(
         "{}&action=undo",
-        link_url(&app.config.public_base_url, None, undo_token.expose())
+        link_url(&app.config.public_base_url, None, undo_token.expose(), None)
     );
     let notice = render_email_change_notice(
         &app.config.sender_address,
@@ -300,6 +329,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     let to_new = (job.email.as_str(), &job.email_key);
     let token = change_link(
         app,
+        job,
         LinkPurpose::EmailChange,
         target,
         to_new,
@@ -307,13 +337,14 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
         &change,
     )
     .await?;
-    let url = link_url(&app.config.public_base_url, None, token.expose());
+    let url = link_url(&app.config.public_base_url, None, token.expose(), None);
     let mail = render(
         &app.config.sender_address,
         &job.email,
         &target.display_name,
         LinkPurpose::EmailChange,
         &url,
+        None,
         app.config.magic_ttl,
     );
     if !send(app, &job.job_id, &mail).await? {
@@ -326,6 +357,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
 /// id and, for the undo, to the password version at the request. Returns the raw token.
 async fn change_link<S: MailerStore, M>(
     app: &MailerApp<S, M>,
+    job: &MailJob,
     purpose: LinkPurpose,
     target: &Target,
     to: (&str, &EmailKey),
@@ -336,11 +368,17 @@ async fn change_link<S: MailerStore, M>(
         LinkPurpose::EmailChangeUndo => app.config.undo_ttl,
         _ => app.config.magic_ttl,
     };
-    let (token, mut link) = new_link(app, purpose, target, to, Some(contact), None, ttl)?;
+    let label = match purpose {
+        LinkPurpose::EmailChangeUndo => "undo",
+        _ => "confirm",
+    };
+    let (token, _) = job_secrets(app, job, label);
+    let mut link = new_link(app, &token, purpose, target, to, Some(contact), None, ttl);
     link.change_id = Some(change_id.clone());
     if purpose == LinkPurpose::EmailChangeUndo {
         link.pw_version = Some(*pw_version);
     }
+    // False on a retry of the job: the same link is stored already.
     app.store
         .put_magic_link(&link, Some(contact.token_version))
         .await?;

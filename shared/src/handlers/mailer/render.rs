@@ -5,11 +5,21 @@
 use crate::domain::model::LinkPurpose;
 use crate::ports::OutgoingMail;
 
-/// `<redirect_url>#token=…` when one is bound, else the hosted page.
-pub fn link_url(public_base_url: &str, redirect_url: Option<&str>, token: &str) -> String {
-    match redirect_url {
-        Some(r) => format!("{r}#token={token}"),
-        None => format!("{}/m#token={token}", public_base_url.trim_end_matches('/')),
+/// `<redirect_url>#token=…` when one is bound, else the hosted page, which also learns
+/// the hub (`&hub=<slug>`, when the mail is for one) so it can offer a new link.
+pub fn link_url(
+    public_base_url: &str,
+    redirect_url: Option<&str>,
+    token: &str,
+    hub_slug: Option<&str>,
+) -> String {
+    match (redirect_url, hub_slug) {
+        (Some(r), _) => format!("{r}#token={token}"),
+        (None, Some(slug)) => format!(
+            "{}/m#token={token}&hub={slug}",
+            public_base_url.trim_end_matches('/')
+        ),
+        (None, None) => format!("{}/m#token={token}", public_base_url.trim_end_matches('/')),
     }
 }
 
@@ -28,13 +38,15 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The email: a text part and an HTML part naming the hub.
+/// The email: a text part and an HTML part naming the hub; sign-in mail also shows the
+/// code (`123 456`) for signing in on another device.
 pub fn render(
     from: &str,
     to: &str,
     hub: &str,
     purpose: LinkPurpose,
     url: &str,
+    code: Option<&str>,
     ttl_secs: i64,
 ) -> OutgoingMail {
     let minutes = (ttl_secs / 60).max(1);
@@ -67,21 +79,39 @@ pub fn render(
             "Undo the change",
         ),
     };
+    let what = if code.is_some() {
+        "The link and the code work once (using one uses both) and expire"
+    } else {
+        "The link works once and expires"
+    };
     let note = format!(
-        "The link works once and expires in {minutes} minutes. If you did not ask for it, you can ignore this email."
+        "{what} in {minutes} minutes. If you did not ask for it, you can ignore this email."
     );
-    let text = format!("{lead}\n\n{action}: {url}\n\n{note}\n");
+    let code_line = code
+        .map(|c| format!("Or type this code on the page where you asked to sign in: {c}\n\n"))
+        .unwrap_or_default();
+    let text = format!("{lead}\n\n{action}: {url}\n\n{code_line}{note}\n");
     let (h_lead, h_url, h_note, h_action) = (
         escape_html(&lead),
         escape_html(url),
         escape_html(&note),
         escape_html(action),
     );
+    // The code is six digits and a space: nothing to escape.
+    let h_code = code
+        .map(|c| {
+            format!(
+                "<p>Or type this code on the page where you asked to sign in:</p>\
+                 <p style=\"font-size:28px;font-weight:600;letter-spacing:4px;font-family:ui-monospace,monospace\">{c}</p>"
+            )
+        })
+        .unwrap_or_default();
     let html = format!(
         "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;color:#1d2330\">\
          <p>{h_lead}</p>\
          <p><a href=\"{h_url}\" style=\"display:inline-block;padding:10px 16px;background:#2f5bea;color:#fff;border-radius:6px;text-decoration:none\">{h_action}</a></p>\
          <p style=\"font-size:13px;color:#555\">Or paste this link into your browser:<br>{h_url}</p>\
+         {h_code}\
          <p style=\"font-size:13px;color:#555\">{h_note}</p></body></html>"
     );
     OutgoingMail {
@@ -205,11 +235,20 @@ mod tests {
     #[test]
     fn links_carry_the_token_in_the_fragment() {
         assert_eq!(
-            link_url("https://auth.example.com/", None, "T"),
+            link_url("https://auth.example.com/", None, "T", None),
             "https://auth.example.com/m#token=T"
         );
         assert_eq!(
-            link_url("https://x", Some("https://app.example.com/cb?a=1"), "T"),
+            link_url("https://auth.example.com", None, "T", Some("my-hub")),
+            "https://auth.example.com/m#token=T&hub=my-hub"
+        );
+        assert_eq!(
+            link_url(
+                "https://x",
+                Some("https://app.example.com/cb?a=1"),
+                "T",
+                Some("h")
+            ),
             "https://app.example.com/cb?a=1#token=T"
         );
     }
@@ -222,11 +261,14 @@ mod tests {
             "A <b>&\"Hub\"",
             LinkPurpose::SignIn,
             "https://x/m#token=T",
+            Some("123 456"),
             900,
         );
         assert_eq!(m.subject, "Sign in to A <b>&\"Hub\"");
         assert!(m.text.contains("https://x/m#token=T"));
         assert!(m.text.contains("15 minutes"));
+        assert!(m.text.contains("sign in: 123 456\n"), "{}", m.text);
+        assert!(m.html.contains(">123 456</p>"));
         assert!(m.html.contains("A &lt;b&gt;&amp;&quot;Hub&quot;"));
         assert!(!m.html.contains("<b>"));
         assert_eq!(m.from, "\"A <b>&\\\"Hub\\\"\" <no-reply@example.com>");
@@ -234,11 +276,13 @@ mod tests {
             "f@example.com",
             "m@example.com",
             "Member Academy",
-            LinkPurpose::Register,
+            LinkPurpose::EmailChange,
             "u",
+            None,
             900,
         );
-        assert_eq!(r.subject, "Confirm your email for Member Academy");
+        assert_eq!(r.subject, "Confirm your new email for Member Academy");
+        assert!(!r.text.contains("code") && !r.html.contains("code"));
     }
 
     #[test]
