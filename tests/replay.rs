@@ -156,6 +156,9 @@ async fn wait_for_fresh_windows() {
     }
 }
 
+/// The token of the fixtures' main link (tools/gen-events.mjs `TOKEN_A`).
+const FIXTURE_TOKEN_A: &str = "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
 /// Every item of the table, keyed by (pk, sk), attributes as debug text.
 async fn snapshot(store: &DynamoStore) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
@@ -191,9 +194,12 @@ async fn snapshot(store: &DynamoStore) -> BTreeMap<(String, String), String> {
 
 /// The items a refusal changed that it may change: attempt counters where counting the
 /// attempt is the point (a wrong password), and a revoked family on refresh reuse.
-fn refusal_may_write(route: Route, code: Option<&str>, pk: &str) -> bool {
-    let attempt = matches!(route, Route::Login | Route::MePatch | Route::PasswordChange);
+/// `by_code`: a consume by sign-in code, which counts its attempt (per email and IP, and
+/// on the link it names) before comparing the code.
+fn refusal_may_write(route: Route, code: Option<&str>, pk: &str, by_code: bool) -> bool {
+    let attempt = matches!(route, Route::Login | Route::MePatch | Route::PasswordChange) || by_code;
     (attempt && pk.starts_with("RATE#"))
+        || (by_code && pk.starts_with("MAGIC#"))
         || (code == Some("refresh_token_reused")
             && (pk.starts_with("RTFAMILY#") || pk.starts_with("RT#")))
 }
@@ -243,11 +249,16 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
     let status = resp.status().as_u16();
     if status >= 400 {
         // A refused request changes nothing (whole table, the last request only).
+        let by_code = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|e| e["body"].as_str().map(str::to_string))
+            .and_then(|b| serde_json::from_str::<Value>(&b).ok())
+            .is_some_and(|b| b["data"]["attributes"].get("code").is_some());
         let changed: Vec<_> = before
             .keys()
             .chain(after.keys())
             .filter(|k| before.get(*k) != after.get(*k))
-            .filter(|(pk, _)| !refusal_may_write(route, exp.code.as_deref(), pk))
+            .filter(|(pk, _)| !refusal_may_write(route, exp.code.as_deref(), pk, by_code))
             .collect();
         if !changed.is_empty() {
             return Err(format!("a refused request wrote {changed:?}"));
@@ -257,7 +268,9 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
     match (route, status) {
         (Route::Register | Route::Magic, 202) => {
             let jobs = |m: &BTreeMap<(String, String), String>| {
-                m.keys().filter(|(pk, _)| pk.starts_with(keys::JOB_PREFIX)).count()
+                m.keys()
+                    .filter(|(pk, _)| pk.starts_with(keys::JOB_PREFIX))
+                    .count()
             };
             if jobs(&after) != jobs(&before) + 1 {
                 return Err("202 without exactly one mail job written".into());
@@ -269,16 +282,28 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
                 .keys()
                 .verify(at, &app.config.jwt_issuer, &app.config.jwt_audience)
                 .ok_or("access token does not verify")?;
-            if claims.amr != vec!["magic_link".to_string()] || claims.tid.as_str() != "team_abc123"
-            {
-                return Err(format!("unexpected claims {claims:?}"));
-            }
-            // The link is single use.
             let event: Value = serde_json::from_str(&text).unwrap();
             let sent: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
-            let token = sent["data"]["attributes"]["token"].as_str().unwrap_or("");
-            if fixtures::consume(&app, token).await?.0 != 401 {
+            let attributes = &sent["data"]["attributes"];
+            // By code the session's method is "otp", by token "magic_link".
+            let method = if attributes.get("code").is_some() {
+                "otp"
+            } else {
+                "magic_link"
+            };
+            if claims.amr != vec![method.to_string()] || claims.tid.as_str() != "team_abc123" {
+                return Err(format!("unexpected claims {claims:?}"));
+            }
+            // The link is single use, and the same request again is refused.
+            let again = app
+                .handle(Route::MagicConsume, fixtures::request(&text)?)
+                .await;
+            if again.status() != 401 {
                 return Err("a second consume of the same link did not answer 401".into());
+            }
+            // A code and its link die together: the setup link's token is used up too.
+            if method == "otp" && fixtures::consume(&app, FIXTURE_TOKEN_A).await?.0 != 401 {
+                return Err("the link still worked after its code signed in".into());
             }
         }
         (Route::Jwks, 200) if body["keys"][0]["kid"] != app.keys().active.kid.as_str() => {
@@ -431,6 +456,10 @@ fn main() {
     trials.push(scenario("a_weak_hash_is_rehashed_on_login", || {
         block_on(weak_hash_rehashed())
     }));
+    trials.push(scenario(
+        "a_code_without_a_link_costs_what_a_wrong_code_costs",
+        || on_this_thread(code_work()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -651,9 +680,7 @@ async fn weak_hash_rehashed() -> Result<(), String> {
         .client()
         .update_item()
         .table_name(app.store.table())
-        .set_key(Some(keys::key_map(
-            keys::profile(&contact_id),
-        )))
+        .set_key(Some(keys::key_map(keys::profile(&contact_id))))
         .update_expression("SET password_hash = :h")
         .expression_attribute_values(":h", AttributeValue::S(weak.clone()))
         .send()
@@ -692,5 +719,114 @@ async fn weak_hash_rehashed() -> Result<(), String> {
     }
     ensure(again.status() == 200, || {
         format!("second login {}", again.status())
+    })
+}
+
+/// Records the name of every DynamoDB operation a client sends.
+#[derive(Debug, Clone, Default)]
+struct OperationLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationLog {
+    fn name(&self) -> &'static str {
+        "OperationLog"
+    }
+    fn read_before_transmit(
+        &self,
+        ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        // DynamoDB's JSON protocol names the operation in `X-Amz-Target`
+        // (`DynamoDB_20120810.GetItem`); a retried request is logged again.
+        let name = ctx
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("?")
+            .to_string();
+        if let Ok(mut log) = self.0.lock() {
+            log.push(name);
+        }
+        Ok(())
+    }
+}
+
+impl OperationLog {
+    fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+}
+
+/// The equal-work rule of sign-in codes: a code for an email with no pending link and a
+/// wrong code for a real pending link make the same DynamoDB operations, in the same
+/// order, and the same constant-time code comparisons, and get the same answer (counted,
+/// not timed).
+async fn code_work() -> Result<(), String> {
+    use contact_auth::domain::code::code_comparisons_on_this_thread;
+    let base = fresh(&Value::Null).await;
+    let log = OperationLog::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        base.store
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(log.clone())
+            .build(),
+    );
+    let app = TestApp::new(
+        base.config.clone(),
+        DynamoStore::new(client, base.store.table()),
+        KEY_DOC,
+    );
+    let steps = fixtures::parse_steps(&serde_json::json!([
+        {"op": "magic_link", "token": "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+         "email": "pending@example.com", "slug": "member-academy", "code": "123456"}
+    ]))?;
+    fixtures::setup(&app, &steps).await?;
+    let attempt = |email: &str, code: &str| {
+        fixtures::post_event(
+            Route::MagicConsume.path(),
+            serde_json::json!({"data": {"type": "magic_link_consumes",
+                "attributes": {"email": email, "code": code, "slug": "member-academy"}}}),
+        )
+    };
+    let mut seen = vec![];
+    for (email, code) in [
+        ("nobody@example.com", "123456"),
+        ("pending@example.com", "654321"),
+    ] {
+        log.take();
+        let before = code_comparisons_on_this_thread();
+        let resp = app
+            .handle(Route::MagicConsume, request(&attempt(email, code))?)
+            .await;
+        let mut body = body_json(&resp);
+        body["errors"][0]["meta"]["request_id"] = Value::Null;
+        seen.push((
+            resp.status().as_u16(),
+            body,
+            log.take(),
+            code_comparisons_on_this_thread() - before,
+        ));
+    }
+    let (no_link, wrong) = (&seen[0], &seen[1]);
+    ensure(
+        no_link.0 == 401 && no_link.1["errors"][0]["meta"]["reason"] == "invalid",
+        || format!("no link answered {} {}", no_link.0, no_link.1),
+    )?;
+    ensure(no_link.0 == wrong.0 && no_link.1 == wrong.1, || {
+        format!("answers differ: {:?} vs {:?}", no_link.1, wrong.1)
+    })?;
+    ensure(no_link.2 == wrong.2 && no_link.2.len() >= 4, || {
+        format!(
+            "DynamoDB operations differ: {:?} vs {:?}",
+            no_link.2, wrong.2
+        )
+    })?;
+    ensure(no_link.3 == wrong.3 && no_link.3 >= 1, || {
+        format!("code comparisons differ: {} vs {}", no_link.3, wrong.3)
     })
 }

@@ -158,6 +158,10 @@ add("register", "cors-preflight", apigw("OPTIONS", `${PREFIX}/register`, { heade
 
 // magic
 add("magic", "success", mag({ email: "member@example.com", slug: "member-academy" }), empty(202));
+add("magic", "success-code-challenge", mag({ email: "member@example.com", slug: "member-academy", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "S256" }), empty(202));
+add("magic", "code-challenge-without-method", mag({ email: "member@example.com", slug: "member-academy", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM" }), err(422, "validation_error", "/data/attributes/code_challenge_method"));
+add("magic", "code-challenge-method-plain", mag({ email: "member@example.com", slug: "member-academy", code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM", code_challenge_method: "plain" }), err(422, "validation_error", "/data/attributes/code_challenge_method"));
+add("magic", "code-challenge-malformed", mag({ email: "member@example.com", slug: "member-academy", code_challenge: "not-a-challenge", code_challenge_method: "S256" }), err(422, "validation_error", "/data/attributes/code_challenge"));
 add("magic", "success-team-id", mag({ email: "member@example.com", team_id: "team_abc123" }), empty(202));
 add("magic", "unknown-email-still-202", mag({ email: "nobody@example.com", slug: "member-academy" }), empty(202));
 add("magic", "both-slug-and-team-id", mag({ email: "member@example.com", slug: "member-academy", team_id: "team_abc123" }), err(422, "validation_error", "/data/attributes"));
@@ -175,12 +179,52 @@ add("magic-consume", "success", con({ token: TOKEN_A }), {
   body: { ...pairBody(), "/refresh_expires_in": 2592000, "/redirect_url": null }, body_strings: pairStrings(),
   header_values: PAIR_HEADERS, header_contains: SET_COOKIE,
 });
-add("magic-consume", "unknown-token", con({ token: TOKEN_B }), err(401, "magic_link_invalid"));
-add("magic-consume", "malformed-token", con({ token: "not-a-token" }), err(401, "magic_link_invalid"));
-add("magic-consume", "already-used", con({ token: TOKEN_A }), err(401, "magic_link_invalid", null, { setup: [linkSetup(TOKEN_A, { used: true })] }));
-add("magic-consume", "expired", con({ token: TOKEN_A }), err(401, "magic_link_invalid", null, { setup: [linkSetup(TOKEN_A)], clock_offset: 901 }));
+// A refused link or code: 401 magic_link_invalid with its meta.reason (v1.1).
+const refused = (reason, more = {}) => err(401, "magic_link_invalid", null, { ...more, body: { "/errors/0/meta/reason": reason, ...(more.body || {}) } });
+add("magic-consume", "unknown-token", con({ token: TOKEN_B }), refused("unknown"));
+add("magic-consume", "malformed-token", con({ token: "not-a-token" }), refused("unknown"));
+add("magic-consume", "already-used", con({ token: TOKEN_A }), refused("used", { setup: [linkSetup(TOKEN_A, { used: true })] }));
+add("magic-consume", "expired", con({ token: TOKEN_A }), refused("expired", { setup: [linkSetup(TOKEN_A)], clock_offset: 901 }));
+add("magic-consume", "superseded-token", con({ token: TOKEN_B }), refused("superseded", { setup: [linkSetup(TOKEN_B), linkSetup(TOKEN_A)] }));
 add("magic-consume", "missing-token", con({}), err(422, "validation_error", "/data/attributes/token"));
-add("magic-consume", "unknown-attribute", con({ token: TOKEN_A, email: "member@example.com" }), err(422, "unknown_attribute", "/data/attributes/email"));
+add("magic-consume", "unknown-attribute", con({ token: TOKEN_A, redirectUrl: "https://app.example.com/" }), err(422, "unknown_attribute", "/data/attributes/redirectUrl"));
+add("magic-consume", "token-and-code", con({ token: TOKEN_A, email: "member@example.com", code: "123456", slug: "member-academy" }), err(422, "validation_error", "/data/attributes"));
+
+// Sign-in codes (v1.1): the fixture link carries code 123456 (hashed with the test keys).
+const CODE = "123456";
+const WRONG = "654321";
+const byCode = (code, target = { slug: "member-academy" }, more = {}) => con({ email: "member@example.com", code, ...target, ...more });
+const codeLink = (more = {}) => linkSetup(TOKEN_A, { code: CODE, ...more });
+const pairOk = (setup) => ({
+  status: 200, setup, headers: ["set-cookie"],
+  body: { ...pairBody(), "/redirect_url": null }, body_strings: pairStrings(),
+  header_values: PAIR_HEADERS, header_contains: SET_COOKIE,
+});
+add("magic-consume", "code-success", byCode("123 456"), pairOk([codeLink()]));
+add("magic-consume", "code-success-team-id", byCode(CODE, { team_id: "team_abc123" }), pairOk([codeLink()]));
+add("magic-consume", "code-wrong", byCode(WRONG), refused("invalid", { setup: [codeLink()] }));
+add("magic-consume", "code-without-link", byCode(CODE), refused("invalid"));
+add("magic-consume", "code-fifth-wrong", byCode(WRONG), refused("invalid", { setup: [codeLink({ code_attempts: 4 })] }));
+add("magic-consume", "code-after-five-wrong", byCode(CODE), refused("invalid", { setup: [codeLink({ code_attempts: 5 })] }));
+add("magic-consume", "token-after-five-wrong-codes", con({ token: TOKEN_A }), pairOk([codeLink({ code_attempts: 5 })]));
+add("magic-consume", "code-per-email-cap", byCode(WRONG), err(429, "rate_limited", null, { setup: [codeLink()], repeat: 11, headers: ["retry-after"] }));
+add("magic-consume", "code-after-link-used", byCode(CODE), refused("invalid", { setup: [codeLink({ used: true })] }));
+add("magic-consume", "token-after-code-used", con({ token: TOKEN_A }), refused("used", { setup: [codeLink(), { op: "code_sign_in", email: "member@example.com", code: CODE, slug: "member-academy" }] }));
+add("magic-consume", "code-of-superseded-link", byCode("111111"), refused("invalid", { setup: [linkSetup(TOKEN_B, { code: "111111" }), codeLink()] }));
+add("magic-consume", "code-malformed", byCode("12345"), err(422, "validation_error", "/data/attributes/code"));
+add("magic-consume", "code-without-email", con({ code: CODE, slug: "member-academy" }), err(422, "validation_error", "/data/attributes/email"));
+// Same-device binding: the RFC 7636 example pair.
+const VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const OTHER_VERIFIER = "a".repeat(43);
+const boundLink = codeLink({ code_challenge: CHALLENGE });
+add("magic-consume", "bound-token-without-verifier", con({ token: TOKEN_A }), refused("verifier_mismatch", { setup: [boundLink] }));
+add("magic-consume", "bound-token-wrong-verifier", con({ token: TOKEN_A, code_verifier: OTHER_VERIFIER }), refused("verifier_mismatch", { setup: [boundLink] }));
+add("magic-consume", "bound-token-right-verifier", con({ token: TOKEN_A, code_verifier: VERIFIER }), pairOk([boundLink]));
+add("magic-consume", "bound-code-without-verifier", byCode(CODE), refused("verifier_mismatch", { setup: [boundLink] }));
+add("magic-consume", "bound-code-right-verifier", byCode(CODE, { slug: "member-academy" }, { code_verifier: VERIFIER }), pairOk([boundLink]));
+add("magic-consume", "unbound-token-ignores-verifier", con({ token: TOKEN_A, code_verifier: VERIFIER }), pairOk([codeLink()]));
+add("magic-consume", "verifier-malformed", con({ token: TOKEN_A, code_verifier: "short" }), err(422, "validation_error", "/data/attributes/code_verifier"));
 add("magic-consume", "wrong-type", post("/magic/consume", { data: { type: "magic_links", attributes: { token: TOKEN_A } } }), err(409, "type_mismatch", "/data/type"));
 
 // jwks, hosted page
