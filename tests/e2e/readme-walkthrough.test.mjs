@@ -40,6 +40,9 @@ test("the README walkthrough works by copy-paste", async () => {
   assert.match(out, /"keys":\[\{"alg":"EdDSA"/);
   recordSecret("violet-kettle-harbour-42");
   recordSecret("amber-lantern-orchard-17");
+  const amrs = [...out.matchAll(/"access_token":"([^"]+)"/g)].map((m) => JSON.parse(Buffer.from(m[1].split(".")[1], "base64url")).amr);
+  assert.deepEqual(amrs[0], ["magic_link"], "step 3 signed in by link");
+  assert.ok(amrs.some((a) => a.length === 1 && a[0] === "otp"), `step 6b signed in by code: ${JSON.stringify(amrs)}`);
   assert.match(out, /"has_password":true/, "step 7 set the password");
   assert.match(out, /"meta":\{"access_token"/, "step 9 returned the pair in meta");
   assert.match(out, /HTTP\/1\.1 204 No Content/, "step 10 logged out everywhere");
