@@ -457,6 +457,10 @@ fn main() {
         block_on(weak_hash_rehashed())
     }));
     trials.push(scenario(
+        "a_retried_mail_job_resends_the_same_link_and_code",
+        || block_on(retried_job()),
+    ));
+    trials.push(scenario(
         "a_code_without_a_link_costs_what_a_wrong_code_costs",
         || on_this_thread(code_work()),
     ));
@@ -828,5 +832,70 @@ async fn code_work() -> Result<(), String> {
     })?;
     ensure(no_link.3 == wrong.3 && no_link.3 >= 1, || {
         format!("code comparisons differ: {} vs {}", no_link.3, wrong.3)
+    })
+}
+
+/// CONTRACT §3: "a retry resends the same ones". A job processed again (its stream record
+/// redelivered after the mail went out but before the job was retired) mails the same
+/// link and code, and the link stays the newest; once the link is used, a retry sends
+/// nothing.
+async fn retried_job() -> Result<(), String> {
+    use contact_auth::handlers::mailer::{process_job, Outcome};
+    let ses = init()?;
+    let app = fresh(&Value::Null).await;
+    let mailer = app.mailer_app(SesMailer::from_env().await);
+    let email = format!("retry-{}@example.com", new_id());
+    record_secret(&email);
+    let job = serde_json::json!([{"op": "job", "job_id": "job-retry", "email": email,
+        "slug": "member-academy", "purpose": "register"}]);
+    let steps = fixtures::parse_steps(&job)?;
+    let mut sent = vec![];
+    for round in 0..2 {
+        fixtures::setup(&app, &steps).await?;
+        let outcome = process_job(&mailer, "job-retry")
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(matches!(outcome, Outcome::Sent(_)), || {
+            format!("round {round}: {outcome:?}")
+        })?;
+        let mails = mails_to(&ses, &email)?;
+        let text = mails
+            .last()
+            .and_then(|m| m["body"]["text"].as_str())
+            .ok_or("no mail")?
+            .to_string();
+        let token = tokens_in_mail(mails.last().ok_or("no mail")?)
+            .into_iter()
+            .next()
+            .ok_or("no token in the mail")?;
+        record_secret(&token);
+        let code = text
+            .split("sign in: ")
+            .nth(1)
+            .map(|t| t.chars().take(7).collect::<String>())
+            .ok_or("no code in the mail")?;
+        sent.push((mails.len(), token, code));
+    }
+    ensure(sent[1].0 == sent[0].0 + 1, || {
+        "the retry sent no second mail".into()
+    })?;
+    ensure(sent[0].1 == sent[1].1 && sent[0].2 == sent[1].2, || {
+        "the retry mailed another link or code".into()
+    })?;
+    // The first mail's link still signs in (the retry did not supersede it).
+    let (status, _) = fixtures::consume(&app, &sent[0].1).await?;
+    ensure(status == 200, || {
+        format!("consume after the retry: {status}")
+    })?;
+    // A retry after the link was used sends nothing.
+    fixtures::setup(&app, &steps).await?;
+    let outcome = process_job(&mailer, "job-retry")
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(outcome == Outcome::Nothing, || {
+        format!("retry after use: {outcome:?}")
+    })?;
+    ensure(mails_to(&ses, &email)?.len() == sent[1].0, || {
+        "a used link was mailed again".into()
     })
 }
