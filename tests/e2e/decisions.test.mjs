@@ -12,6 +12,7 @@ import {
   signUp, ddb, sha256, mailerIdle, errorOf, recordSecret, remember, admin, claimsOf, sleep,
   assertError, me, patchMe, setPassword, refreshBody, login,
   itemKey, KEY_PREFIX,
+  send,
 } from "./helpers.mjs";
 
 const PASSWORD = "amber-lighthouse-cobalt-53";
@@ -19,16 +20,6 @@ recordSecret(PASSWORD);
 
 /** The test stack's limit of failed logins per team+email (RATE_LOGIN_FAILURES_PER_15MIN, not set: the default). */
 const LOGIN_FAILURES = 10;
-
-/** A register or magic request, waiting out the test stack's 2 s per-address cooldown. */
-async function send(fn, attributes) {
-  for (let i = 0; i < 5; i++) {
-    const r = await fn(attributes);
-    if (r.status !== 429) return r;
-    await sleep(Number(r.headers.get("retry-after") || 1) * 1000 + 100);
-  }
-  throw new Error("still rate limited");
-}
 
 /** The stored RT# item of a refresh token (consistent read), or undefined. */
 async function refreshItem(token) {

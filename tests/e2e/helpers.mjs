@@ -301,3 +301,24 @@ export async function login(email, password, target = { slug: "member-academy" }
   remember(r.json && r.json.access_token ? r.json : null);
   return r;
 }
+
+/** A register or magic request, waiting out the test stack's 2 s per-address cooldown. */
+export async function send(fn, attributes) {
+  for (let i = 0; i < 5; i++) {
+    const r = await fn(attributes);
+    if (r.status !== 429) return r;
+    await sleep(Number(r.headers.get("retry-after") || 1) * 1000 + 100);
+  }
+  throw new Error("still rate limited");
+}
+
+/** The newest mail to `to` whose subject matches, waiting for it. */
+export async function mailWithSubject(to, re, timeoutMs = 15000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const found = (await mails(to)).filter((m) => re.test(m.subject));
+    if (found.length) return found[found.length - 1];
+    await sleep(100);
+  }
+  throw new Error(`no mail "${re}" for ${to}`);
+}

@@ -12,31 +12,11 @@ import {
   ddb, errorOf, recordSecret, admin, bearer, claimsOf, mailerIdle, sha256, sleep, assertError,
   me, patchMe, setPassword, changePassword, refreshBody, login,
   itemKey, KEY_PREFIX,
+  send, mailWithSubject,
 } from "./helpers.mjs";
 
 const PASSWORD = "quartz-meadow-lantern-97";
 recordSecret(PASSWORD);
-
-/** The newest mail to `to` whose subject matches, waiting for it. */
-async function mailWithSubject(to, re, timeoutMs = 15000) {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    const found = (await mails(to)).filter((m) => re.test(m.subject));
-    if (found.length) return found[found.length - 1];
-    await sleep(100);
-  }
-  throw new Error(`no mail "${re}" for ${to}`);
-}
-
-/** A register or magic request, waiting out the test stack's 2 s per-address cooldown. */
-async function send(fn, attributes) {
-  for (let i = 0; i < 5; i++) {
-    const r = await fn(attributes);
-    if (r.status !== 429) return r;
-    await sleep(Number(r.headers.get("retry-after") || 1) * 1000 + 100);
-  }
-  throw new Error("still rate limited");
-}
 
 /** Signs an existing member in by a fresh magic link. */
 async function signIn(email, slug = "member-academy") {

@@ -18,6 +18,7 @@ import {
   tokenFrom, waitForMail, mails, mailerIdle, uniqueEmail, signUp, errorOf, claimsOf, sleep,
   recordSecret, remember, me, patchMe, setPassword, changePassword, login,
   assertErrorDocument, tableSnapshot, tableChanges, itemKey, KEY_PREFIX,
+  send, mailWithSubject,
 } from "./helpers.mjs";
 
 const TIMEOUT = 60000;
@@ -29,16 +30,6 @@ recordSecret(PASSWORD);
 /** Wrong codes per link before its code is dead, and per email and hour before 429. */
 const LINK_ATTEMPTS = 5;
 const EMAIL_ATTEMPTS = 10;
-
-/** A register or magic request, waiting out the test stack's 2 s per-address cooldown. */
-async function send(fn, attributes) {
-  for (let i = 0; i < 5; i++) {
-    const r = await fn(attributes);
-    if (r.status !== 429) return r;
-    await sleep(Number(r.headers.get("retry-after") || 1) * 1000 + 100);
-  }
-  throw new Error("still rate limited");
-}
 
 /**
  * Requests a link (register or magic) and waits for its mail and for the mailer to be idle:
@@ -87,17 +78,6 @@ function assertPair(r, amr) {
 /** "pk | sk" of an item key, as tableSnapshot()/tableChanges() name items. */
 const keyString = (k) => `${k.pk.S} | ${k.sk.S}`;
 const isRate = (k) => k.startsWith(KEY_PREFIX.rate);
-
-/** The newest mail to `to` whose subject matches, waiting for it. */
-async function mailWithSubject(to, re, timeoutMs = 15000) {
-  const start = Date.now();
-  while (Date.now() - start < timeoutMs) {
-    const found = (await mails(to)).filter((m) => re.test(m.subject));
-    if (found.length) return found[found.length - 1];
-    await sleep(100);
-  }
-  throw new Error(`no mail "${re}" for ${to}`);
-}
 
 // ---------------------------------------------------------------------------------------
 // The code in the mail, and signing in by it
