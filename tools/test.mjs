@@ -121,6 +121,23 @@ if (secrets.length < 10) {
   console.log(`no secret in any log: ${checked}`);
 }
 if (leaks || secrets.length < 10) totals.failed += 1; else totals.passed += 1;
+// The metrics the functions wrote (EMF lines): valid, low-cardinality, and the ones an
+// operator relies on were produced (only when the whole e2e suite ran).
+console.log("\n== metrics (EMF) in logs ==");
+{
+  const { checkLogs, EXPECTED } = await import("./emf-check.mjs");
+  const { lines, problems, seen } = checkLogs(logs.map((f) => join(logDir, f)));
+  const missing = process.env.E2E_ONLY ? [] : EXPECTED.filter((m) => !seen.has(m));
+  for (const p of problems.slice(0, 10)) console.error(`EMF: ${p}`);
+  if (missing.length) console.error(`EMF: never written: ${missing.join(", ")}`);
+  if (problems.length || missing.length || lines === 0) {
+    failed = true;
+    totals.failed += 1;
+  } else {
+    totals.passed += 1;
+    console.log(`${lines} EMF lines, all valid; seen: ${[...seen].filter((m) => EXPECTED.includes(m)).length} of ${EXPECTED.length} expected metrics`);
+  }
+}
 console.log(failed ? "\nmake test: FAILED" : "\nmake test: all suites passed");
 console.log(`${totals.passed} passed, ${totals.failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -41,10 +41,12 @@ pub fn request_meta(req: &Request) -> RequestMeta {
 }
 
 /// Runs one route's handler: answers CORS preflights and wrong methods, logs one line
-/// per request (method, route, status, latency; never bodies), maps errors, and puts
-/// `X-Request-ID` and CORS headers on every response.
+/// per request (method, route, status, latency; never bodies), writes its metrics (EMF,
+/// `metrics`; not for preflights), maps errors, and puts `X-Request-ID` and CORS headers
+/// on every response.
 pub async fn serve<F, Fut>(
     cfg: &Config,
+    function: &str,
     method: Method,
     path_methods: &str,
     req: Request,
@@ -79,10 +81,23 @@ where
         r
     } else {
         let rid = meta.request_id.clone();
-        match handler(req, meta.clone()).instrument(span.clone()).await {
+        let (result, recorded) =
+            crate::metrics::scope(handler(req, meta.clone()).instrument(span.clone())).await;
+        let resp = match result {
             Ok(r) => r,
             Err(e) => error_response(&e, &rid),
-        }
+        };
+        crate::metrics::emit(&crate::metrics::documents(
+            &crate::metrics::namespace(),
+            function,
+            crate::metrics::now_ms(),
+            crate::metrics::Unit::Request {
+                server_error: resp.status().is_server_error(),
+            },
+            started.elapsed().as_secs_f64() * 1000.0,
+            &recorded,
+        ));
+        resp
     };
 
     let headers = resp.headers_mut();
@@ -535,7 +550,7 @@ mod tests {
         let resp = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap()
-            .block_on(serve(cfg, route, "POST", req, |_, _| {
+            .block_on(serve(cfg, "test", route, "POST", req, |_, _| {
                 ran.set(true);
                 async move { answer }
             }));

@@ -15,6 +15,7 @@ pub mod edge;
 pub mod errors;
 pub mod flows;
 pub mod handlers;
+pub mod metrics;
 pub mod ports;
 pub mod routes;
 pub mod runtime;

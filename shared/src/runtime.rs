@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::domain::jwt::KeySet;
 use crate::edge;
 use crate::handlers::mailer::{self, MailerApp, MailerStore};
+use crate::metrics;
 use crate::ports::Mailer;
 use crate::routes::RouteFn;
 
@@ -118,6 +119,7 @@ impl KeysDep for KeySet {
 pub async fn serve_route<R: RouteFn>(app: &App<R::Store, R::Keys>, req: Request) -> Response<Body> {
     edge::serve(
         &app.config,
+        R::ROUTE.function(),
         R::ROUTE.method(),
         &R::ROUTE.path_methods(),
         req,
@@ -176,7 +178,22 @@ pub async fn process_records<S: MailerStore, M: Mailer>(
         let Some(job_id) = r.job_id else { continue };
         // Boxed: the job future is deep (static dispatch all the way down), and boxing it
         // keeps the Lambda loop's future within the compiler's layout depth.
-        if let Err(e) = Box::pin(mailer::process_job(app, &job_id)).await {
+        let started = std::time::Instant::now();
+        let (result, mut recorded) =
+            metrics::scope(Box::pin(mailer::process_job(app, &job_id))).await;
+        recorded.events.push(metrics::Event::MailJob(match &result {
+            Ok(outcome) => outcome.as_str(),
+            Err(_) => "failed",
+        }));
+        metrics::emit(&metrics::documents(
+            &metrics::namespace(),
+            "mailer",
+            metrics::now_ms(),
+            metrics::Unit::Job,
+            started.elapsed().as_secs_f64() * 1000.0,
+            &recorded,
+        ));
+        if let Err(e) = result {
             tracing::error!(job_id = %job_id, error = %e, "mail job failed; will be retried");
             if let Some(seq) = r.sequence_number {
                 failures.push(seq);

@@ -125,3 +125,44 @@ mod tests {
         }
     }
 }
+
+/// Times every call of an SDK client (all attempts and back-off included) into the
+/// current request's metrics (`metrics::add_dependency`); outside a request it records
+/// nothing.
+#[derive(Debug)]
+pub struct DependencyTimer(pub crate::metrics::Dependency);
+
+#[derive(Debug, Clone)]
+struct CallStarted(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for CallStarted {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for DependencyTimer {
+    fn name(&self) -> &'static str {
+        "DependencyTimer"
+    }
+
+    fn read_before_execution(
+        &self,
+        _ctx: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStarted(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _ctx: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _rc: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if let Some(started) = cfg.load::<CallStarted>() {
+            crate::metrics::add_dependency(self.0, started.0.elapsed());
+        }
+        Ok(())
+    }
+}

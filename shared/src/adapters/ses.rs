@@ -19,7 +19,10 @@ impl SesMailer {
 
     pub async fn from_env() -> Self {
         let cfg = super::aws::sdk_config(super::aws::Service::SesV2);
-        SesMailer::new(Client::new(&cfg))
+        let conf = aws_sdk_sesv2::config::Builder::from(&cfg)
+            .interceptor(super::aws::DependencyTimer(crate::metrics::Dependency::Ses))
+            .build();
+        SesMailer::new(Client::from_conf(conf))
     }
 }
 

@@ -16,6 +16,7 @@ use crate::domain::rate::{email_scope, ip_counter, login_failures};
 use crate::domain::secret::new_id;
 use crate::edge::attr_pointer;
 use crate::errors::{ApiError, ErrorCode};
+use crate::metrics::{self, Event, Limit, Method};
 use crate::ports::{Attempts, Contacts, Counter, Reserved};
 
 pub fn rfc3339(secs: i64) -> Value {
@@ -80,7 +81,10 @@ pub async fn reserve_password_attempt<S: Attempts, K>(
     ];
     match app.store.reserve_attempts(&counters, now).await? {
         Reserved::Ok => Ok(failures),
-        Reserved::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
+        Reserved::Limited { retry_after } => {
+            metrics::record(Event::RateLimited(Limit::Login));
+            Err(ApiError::rate_limited(retry_after))
+        }
     }
 }
 
@@ -121,6 +125,7 @@ pub async fn check_current_password<S: Attempts, K>(
     let scope = email_scope(claims.tid.as_str(), &contact.email_key);
     let failures = reserve_password_attempt(app, &scope, source_ip, now).await?;
     if !password::verify(contact.password_hash.as_deref(), given) {
+        metrics::record(Event::FailedLogin(Method::Pwd));
         tracing::info!(contact_id = %contact.contact_id, "wrong current password");
         return Err(
             ApiError::new(ErrorCode::CurrentPasswordIncorrect).at(attr_pointer("current_password"))

@@ -17,6 +17,7 @@ use crate::edge::{
     attr_pointer, empty_response, parse_document, Attributes, HandlerResult, RequestMeta,
 };
 use crate::errors::{ApiError, ErrorCode};
+use crate::metrics::{self, Event, Limit};
 use crate::ports::{Directory, Enqueued, MailJobs};
 
 pub const ATTRIBUTES: &[&str] = &[
@@ -138,6 +139,9 @@ pub async fn request_link<S: Directory + MailJobs, K>(
             tracing::info!(job_id = %job.job_id, purpose = ?purpose, "mail job queued");
             Ok(empty_response(StatusCode::ACCEPTED))
         }
-        Enqueued::Limited { retry_after } => Err(ApiError::rate_limited(retry_after)),
+        Enqueued::Limited { retry_after } => {
+            metrics::record(Event::RateLimited(Limit::Send));
+            Err(ApiError::rate_limited(retry_after))
+        }
     }
 }

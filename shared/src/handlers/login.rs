@@ -23,6 +23,7 @@ use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::account::reserve_password_attempt;
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::metrics::{self, Event, Method};
 use crate::ports::{Attempts, Contacts, Directory, Sessions};
 
 pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
@@ -69,6 +70,7 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
     let verified = password::verify(stored.as_deref(), &pw);
     let member = membership.is_some_and(|m| m.admits(now));
     let (Some(contact), Some(team_id), true, true) = (contact, team_id, verified, member) else {
+        metrics::record(Event::FailedLogin(Method::Pwd));
         tracing::info!("login refused");
         return Err(ApiError::new(ErrorCode::InvalidCredentials));
     };
@@ -97,5 +99,6 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
         )
         .await?;
     tracing::info!(contact_id = %contact.contact_id, rehashed = rehashed.is_some(), "login");
+    metrics::record(Event::SignIn(Method::Pwd));
     token_pair_response(app, &subject, &refresh, json!({}))
 }

@@ -25,6 +25,7 @@ use crate::edge::{
 };
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::metrics::{self, Event, Limit};
 use crate::ports::{
     Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, Reserved, UndoEmailChange,
 };
@@ -148,6 +149,7 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
         (ip_counter(&meta.source_ip, now), app.config.ip_per_minute),
     ];
     if let Reserved::Limited { retry_after } = store.reserve_attempts(&counters, now).await? {
+        metrics::record(Event::RateLimited(Limit::Code));
         return Err(ApiError::rate_limited(retry_after));
     }
     let found = store.newest_link(&email_scope(&scope, &email.key)).await?;
@@ -172,6 +174,7 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
             Ok((link, tv))
         }
         _ => {
+            metrics::record(Event::FailedLogin(metrics::Method::Otp));
             tracing::info!("sign-in code refused");
             Err(ApiError::link_refused(LinkRefusal::Invalid))
         }
@@ -236,6 +239,13 @@ async fn consume_link<S: MagicLinks + Contacts>(
             .await?
         {
             Consumed::Done => {
+                // An email-change session is not a sign-in (its amr maps to no method).
+                if let Some(method) = metrics::Method::from_amr(amr) {
+                    metrics::record(Event::SignIn(method));
+                }
+                if matches!(who, ConsumeAs::NewContact { .. }) {
+                    metrics::record(Event::Registration);
+                }
                 tracing::info!(contact_id = %contact_id, purpose = ?link.purpose, "magic link consumed");
                 return token_pair_response(
                     app,

@@ -22,6 +22,7 @@ use crate::flows::account::{
     check_current_password, notice_job, reauthentication_required, resource,
 };
 use crate::flows::session::authenticate;
+use crate::metrics::{self, Event, Limit};
 use crate::ports::{Attempts, Contacts, Enqueued, MailJobs, ProfileChanges};
 
 fn optional_text(
@@ -138,6 +139,7 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 .request_email_change(&job, &rules, &email.display, now)
                 .await?
             {
+                metrics::record(Event::RateLimited(Limit::Send));
                 return Err(ApiError::rate_limited(retry_after));
             }
             tracing::info!(contact_id = %contact.contact_id, job_id = %job.job_id, "email change requested");

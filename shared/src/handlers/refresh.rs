@@ -16,6 +16,7 @@ use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{
     new_refresh, presented_refresh_token, token_pair_response, AmbiguousCookie, SessionSubject,
 };
+use crate::metrics::{self, Event};
 use crate::ports::{Rotation, Sessions};
 
 pub async fn handle<S: Sessions>(
@@ -45,6 +46,7 @@ pub async fn handle<S: Sessions>(
             RefreshDecision::Rotate => None,
             RefreshDecision::Grace { since } => Some(since),
             RefreshDecision::Reuse => {
+                metrics::record(Event::RefreshReuse);
                 store
                     .revoke_family(&state.record.family_id, None, now, session_end)
                     .await?;

@@ -83,7 +83,12 @@ impl DynamoStore {
 
     pub async fn from_env(table: &str) -> Self {
         let cfg = super::aws::sdk_config(super::aws::Service::DynamoDb);
-        DynamoStore::new(Client::new(&cfg), table)
+        let conf = aws_sdk_dynamodb::config::Builder::from(&cfg)
+            .interceptor(super::aws::DependencyTimer(
+                crate::metrics::Dependency::DynamoDb,
+            ))
+            .build();
+        DynamoStore::new(Client::from_conf(conf), table)
     }
 
     pub fn client(&self) -> &Client {

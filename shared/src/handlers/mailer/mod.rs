@@ -29,6 +29,7 @@ use crate::domain::model::{
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::RawToken;
 use crate::errors::PortError;
+use crate::metrics::{self, Event, FailureKind};
 use crate::ports::{Contacts, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail};
 use render::{link_url, render, render_email_change_notice, render_password_notice};
 
@@ -52,6 +53,19 @@ pub enum Outcome {
     Dropped,
     /// The job is gone: already processed (a redelivered stream record).
     AlreadyDone,
+}
+
+impl Outcome {
+    /// The `Outcome` dimension of the `MailJobs` metric.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Sent(_) => "sent",
+            Outcome::Notice => "notice",
+            Outcome::Nothing => "nothing",
+            Outcome::Dropped => "dropped",
+            Outcome::AlreadyDone => "already_done",
+        }
+    }
 }
 
 /// What a job resolves to: the hub named in the mail and the team the link is for.
@@ -127,12 +141,19 @@ async fn send<S, M: Mailer>(
     mail: &OutgoingMail,
 ) -> Result<bool, PortError> {
     match app.mailer.send(mail).await {
-        Ok(()) => Ok(true),
+        Ok(()) => {
+            metrics::record(Event::MailSent);
+            Ok(true)
+        }
         Err(PortError::Permanent(reason)) => {
+            metrics::record(Event::MailFailed(FailureKind::Permanent));
             tracing::error!(job_id = %job_id, reason = %reason, "mail refused by SES for good; dropped");
             Ok(false)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            metrics::record(Event::MailFailed(FailureKind::Transient));
+            Err(e)
+        }
     }
 }
 
