@@ -20,11 +20,10 @@
 // - header_contains: header name -> substrings that must all appear in its value
 //   (Set-Cookie: name, HttpOnly, Secure, SameSite=Strict, Path; a cleared cookie also
 //   an empty value and Max-Age=0).
-// Only values the code fixes are asserted. refresh_expires_in is computed from a second
-// clock read after the DynamoDB write that stores the token, so it is 2592000 only when
-// no second boundary passes in between: it is asserted for magic-consume alone (the
-// check tests/replay.rs always made) and left out of login, refresh (a rotated token
-// also counts from the sign-in) and password change; so is an issued cookie's Max-Age.
+// Only values the code fixes are asserted. refresh_expires_in counts from the token's own
+// creation (flows::session::NewRefresh::lifetime), so a fresh sign-in's is exactly 2592000
+// (asserted for magic-consume); a rotated token counts down to the session's absolute
+// end, so refresh and password change leave it out, as does login (kept as it was).
 // Also left out: Retry-After values; anything of the HTML page's body.
 
 import { mkdirSync, writeFileSync, rmSync } from "node:fs";

@@ -110,14 +110,16 @@ pub fn token_pair<S>(
         "token_type": "Bearer",
         "expires_in": app.config.access_ttl,
         "refresh_token": refresh.raw.expose(),
-        "refresh_expires_in": refresh.lifetime(app.now()),
+        "refresh_expires_in": refresh.lifetime(),
     }))
 }
 
 impl NewRefresh {
-    /// Seconds until this refresh token expires.
-    pub fn lifetime(&self, now: i64) -> i64 {
-        (self.record.expires_at - now).max(0)
+    /// Seconds this refresh token lives, counted from when it was made (the same clock
+    /// read that set its expiry: a second boundary passing during the DynamoDB write must
+    /// not make the answer 2591999 instead of the configured 2592000).
+    pub fn lifetime(&self) -> i64 {
+        (self.record.expires_at - self.record.created_at).max(0)
     }
 }
 
@@ -131,7 +133,7 @@ pub fn set_refresh_cookie<S, K>(
     let (raw, max_age) = match value {
         Some(r) => (
             r.raw.expose().to_string(),
-            cookie::time::Duration::seconds(r.lifetime(app.now())),
+            cookie::time::Duration::seconds(r.lifetime()),
         ),
         None => (String::new(), cookie::time::Duration::ZERO),
     };
