@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 use super::codec::{hub_item, n, new_membership_item, s, status_str};
 use super::keys::{self, key_map, with_key};
 use super::tx::{Settled, Tx};
-use super::{build_err, sdk_err, DynamoStore};
+use super::{build_err, conditional, sdk_err, DynamoStore};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Hub, MembershipStatus, Team};
 use crate::ports::PortResult;
@@ -109,10 +108,6 @@ impl DynamoStore {
             req.update_expression("SET #st = :st")
                 .expression_attribute_values(":st", s("active"))
         };
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_err("set_banned", e)),
-        }
+        conditional("set_banned", req.send().await)
     }
 }

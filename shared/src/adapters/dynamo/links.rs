@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
@@ -14,7 +13,7 @@ use super::codec::{
 };
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
-use super::{build_err, sdk_err, DynamoStore, Item, PENDING_CHANGE};
+use super::{build_err, conditional, DynamoStore, Item, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{LinkRefusal, MagicLink, RefreshRecord};
@@ -171,11 +170,7 @@ impl MagicLinks for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_err("put_magic_link", e)),
-        }
+        conditional("put_magic_link", res)
     }
 
     async fn make_newest(&self, link: &MagicLink) -> PortResult<()> {
@@ -197,11 +192,8 @@ impl MagicLinks for DynamoStore {
             .expression_attribute_values(":c", n(link.created_at))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(sdk_err("make_newest", e)),
-        }
+        // A newer link already is the newest: nothing to do.
+        conditional("make_newest", res).map(|_| ())
     }
 
     async fn newest_link(&self, scope: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
@@ -231,11 +223,7 @@ impl MagicLinks for DynamoStore {
             .expression_attribute_values(":max", n(max))
             .send()
             .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(sdk_err("reserve_code_attempt", e)),
-        }
+        conditional("reserve_code_attempt", res)
     }
 
     async fn magic_link(

@@ -51,6 +51,19 @@ pub struct DynamoStore {
 
 /// Maps an SDK error to a port error with only the operation and the error code:
 /// SDK messages can echo request data, so they are not logged.
+/// A single write with a condition: true when written, false when its condition did not
+/// hold; any other failure is an error.
+pub(crate) fn conditional<T, E: ProvideErrorMetadata, R>(
+    op: &str,
+    res: Result<T, SdkError<E, R>>,
+) -> PortResult<bool> {
+    match res {
+        Ok(_) => Ok(true),
+        Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(e) => Err(sdk_err(op, e)),
+    }
+}
+
 pub(crate) fn sdk_err<E: ProvideErrorMetadata, R>(op: &str, e: SdkError<E, R>) -> PortError {
     let code = e.code().unwrap_or("none").to_string();
     match &e {
