@@ -34,6 +34,9 @@ pub struct Config {
     pub cookie_name: String,
     /// How long a warm function caches hub lookups (seconds).
     pub hub_cache_ttl: i64,
+    /// The namespace of the functions' metrics (`METRICS_NAMESPACE`; the stack sets
+    /// `ContactAuth/<stack>`).
+    pub metrics_namespace: String,
 }
 
 pub const API_PREFIX: &str = "/api/v1/contact-auth";
@@ -78,6 +81,7 @@ impl Config {
             cookie_path: API_PREFIX.into(),
             cookie_name: "contact_refresh".into(),
             hub_cache_ttl: 60,
+            metrics_namespace: "ContactAuth/local".into(),
         }
     }
 
@@ -121,6 +125,7 @@ impl Config {
             cookie_path: var("COOKIE_PATH").unwrap_or(d.cookie_path),
             cookie_name: d.cookie_name,
             hub_cache_ttl: num("HUB_CACHE_SECONDS", d.hub_cache_ttl)?,
+            metrics_namespace: var("METRICS_NAMESPACE").unwrap_or(d.metrics_namespace),
         })
     }
 

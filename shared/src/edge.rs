@@ -88,7 +88,7 @@ where
             Err(e) => error_response(&e, &rid),
         };
         crate::metrics::emit(&crate::metrics::documents(
-            &crate::metrics::namespace(),
+            &cfg.metrics_namespace,
             function,
             crate::metrics::now_ms(),
             crate::metrics::Unit::Request {

@@ -151,14 +151,6 @@ pub async fn scope<F: Future>(fut: F) -> (F::Output, Recorder) {
         .await
 }
 
-/// The namespace: `METRICS_NAMESPACE` (the stack sets it), else `ContactAuth/local`.
-pub fn namespace() -> String {
-    std::env::var("METRICS_NAMESPACE")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "ContactAuth/local".into())
-}
-
 /// One EMF document: `values` are (metric, unit, value), all under the same dimensions.
 fn document(ns: &str, ts_ms: u64, dims: &[(&str, &str)], values: &[(&str, &str, f64)]) -> Value {
     let mut doc = Map::new();

@@ -186,7 +186,7 @@ pub async fn process_records<S: MailerStore, M: Mailer>(
             Err(_) => "failed",
         }));
         metrics::emit(&metrics::documents(
-            &metrics::namespace(),
+            &app.config.metrics_namespace,
             "mailer",
             metrics::now_ms(),
             metrics::Unit::Job,

@@ -24,7 +24,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MAX_CODE_ATTEMPTS: u32 = 5;
 
 /// A key the mailer and `magic/consume` share (derived from the signing secret, see
-/// `jwt::KeySet::link_keys`). Never shown.
+/// `jwt::KeySet::link`). Never shown.
 #[derive(Clone)]
 pub struct LinkKey([u8; 32]);
 
@@ -109,14 +109,21 @@ pub fn link_secrets(key: &LinkKey, job_id: &str) -> (RawToken, SignInCode) {
     (token, SignInCode(format!("{n:06}")))
 }
 
-/// What the link item stores for its code: base64url HMAC of the link's token hash and
-/// the code.
+/// The keyed hash of a link's code: HMAC of the link's token hash and the code.
+fn code_mac(key: &LinkKey, token_hash: &TokenHash, code: &SignInCode) -> HmacSha256 {
+    hmac_of(
+        &key.0,
+        &[
+            b"code-hash",
+            token_hash.as_str().as_bytes(),
+            code.0.as_bytes(),
+        ],
+    )
+}
+
+/// What the link item stores for its code: the base64url `code_mac`.
 pub fn code_hash(key: &LinkKey, token_hash: &TokenHash, code: &SignInCode) -> String {
-    URL_SAFE_NO_PAD.encode(key.mac(&[
-        b"code-hash",
-        token_hash.as_str().as_bytes(),
-        code.0.as_bytes(),
-    ]))
+    URL_SAFE_NO_PAD.encode(code_mac(key, token_hash, code).finalize().into_bytes())
 }
 
 /// A stored value no code matches: the comparison when there is no link to compare with.
@@ -144,17 +151,9 @@ pub fn code_matches(
     let mut any = false;
     for key in std::iter::once(&keys.active).chain(keys.previous.as_ref()) {
         CODE_COMPARISONS.with(|n| n.set(n.get() + 1));
-        let ok = hmac_of(
-            &key.0,
-            &[
-                b"code-hash",
-                token_hash.as_str().as_bytes(),
-                code.0.as_bytes(),
-            ],
-        )
-        .verify_slice(&stored)
-        .is_ok();
-        any |= ok;
+        any |= code_mac(key, token_hash, code)
+            .verify_slice(&stored)
+            .is_ok();
     }
     any
 }

@@ -50,9 +50,10 @@ pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
             )
         })?),
     };
+    // `null` counts as absent, as everywhere.
     let by_code = ["email", "code", "slug", "team_id"]
         .iter()
-        .any(|a| attrs.has(a) && !matches!(attrs.0.get(*a), Some(serde_json::Value::Null)));
+        .any(|a| attrs.0.get(*a).is_some_and(|v| !v.is_null()));
     let now = app.now();
     let (link, contact_tv, amr) = match attrs.optional_str("token")? {
         Some(_) if by_code => {

@@ -258,7 +258,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         target,
         to,
         contact.as_ref(),
-        redirect.clone(),
+        redirect,
         app.config.magic_ttl,
     );
     link.code_hash = Some(code_hash(&app.keys.link.active, &link.token_hash, &code));
