@@ -44,7 +44,7 @@ test: lint check-template
 ifneq ($(SKIP_SAM_BUILD),1)
 	$(MAKE) sam-build
 endif
-	@tools/install.sh --browser
+	@tools/install.sh --browser --qemu
 	cargo build --workspace --bins --tests
 	$(MAKE) build-dev
 	node tools/test.mjs
@@ -80,19 +80,22 @@ build:
 	@tools/install.sh --arm64
 	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 
-# `sam build` from this checkout without Docker: make build first (one cargo run), then
-# sam's build-<LogicalId> calls below find every binary fresh and copy it. The built
+# `sam build` (plain, as SAM users run it; samconfig.toml sets build_in_source): SAM runs
+# each function's build-<LogicalId> rule below in this checkout. No Docker. The built
 # bootstraps are checked by tools/check_build.py in make test (tools/test.mjs).
-sam-build: build
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(TEMPLATE_REGION)} SAM_CLI_TELEMETRY=0 .venv/bin/sam build --build-in-source
+sam-build: install
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(TEMPLATE_REGION)} SAM_CLI_TELEMETRY=0 .venv/bin/sam build
 
-# `sam build` calls build-<LogicalId> (BuildMethod: makefile): one function's bootstrap.
-# The crate is the logical id without `Function`, in kebab case (MagicConsume ->
-# magic-consume); testkit/tests/tables.rs checks the template builds one per crate.
+# `sam build` calls build-<LogicalId> (BuildMethod: makefile) once per function. Each call
+# builds every bootstrap in one cargo run (what make build does: the release links share
+# both cores); the first call does the work, the others find the binaries fresh. Then it
+# copies its own. The crate is the logical id without `Function`, in kebab case
+# (MagicConsume -> magic-consume); testkit/tests/tables.rs checks the template builds one
+# per crate. tools/install.sh is idempotent (it does nothing once the tools are in place).
 crate_of = $(shell echo '$(1)' | sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' | tr 'A-Z' 'a-z')
 build-%Function:
 	@tools/install.sh --arm64
-	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 --bin $(call crate_of,$*)
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --bin ,$(FUNCTIONS))
 	cp "$(CARGO_TARGET_DIR)/lambda/$(call crate_of,$*)/bootstrap" "$(ARTIFACTS_DIR)/bootstrap"
 
 # One fixture through one function's binary with cargo lambda's Runtime API emulator and
@@ -101,6 +104,7 @@ invoke: install
 	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=<function> EVENT=events/<function>/<case>.json"; exit 2; fi
 	node tools/invoke.mjs "$(FN)" "$(EVENT)"
 
-# Guided first deploy (writes samconfig.toml); later deploys reuse it. Needs AWS credentials.
+# Guided first deploy (adds its answers to samconfig.toml); later deploys reuse them. Needs
+# AWS credentials. The same as `sam build && sam deploy --guided`.
 deploy: sam-build
-	.venv/bin/sam deploy --guided --capabilities CAPABILITY_IAM
+	.venv/bin/sam deploy --guided

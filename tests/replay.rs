@@ -30,7 +30,6 @@ use testkit::verdict::{check_http, check_mail, tokens_in_mail, Expected, MailObs
 use testkit::{config_for_table, schema, seed};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-const KEY_DOC: &str = r#"{"signing_secret":"replay-test-signing-secret-0123456789abcdef"}"#;
 
 static INIT: Once = Once::new();
 
@@ -136,7 +135,7 @@ async fn fresh(config: &Value) -> TestApp {
     if let Some(n) = config.get("ip_per_minute").and_then(Value::as_u64) {
         cfg.ip_per_minute = n as u32;
     }
-    TestApp::new(cfg, store, KEY_DOC)
+    TestApp::new(cfg, store, &testkit::test_key_doc())
 }
 
 /// Repeated requests count into fixed windows (per IP: 60 s; failed logins: 15 min): a
@@ -306,7 +305,9 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
                 return Err("the link still worked after its code signed in".into());
             }
         }
-        (Route::Jwks, 200) if body["keys"][0]["kid"] != app.keys().active.kid.as_str() => {
+        (Route::Jwks, 200)
+            if body["keys"][0]["kid"] != app.keys().current().active.kid.as_str() =>
+        {
             return Err(format!("jwks {body}"));
         }
         _ => {}
@@ -783,7 +784,7 @@ async fn code_work() -> Result<(), String> {
     let app = TestApp::new(
         base.config.clone(),
         DynamoStore::new(client, base.store.table()),
-        KEY_DOC,
+        &testkit::test_key_doc(),
     );
     let steps = fixtures::parse_steps(&serde_json::json!([
         {"op": "magic_link", "token": "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",

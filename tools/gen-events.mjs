@@ -229,8 +229,16 @@ add("magic-consume", "wrong-type", post("/magic/consume", { data: { type: "magic
 // jwks, hosted page
 add("jwks", "success", apigw("GET", `${PREFIX}/.well-known/jwks.json`), {
   status: 200,
-  body: { "/keys/0/kty": "OKP", "/keys/0/crv": "Ed25519", "/keys/0/alg": "EdDSA", "/keys/0/use": "sig" },
-  body_strings: ["/keys/0/kid", "/keys/0/x"],
+  // The current key and the published next one (rotate-key promotes it), both RS256.
+  body: { "/keys/0/kty": "RSA", "/keys/0/alg": "RS256", "/keys/0/use": "sig", "/keys/0/e": "AQAB", "/keys/1/alg": "RS256" },
+  body_strings: ["/keys/0/kid", "/keys/0/n", "/keys/1/kid"],
+  header_values: { ...EDGE, "content-type": "application/json", "cache-control": "public, max-age=300" },
+});
+add("openid-configuration", "success", apigw("GET", `${PREFIX}/.well-known/openid-configuration`), {
+  status: 200,
+  // The issuer and jwks_uri depend on PUBLIC_BASE_URL (jwt-verifier.test.mjs checks them).
+  body: { "/id_token_signing_alg_values_supported/0": "RS256", "/subject_types_supported/0": "public" },
+  body_strings: ["/issuer", "/jwks_uri"],
   header_values: { ...EDGE, "content-type": "application/json", "cache-control": "public, max-age=300" },
 });
 // An HTML page: no body pointers.

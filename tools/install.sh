@@ -6,6 +6,8 @@
 #   aarch64 std   <- rustup, only with --arm64 (cross-compiling the Lambda bootstraps; zig
 #                    comes with cargo-lambda's PyPI dependency `ziglang`)
 #   cargo-mutants <- crates.io, pinned below, only with --mutants (make mutants), into .tools/
+#   qemu-user, libc6-arm64-cross <- Debian's packages, pinned below, only with --qemu and
+#                    not on aarch64 (make test runs the arm64 bootstraps under qemu-aarch64)
 # Needs Rust, Node/npm, Python 3 and Java 17 on the machine. Safe to rerun: it does
 # nothing when everything is in place.
 set -euo pipefail
@@ -14,10 +16,24 @@ cd "$(dirname "$0")/.."
 want_browser=0
 want_arm64=0
 want_mutants=0
-[ "${1:-}" = "--browser" ] && want_browser=1
-[ "${1:-}" = "--arm64" ] && want_arm64=1
-[ "${1:-}" = "--mutants" ] && want_mutants=1
+want_qemu=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) want_browser=1 ;;
+    --arm64) want_arm64=1 ;;
+    --mutants) want_mutants=1 ;;
+    --qemu) want_qemu=1 ;;
+    *) echo "install: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
 CARGO_MUTANTS_VERSION=25.3.1
+# Debian 12 (bookworm)'s versions, as apt version globs. Not exact `pkg=version` pins: a
+# Debian point or security release replaces the package on the mirror (deb12u18+b3 today,
+# then deb12u19...) and an exact pin would stop installing. The glob keeps qemu 7.2 and
+# glibc 2.36 and fails visibly ("Version ... was not found") on another release (Debian
+# 13 has qemu 10.0 and glibc 2.41): then check the run and update these two lines.
+QEMU_USER_VERSION='1:7.2+dfsg-7*'
+LIBC6_ARM64_CROSS_VERSION='2.36-*'
 
 for tool in cargo node npm python3 java; do
   command -v "$tool" >/dev/null || { echo "install: $tool is required" >&2; exit 1; }
@@ -52,6 +68,19 @@ if [ "$want_browser" = 1 ] && [ -z "${CHROMIUM_PATH:-}" ] && ! command -v chromi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "install: the browser test needs Chromium: apt-get install chromium (as root), or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+
+if [ "$want_qemu" = 1 ] && [ "$(uname -m)" != aarch64 ] \
+  && ! { command -v qemu-aarch64 >/dev/null && [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install: qemu-user and libc6-arm64-cross (Debian packages) to run the arm64 bootstraps"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "qemu-user=$QEMU_USER_VERSION" "libc6-arm64-cross=$LIBC6_ARM64_CROSS_VERSION" >/dev/null
+  else
+    echo "install: the artifact test needs qemu-aarch64 and an arm64 glibc in /usr/aarch64-linux-gnu: apt-get install qemu-user libc6-arm64-cross (as root)" >&2
     exit 1
   fi
 fi

@@ -14,14 +14,15 @@
 //
 // Which binary: BOOTSTRAP=<path> if given, else this machine's build of the function
 // (`cargo build --bin <function>`). Lambda's `bootstrap` from `make build` is the same
-// crate cross-compiled for arm64; on an arm64 Linux machine pass
-// BOOTSTRAP=target/lambda/<function>/bootstrap to run that very file.
+// crate cross-compiled for arm64: BOOTSTRAP=.aws-sam/build/<LogicalId>/bootstrap runs that
+// very file, natively on arm64 Linux, under qemu-aarch64 with Debian's arm64 glibc
+// elsewhere (`tools/install.sh --qemu`; QEMU_LD_PREFIX overrides /usr/aarch64-linux-gnu).
 //
 // DynamoDB Local and the SES sink: INVOKE_DYNAMODB_URL and INVOKE_SES_URL reuse running
 // ones (the tests do); otherwise private ones start on free ports and stop afterwards.
 
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync, execFile } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync, statSync } from "node:fs";
 import { join, resolve, basename } from "node:path";
 import { createConnection } from "node:net";
 import { ROOT, BIN, freePort, sleep, waitFor, processGroup, startServices, functionEnv, admin, mailsTo } from "./stack.mjs";
@@ -52,6 +53,27 @@ if (!bootstrap) {
   bootstrap = join(BIN, fn);
 }
 
+// An AArch64 ELF (e_machine 183, little-endian at byte 18) on another host runs under
+// qemu-aarch64, which loads its dynamic linker and glibc from the -L prefix.
+const EM_AARCH64 = 183;
+if (!existsSync(bootstrap)) {
+  console.error(`no ${bootstrap}`);
+  process.exit(2);
+}
+const head = Buffer.alloc(20);
+const fd = openSync(bootstrap, "r");
+readSync(fd, head, 0, 20, 0);
+closeSync(fd);
+let command = [bootstrap];
+if (head.readUInt32BE(0) === 0x7f454c46 && head.readUInt16LE(18) === EM_AARCH64 && process.arch !== "arm64") {
+  if (spawnSync("qemu-aarch64", ["--version"]).status !== 0) {
+    console.error(`${bootstrap} is an arm64 ELF and this machine is ${process.arch}: it needs qemu-aarch64 (tools/install.sh --qemu)`);
+    process.exit(2);
+  }
+  command = ["qemu-aarch64", "-L", process.env.QEMU_LD_PREFIX || "/usr/aarch64-linux-gnu", bootstrap];
+  console.log(`invoke: ${bootstrap} under ${command.slice(0, 3).join(" ")}`);
+}
+
 const workDir = join(ROOT, ".dev", "invoke");
 const logDir = process.env.E2E_LOG_DIR || join(ROOT, ".dev", "logs");
 mkdirSync(workDir, { recursive: true });
@@ -79,7 +101,9 @@ async function main() {
     const s = createConnection(rtPort, "127.0.0.1", () => { s.end(); res(true); });
     s.on("error", () => res(false));
   }), 60000);
-  group.start(`invoke-${fn}`, bootstrap, [], {
+  const fnLog = join(logDir, `invoke-${fn}.log`);
+  const logFrom = existsSync(fnLog) ? statSync(fnLog).size : 0;
+  const fnProc = group.start(`invoke-${fn}`, command[0], command.slice(1), {
     ...env,
     // With --only-lambda-apis the emulator serves one function, named "_".
     AWS_LAMBDA_RUNTIME_API: `http://127.0.0.1:${rtPort}/.rt`,
@@ -87,6 +111,13 @@ async function main() {
     AWS_LAMBDA_FUNCTION_VERSION: "1",
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: "1769",
   });
+
+  // A function that dies (a broken bootstrap) fails the invoke at once, with its log's end.
+  const fnExit = new Promise((res) => fnProc.on("exit", (code, sig) => res(code ?? sig)));
+  const died = (how) => {
+    const log = readFileSync(fnLog).subarray(logFrom).toString("utf8").trim().slice(-1500);
+    return new Error(`the function exited (${how}) before it answered; its log (${fnLog}): ${log ? `\n${log}` : "empty"}`);
+  };
 
   const mailsBefore = expected.to ? (await mailsTo(sesUrl, expected.to)).length : 0;
 
@@ -106,7 +137,15 @@ async function main() {
       payload = join(workDir, `${fn}-${i}-${basename(eventPath)}`);
       writeFileSync(payload, text.replaceAll("member@example.com", `member${i}@example.com`));
     }
-    const r = spawnSync(cargoLambda, ["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", String(rtPort), "--data-file", payload, "--output-format", "json", "_"], { cwd: ROOT, encoding: "utf8", timeout: 60000 });
+    let child;
+    const call = new Promise((res) => {
+      child = execFile(cargoLambda, ["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", String(rtPort), "--data-file", payload, "--output-format", "json", "_"], { cwd: ROOT, encoding: "utf8", timeout: 60000 }, (err, stdout, stderr) => res({ status: err ? 1 : 0, stdout, stderr }));
+    });
+    const r = await Promise.race([call, fnExit.then((how) => ({ died: how }))]);
+    if ("died" in r) {
+      child.kill("SIGKILL");
+      throw died(r.died);
+    }
     if (r.status !== 0) throw new Error(`cargo lambda invoke failed: ${r.stderr || r.stdout}`);
     out = JSON.parse(r.stdout);
   }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use contact_auth::domain::email::parse_email;
 use contact_auth::domain::ids::{ContactId, TeamId};
-use contact_auth::domain::jwt::{AccessClaims, KeySet};
+use contact_auth::domain::jwt::{AccessClaims, KeySet, TokenAlg};
 use contact_auth::domain::password;
 use contact_auth::domain::redirect::parse_redirect;
 use contact_auth::edge::parse_document;
@@ -68,12 +68,11 @@ fn main() {
         }),
     );
 
-    let keys =
-        KeySet::from_json(r#"{"signing_secret":"bench-signing-secret-0123456789abcdef"}"#).unwrap();
+    // The keys are the unit tests' throwaway ones (src/domain/testdata).
     let now = 1_795_687_200;
     let claims = AccessClaims {
         iss: "https://auth.example.com/api/v1/contact-auth".into(),
-        aud: "contact-api".into(),
+        aud: vec!["contact-api".into(), "team:t".into()],
         sub: ContactId::from_stored("c"),
         tid: TeamId::from_stored("t"),
         hid: None,
@@ -84,19 +83,41 @@ fn main() {
         exp: i64::MAX / 2,
         jti: "j".into(),
     };
-    let token = keys.sign(&claims).unwrap();
-    stats(
-        "JWT sign (EdDSA)",
-        time(2000, || {
-            keys.sign(&claims).unwrap();
-        }),
-    );
-    stats(
-        "JWT verify (EdDSA)",
-        time(2000, || {
-            keys.verify(&token, &claims.iss, &claims.aud).unwrap();
-        }),
-    );
+    for (alg, key) in [
+        (
+            TokenAlg::RS256,
+            Some(include_str!("../src/domain/testdata/test-only-rsa-1.pem")),
+        ),
+        (
+            TokenAlg::ES256,
+            Some(include_str!("../src/domain/testdata/test-only-p256.pem")),
+        ),
+        (TokenAlg::EdDSA, None),
+    ] {
+        let doc = serde_json::json!({
+            "signing_secret": "bench-signing-secret-0123456789abcdef",
+            "signing_key": key,
+        });
+        let keys = KeySet::from_json(&doc.to_string(), alg).unwrap();
+        let token = keys.sign(&claims).unwrap();
+        stats(
+            &format!("JWT sign ({})", alg.name()),
+            time(2000, || {
+                keys.sign(&claims).unwrap();
+            }),
+        );
+        stats(
+            &format!("JWT verify ({})", alg.name()),
+            time(2000, || {
+                keys.verify(&token, &claims.iss, "contact-api").unwrap();
+            }),
+        );
+        println!(
+            "{:<44} {} bytes",
+            format!("access token size ({})", alg.name()),
+            token.len()
+        );
+    }
 
     let body = r#"{"data":{"type":"register_requests","attributes":{"email":"Member@Example.com","slug":"member-academy","redirect_url":"http://localhost:5173/welcome"}}}"#;
     stats(

@@ -3,6 +3,8 @@
 
 use std::env;
 
+use crate::domain::jwt::TokenAlg;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -37,6 +39,12 @@ pub struct Config {
     /// The namespace of the functions' metrics (`METRICS_NAMESPACE`; the stack sets
     /// `ContactAuth/<stack>`).
     pub metrics_namespace: String,
+    /// The algorithm access tokens are signed with (`ACCESS_TOKEN_ALG`: RS256, ES256 or
+    /// EdDSA; CONTRACT §12). The signing key in the secret must be of this kind.
+    pub access_token_alg: TokenAlg,
+    /// How long a warm function uses the signing keys it read before it reads the secret
+    /// again (`SIGNING_KEY_REFRESH_SECONDS`): the bound on picking up a rotation.
+    pub signing_key_refresh: i64,
 }
 
 pub const API_PREFIX: &str = "/api/v1/contact-auth";
@@ -82,6 +90,8 @@ impl Config {
             cookie_name: "contact_refresh".into(),
             hub_cache_ttl: 60,
             metrics_namespace: "ContactAuth/local".into(),
+            access_token_alg: TokenAlg::RS256,
+            signing_key_refresh: 300,
         }
     }
 
@@ -126,6 +136,12 @@ impl Config {
             cookie_name: d.cookie_name,
             hub_cache_ttl: num("HUB_CACHE_SECONDS", d.hub_cache_ttl)?,
             metrics_namespace: var("METRICS_NAMESPACE").unwrap_or(d.metrics_namespace),
+            access_token_alg: match var("ACCESS_TOKEN_ALG") {
+                None => d.access_token_alg,
+                Some(v) => TokenAlg::parse(v.trim())
+                    .ok_or("ACCESS_TOKEN_ALG must be RS256, ES256 or EdDSA")?,
+            },
+            signing_key_refresh: num("SIGNING_KEY_REFRESH_SECONDS", d.signing_key_refresh)?,
         })
     }
 

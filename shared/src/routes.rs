@@ -110,6 +110,8 @@ routes! {
         => MagicConsumeFn(CachedTable, KeySet) magic_consume;
     Jwks "jwks" GET "/api/v1/contact-auth/.well-known/jwks.json"
         => JwksFn((), KeySet) jwks;
+    OpenidConfiguration "openid-configuration" GET "/api/v1/contact-auth/.well-known/openid-configuration"
+        => OpenidConfigurationFn((), ()) openid_configuration;
     HostedPage "hosted-page" GET "/m"
         => HostedPageFn((), ()) hosted_page;
     MeGet "me-get" GET "/api/v1/contact-auth/me"

@@ -92,25 +92,53 @@ impl StoreDep for HubCache<DynamoStore> {
     }
 }
 
-/// Signing keys a function can be built with: `()` (none) or the key set.
+/// Signing keys a function can be built with: `()` (none) or the key set. `refresh`
+/// runs before each request or batch: a warm function rereads the secret when its copy
+/// is `SIGNING_KEY_REFRESH_SECONDS` old, so a rotation reaches it within that bound.
 pub trait KeysDep: Sized + Send + Sync + 'static {
-    fn from_env() -> impl Future<Output = Result<Self, Error>> + Send;
+    fn from_env(config: &Config) -> impl Future<Output = Result<Self, Error>> + Send;
     fn from_keys(keys: KeySet) -> Self;
+    fn refresh(&self, config: &Config) -> impl Future<Output = ()> + Send;
 }
 
 impl KeysDep for () {
-    async fn from_env() -> Result<Self, Error> {
+    async fn from_env(_: &Config) -> Result<Self, Error> {
         Ok(())
     }
     fn from_keys(_: KeySet) -> Self {}
+    async fn refresh(&self, _: &Config) {}
 }
 
 impl KeysDep for KeySet {
-    async fn from_env() -> Result<Self, Error> {
-        Ok(load_keys().await?)
+    async fn from_env(config: &Config) -> Result<Self, Error> {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        Ok(KeySet::new(
+            load_keys().await?,
+            config.access_token_alg,
+            now,
+        ))
     }
     fn from_keys(keys: KeySet) -> Self {
         keys
+    }
+    /// A failed read or an unusable new version keeps the keys in use (and says so in
+    /// the log); the next try is one interval later.
+    async fn refresh(&self, config: &Config) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if !self.due(now, config.signing_key_refresh) {
+            return;
+        }
+        match load_keys().await {
+            Ok(keys) => {
+                if keys.kids() != self.current().kids() {
+                    tracing::info!(kids = ?keys.kids(), "signing keys reloaded: a rotation");
+                    self.replace(keys);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reread the signing secret; the keys read before stay in use")
+            }
+        }
     }
 }
 
@@ -136,10 +164,11 @@ pub async fn serve_http<R: RouteFn>() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
     let store = R::Store::from_env(&config).await;
-    let keys = R::Keys::from_env().await?;
+    let keys = R::Keys::from_env(&config).await?;
     let app = App::new(config).with_store(store).with_keys(keys);
     let app = &app;
     lambda_http::run(service_fn(move |req: Request| async move {
+        app.keys.refresh(&app.config).await;
         Ok::<_, Error>(serve_route::<R>(app, req).await)
     }))
     .await
@@ -246,12 +275,14 @@ pub async fn run_mailer() -> Result<(), Error> {
     init_tracing();
     let config = Config::from_env()?;
     let store = DynamoStore::from_env(&config.table_name).await;
+    let keys = KeySet::from_env(&config).await?;
     let app = App::new(config)
         .with_store(store)
-        .with_keys(KeySet::from_env().await?)
+        .with_keys(keys)
         .with_mailer(SesMailer::from_env().await);
     let app = &app;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<StreamEvent>| async move {
+        app.keys.refresh(&app.config).await;
         Ok::<_, Error>(handle_stream_event(app, ev.payload).await)
     }))
     .await

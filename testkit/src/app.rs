@@ -58,7 +58,8 @@ impl TestApp {
 
     pub fn keys(&self) -> KeySet {
         // The document was checked when the test built it; a bad one is a test bug.
-        KeySet::from_json(&self.keys_json).expect("test signing key document")
+        KeySet::from_json(&self.keys_json, self.config.access_token_alg)
+            .expect("test signing key document")
     }
 
     /// The parts as a plain `App` with the table and keys (setup steps that write

@@ -196,7 +196,11 @@ pub async fn put_link_with(
     let code_hash = match &extra.code {
         Some(c) => {
             let code = SignInCode::parse(c).ok_or("setup: a code is 6 digits")?;
-            Some(code_hash(&app.keys().link.active, &link.token_hash, &code))
+            Some(code_hash(
+                &app.keys().link().active,
+                &link.token_hash,
+                &code,
+            ))
         }
         None => None,
     };

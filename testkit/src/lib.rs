@@ -40,3 +40,15 @@ pub fn config_for_table(table: &str) -> Config {
         ..Config::defaults(table)
     }
 }
+
+/// A signing secret document for tests: an RS256 key made for the tests only
+/// (`shared/src/domain/testdata`) and a second one as the published next key.
+pub fn test_key_doc() -> String {
+    serde_json::json!({
+        "signing_secret": "replay-test-signing-secret-0123456789abcdef",
+        "signing_key": include_str!("../../shared/src/domain/testdata/test-only-rsa-1.pem"),
+        "next_signing_secret": "replay-test-next-signing-secret-0123456789",
+        "next_signing_key": include_str!("../../shared/src/domain/testdata/test-only-rsa-2.pem"),
+    })
+    .to_string()
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use contact_auth::handlers::mailer::{MailerApp, MailerStore};
 use contact_auth::ports::Mailer;
-use contact_auth::runtime::{process_records, JobRecord, JobRef};
+use contact_auth::runtime::{process_records, JobRecord, JobRef, KeysDep};
 
 /// Local poll mode: follows every shard of the table's stream from its start and feeds
 /// inserted jobs to the same code the Lambda handler runs.
@@ -105,6 +105,7 @@ pub async fn poll_stream<S: MailerStore, M: Mailer>(app: &MailerApp<S, M>) -> Re
                 })
                 .collect();
             busy |= !records.is_empty();
+            app.keys.refresh(&app.config).await;
             let failed = !process_records(app, records).await.is_empty();
             if failed {
                 // Keep the iterator: retry the same batch after a pause.

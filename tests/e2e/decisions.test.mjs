@@ -208,31 +208,36 @@ test("the token pair is application/json with Cache-Control: no-store and Pragma
 
 // Breaking it: another `typ` (e.g. "JWT"), another algorithm, or a `kid` that is not the
 // RFC 7638 thumbprint of the published key (say a random id) fails these checks.
-test("access tokens: typ at+jwt, alg EdDSA, kid = RFC 7638 thumbprint of the JWKS key", async () => {
+test("access tokens: typ at+jwt, alg RS256 (the default), kid = RFC 7638 thumbprint of the JWKS key, aud names the team", async () => {
   const pair = await signUp(uniqueEmail("kid"));
   const header = headerOf(pair.access_token);
   assert.equal(header.typ, "at+jwt");
-  assert.equal(header.alg, "EdDSA");
+  assert.equal(header.alg, "RS256");
   assert.equal(typeof header.kid, "string");
+  const claims = JSON.parse(Buffer.from(pair.access_token.split(".")[1], "base64url"));
+  assert.deepEqual(claims.aud, ["contact-api", `team:${claims.tid}`]);
 
   const jwks = await call("GET", "/.well-known/jwks.json");
   assert.equal(jwks.status, 200);
-  assert.ok(jwks.json.keys.length >= 1);
-  const thumbprint = (k) => createHash("sha256").update(`{"crv":"${k.crv}","kty":"${k.kty}","x":"${k.x}"}`).digest().toString("base64url");
+  assert.ok(jwks.json.keys.length >= 2, "the current key and the next one");
+  // RFC 7638: the required members in lexicographic order.
+  const members = { RSA: ["e", "kty", "n"], EC: ["crv", "kty", "x", "y"], OKP: ["crv", "kty", "x"] };
+  const thumbprint = (k) => createHash("sha256").update(JSON.stringify(Object.fromEntries(members[k.kty].map((m) => [m, k[m]])))).digest().toString("base64url");
   for (const k of jwks.json.keys) {
-    assert.equal(k.kty, "OKP");
-    assert.equal(k.crv, "Ed25519");
-    assert.equal(k.alg, "EdDSA");
-    assert.equal(Buffer.from(k.x, "base64url").length, 32);
+    assert.equal(k.use, "sig");
+    assert.ok(["RS256", "ES256", "EdDSA"].includes(k.alg), k.alg);
+    for (const priv of ["d", "p", "q", "dp", "dq", "qi"]) assert.ok(!(priv in k), `no private member ${priv}`);
+    if (k.kty === "RSA") assert.equal(Buffer.from(k.n, "base64url").length, 256, "2048-bit modulus");
     assert.equal(k.kid, thumbprint(k), "every published kid is its key's thumbprint");
   }
   const jwk = jwks.json.keys.find((k) => k.kid === header.kid);
   assert.ok(jwk, "the token's kid names a published key");
+  assert.equal(jwk.kty, "RSA");
   assert.equal(header.kid, thumbprint(jwk));
   // And that key really signed it.
   const [h, p, s] = pair.access_token.split(".");
-  const key = createPublicKey({ key: { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, format: "jwk" });
-  assert.ok(verify(null, Buffer.from(`${h}.${p}`), key, Buffer.from(s, "base64url")));
+  const key = createPublicKey({ key: jwk, format: "jwk" });
+  assert.ok(verify("sha256", Buffer.from(`${h}.${p}`), key, Buffer.from(s, "base64url")));
   // A refreshed token has the same header.
   const refreshed = kept(await refreshBody(pair.refresh_token));
   assert.deepEqual(headerOf(refreshed.json.access_token), header);

@@ -54,6 +54,7 @@ const BODYLESS = {
   meGet: { fn: "me-get", method: "GET", path: "/me", auth: () => A },
   logoutEverywhere: { fn: "logout-everywhere", path: "/logout-everywhere", auth: () => A },
   jwks: { fn: "jwks", method: "GET", path: "/.well-known/jwks.json" },
+  discovery: { fn: "openid-configuration", method: "GET", path: "/.well-known/openid-configuration" },
   hosted: { fn: "hosted-page", method: "GET", full: "/m" },
 };
 for (const r of [...Object.values(R), ...Object.values(BODYLESS)]) {
@@ -373,7 +374,8 @@ test("hostile corpus: no 5xx, JSON:API errors with the stated codes, no reflecte
   const seen = (await mails(A.email)).length;
   assert.equal((await magic({ email: A.email, slug: "member-academy" })).status, 202);
   A.magic = tokenFrom(await waitForMail(A.email, seen)); // a real, unused sign-in link
-  A.jwkX = (await call("GET", "/.well-known/jwks.json")).json.keys[0].x;
+  const published = (await call("GET", "/.well-known/jwks.json")).json.keys[0];
+  A.jwkX = published.n ?? published.x; // the public key's bytes, as an HMAC key
   buildCorpus();
 
   await mailerIdle();

@@ -37,7 +37,7 @@ test("the README walkthrough works by copy-paste", async () => {
   recordSecret(pair.refresh_token);
   assert.match(out, /"type":"contacts"/);
   assert.ok(out.includes(`"email":"${email}"`), "step 4 shows the member");
-  assert.match(out, /"keys":\[\{"alg":"EdDSA"/);
+  assert.match(out, /"keys":\[\{"alg":"RS256"/);
   recordSecret("violet-kettle-harbour-42");
   recordSecret("amber-lantern-orchard-17");
   const amrs = [...out.matchAll(/"access_token":"([^"]+)"/g)].map((m) => JSON.parse(Buffer.from(m[1].split(".")[1], "base64url")).amr);

@@ -1,82 +1,200 @@
-//! Access tokens: EdDSA (Ed25519) JWTs via the `jsonwebtoken` crate, with a `kid` so other
-//! services verify them from the JWK set. `jsonwebtoken` parses, encodes and validates
-//! the claims; its only cryptography is the EdDSA provider below (`ed25519-dalek`).
+//! Access tokens: JWTs signed RS256 (the default), ES256 or EdDSA (`ACCESS_TOKEN_ALG`,
+//! CONTRACT §12), with a `kid` so other services — an API Gateway JWT authorizer among
+//! them — verify them from the JWK set. `jsonwebtoken` parses, encodes and validates the
+//! claims; its only cryptography is the provider below, on `ring` (already linked for
+//! TLS; constant-time RSA, no RSA code of our own).
 //!
-//! Key material: each key is derived from a secret string (SHA-256 of it is the Ed25519
-//! seed). The stack's Secrets Manager secret is a generated random string, so no key is
-//! ever in the repo or the template; locally `make dev` writes one to `.dev/`.
+//! Key material comes from the signing secret document (`SigningSecret`), stored in
+//! Secrets Manager in AWS and in `.dev/signing-key.json` locally. Each slot — current,
+//! next, previous — has a `…_secret` string (the sign-in code keys derive from it, and an
+//! Ed25519 key when the slot has no private key) and an optional `…_key`: an RSA (2048 to
+//! 4096 bits) or P-256 private key, PKCS#8 PEM, which `contact-auth-admin rotate-key`
+//! writes. Every listed key is published and verifies; only the current one signs.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use crate::domain::code::{LinkKey, LinkKeys};
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use ed25519_dalek::SigningKey;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::{Deserialize, Serialize};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
+use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 
-/// The only cryptography `jsonwebtoken` gets: EdDSA with `ed25519-dalek` (the crate is
-/// built without its `rust_crypto` backend, which links RSA, ECDSA and HMAC too — about
-/// 0.4 MB per function that verifies or signs). Installed once, before the first sign or
-/// verify (`KeySet` construction); any other algorithm is refused, never panics.
-mod eddsa_only {
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
-    use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+/// The signing algorithms a deployment can choose (`ACCESS_TOKEN_ALG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256: what every JWT verifier accepts, API Gateway HTTP
+    /// API authorizers included (they accept RSA only).
+    RS256,
+    /// ECDSA P-256 with SHA-256 (REST API authorizers accept it; HTTP APIs do not).
+    ES256,
+    /// Ed25519: the smallest and fastest; not accepted by API Gateway authorizers.
+    EdDSA,
+}
+
+impl TokenAlg {
+    pub fn parse(name: &str) -> Option<TokenAlg> {
+        match name {
+            "RS256" => Some(TokenAlg::RS256),
+            "ES256" => Some(TokenAlg::ES256),
+            "EdDSA" => Some(TokenAlg::EdDSA),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenAlg::RS256 => "RS256",
+            TokenAlg::ES256 => "ES256",
+            TokenAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    fn jose(self) -> Algorithm {
+        match self {
+            TokenAlg::RS256 => Algorithm::RS256,
+            TokenAlg::ES256 => Algorithm::ES256,
+            TokenAlg::EdDSA => Algorithm::EdDSA,
+        }
+    }
+}
+
+/// The cryptography `jsonwebtoken` gets: RS256, ES256 and EdDSA on `ring` (the crate is
+/// built without its own backends, which would link a second RSA and ECDSA). A key's
+/// bytes are what `KeyPair` put in them: PKCS#8 DER for RSA and P-256 private keys, the
+/// 32-byte seed for Ed25519; the RSA modulus and exponent, the uncompressed P-256 point
+/// or the 32-byte Ed25519 key for verifying. Any other algorithm is refused, never a
+/// panic. Installed once per process, before the first sign or verify.
+mod ring_provider {
+    use std::sync::{Arc, Mutex};
+
     use jsonwebtoken::crypto::{CryptoProvider, JwkUtils, JwtSigner, JwtVerifier};
     use jsonwebtoken::errors::{new_error, ErrorKind, Result};
     use jsonwebtoken::signature::{Error, Signer, Verifier};
-    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+    use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey};
+    use ring::rand::SystemRandom;
+    use ring::signature::{self as sig, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 
-    struct EdSigner(SigningKey);
+    enum Private {
+        Rsa(Arc<RsaKeyPair>),
+        Ec(EcdsaKeyPair),
+        Ed(Ed25519KeyPair),
+    }
 
-    impl Signer<Vec<u8>> for EdSigner {
+    struct RingSigner(Private, Algorithm);
+
+    impl Signer<Vec<u8>> for RingSigner {
         fn try_sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, Error> {
-            Ok(self.0.sign(msg).to_bytes().to_vec())
+            let rng = SystemRandom::new();
+            match &self.0 {
+                Private::Rsa(k) => {
+                    let mut out = vec![0; k.public().modulus_len()];
+                    k.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out)
+                        .map_err(|_| Error::new())?;
+                    Ok(out)
+                }
+                Private::Ec(k) => Ok(k
+                    .sign(&rng, msg)
+                    .map_err(|_| Error::new())?
+                    .as_ref()
+                    .to_vec()),
+                Private::Ed(k) => Ok(k.sign(msg).as_ref().to_vec()),
+            }
         }
     }
 
-    impl JwtSigner for EdSigner {
+    impl JwtSigner for RingSigner {
         fn algorithm(&self) -> Algorithm {
-            Algorithm::EdDSA
+            self.1
         }
     }
 
-    struct EdVerifier(VerifyingKey);
+    enum Public {
+        Rsa { n: Vec<u8>, e: Vec<u8> },
+        Other(&'static dyn sig::VerificationAlgorithm, Vec<u8>),
+    }
 
-    impl Verifier<Vec<u8>> for EdVerifier {
+    struct RingVerifier(Public, Algorithm);
+
+    impl Verifier<Vec<u8>> for RingVerifier {
         fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> std::result::Result<(), Error> {
-            self.0.verify(msg, &Signature::from_slice(signature)?)
+            let ok = match &self.0 {
+                Public::Rsa { n, e } => sig::RsaPublicKeyComponents { n, e }
+                    .verify(&sig::RSA_PKCS1_2048_8192_SHA256, msg, signature)
+                    .is_ok(),
+                Public::Other(alg, key) => sig::UnparsedPublicKey::new(*alg, key)
+                    .verify(msg, signature)
+                    .is_ok(),
+            };
+            ok.then_some(()).ok_or_else(Error::new)
         }
     }
 
-    impl JwtVerifier for EdVerifier {
+    impl JwtVerifier for RingVerifier {
         fn algorithm(&self) -> Algorithm {
-            Algorithm::EdDSA
+            self.1
         }
+    }
+
+    /// The RSA key parsed last: parsing checks the whole key (a measurable share of a
+    /// signature), and a function signs with one key until a rotation.
+    static RSA_PARSED: Mutex<Option<(Vec<u8>, Arc<RsaKeyPair>)>> = Mutex::new(None);
+
+    fn rsa_key(der: &[u8]) -> Result<Arc<RsaKeyPair>> {
+        let mut cached = RSA_PARSED
+            .lock()
+            .map_err(|_| new_error(ErrorKind::InvalidRsaKey("lock".into())))?;
+        if let Some((d, k)) = cached.as_ref() {
+            if d == der {
+                return Ok(k.clone());
+            }
+        }
+        let key = Arc::new(
+            RsaKeyPair::from_pkcs8(der)
+                .map_err(|_| new_error(ErrorKind::InvalidRsaKey("pkcs8".into())))?,
+        );
+        *cached = Some((der.to_vec(), key.clone()));
+        Ok(key)
     }
 
     fn signer(alg: &Algorithm, key: &EncodingKey) -> Result<Box<dyn JwtSigner>> {
-        if *alg != Algorithm::EdDSA {
-            return Err(new_error(ErrorKind::InvalidAlgorithm));
-        }
-        let key = SigningKey::from_pkcs8_der(key.inner())
-            .map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?;
-        Ok(Box::new(EdSigner(key)))
+        let private = match alg {
+            Algorithm::RS256 => Private::Rsa(rsa_key(key.inner())?),
+            Algorithm::ES256 => Private::Ec(
+                EcdsaKeyPair::from_pkcs8(
+                    &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+                    key.inner(),
+                    &SystemRandom::new(),
+                )
+                .map_err(|_| new_error(ErrorKind::InvalidEcdsaKey))?,
+            ),
+            Algorithm::EdDSA => Private::Ed(
+                Ed25519KeyPair::from_seed_unchecked(key.inner())
+                    .map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?,
+            ),
+            _ => return Err(new_error(ErrorKind::InvalidAlgorithm)),
+        };
+        Ok(Box::new(RingSigner(private, *alg)))
     }
 
     fn verifier(alg: &Algorithm, key: &DecodingKey) -> Result<Box<dyn JwtVerifier>> {
-        if *alg != Algorithm::EdDSA {
-            return Err(new_error(ErrorKind::InvalidAlgorithm));
-        }
-        let bytes: &[u8; 32] = key
-            .as_bytes()
-            .get(..32)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| new_error(ErrorKind::InvalidEddsaKey))?;
-        let key =
-            VerifyingKey::from_bytes(bytes).map_err(|_| new_error(ErrorKind::InvalidEddsaKey))?;
-        Ok(Box::new(EdVerifier(key)))
+        let public = match (alg, key.kind()) {
+            (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => Public::Rsa {
+                n: n.clone(),
+                e: e.clone(),
+            },
+            (Algorithm::ES256, DecodingKeyKind::SecretOrDer(point)) => {
+                Public::Other(&sig::ECDSA_P256_SHA256_FIXED, point.clone())
+            }
+            (Algorithm::EdDSA, DecodingKeyKind::SecretOrDer(key)) => {
+                Public::Other(&sig::ED25519, key.clone())
+            }
+            _ => return Err(new_error(ErrorKind::InvalidAlgorithm)),
+        };
+        Ok(Box::new(RingVerifier(public, *alg)))
     }
 
     static PROVIDER: CryptoProvider = CryptoProvider {
@@ -91,122 +209,303 @@ mod eddsa_only {
     }
 }
 
-/// The signing secret document, as stored in Secrets Manager or the local key file.
-#[derive(Debug, Clone, Deserialize)]
+/// The signing secret document, as stored in Secrets Manager or the local key file. The
+/// stack template creates it as `{"signing_secret": "<random>"}`; `contact-auth-admin
+/// rotate-key` writes the rest. Its `Debug` prints no secret.
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct SigningSecret {
-    /// Signs new tokens.
+    /// The current slot: signs new tokens.
     pub signing_secret: String,
-    /// The key before the last rotation: still published so its tokens verify until
-    /// they expire; never used to sign.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    /// Published (and verifying) before it signs: the next rotation makes it current, so
+    /// verifiers that cache the JWK set (API Gateway: up to two hours) already have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_signing_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_signing_key: Option<String>,
+    /// The current slot before the last rotation: still published so its tokens verify
+    /// until they expire; never signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_signing_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_key: Option<String>,
+    /// When `rotate-key` last rotated (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<i64>,
 }
 
+impl std::fmt::Debug for SigningSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningSecret(<redacted>)")
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+impl SigningSecret {
+    pub fn from_json(json: &str) -> Result<SigningSecret, String> {
+        serde_json::from_str(json).map_err(|_| "signing secret is not the expected JSON".into())
+    }
+}
+
+/// One key: its `kid` (the RFC 7638 thumbprint of its public JWK), algorithm, public JWK,
+/// and what `jsonwebtoken` signs and verifies with.
 pub struct KeyPair {
     pub kid: String,
-    /// base64url of the 32-byte public key (JWK `x`).
-    pub x: String,
+    pub alg: TokenAlg,
+    jwk: serde_json::Value,
     encoding: EncodingKey,
     decoding: DecodingKey,
 }
 
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// RFC 7638: the SHA-256 of the required members in lexicographic order, no spaces.
+fn thumbprint(required_members: &str) -> String {
+    b64(&Sha256::digest(required_members.as_bytes()))
+}
+
 impl KeyPair {
-    pub fn from_secret(secret: &str) -> Result<KeyPair, String> {
+    /// A slot of the secret document: the private key when there is one, else the
+    /// Ed25519 key derived from the secret string (SHA-256 of it is the seed).
+    pub fn from_slot(secret: &str, private_key: Option<&str>) -> Result<KeyPair, String> {
         if secret.len() < 32 {
             return Err("signing secret is shorter than 32 characters".into());
         }
-        let seed: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-        let signing = SigningKey::from_bytes(&seed);
-        let public = signing.verifying_key().to_bytes();
-        let der = signing
-            .to_pkcs8_der()
-            .map_err(|_| "cannot encode the signing key".to_string())?;
-        let x = URL_SAFE_NO_PAD.encode(public);
-        // kid: RFC 7638 JWK thumbprint of the public key.
-        let thumb_input = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(thumb_input.as_bytes()));
-        let decoding = DecodingKey::from_ed_components(&x)
-            .map_err(|_| "cannot build the verifying key".to_string())?;
+        match private_key {
+            Some(pem) => KeyPair::from_pem(pem),
+            None => KeyPair::ed25519(&Sha256::digest(secret.as_bytes()).into()),
+        }
+    }
+
+    fn ed25519(seed: &[u8; 32]) -> Result<KeyPair, String> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+            .map_err(|_| "cannot build the Ed25519 key".to_string())?;
+        let x = b64(pair.public_key().as_ref());
+        let kid = thumbprint(&format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#));
         Ok(KeyPair {
+            jwk: serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": x}),
             kid,
-            x,
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            decoding,
+            alg: TokenAlg::EdDSA,
+            encoding: EncodingKey::from_ed_der(seed),
+            decoding: DecodingKey::from_ed_der(pair.public_key().as_ref()),
         })
+    }
+
+    /// An RSA (RS256) or P-256 (ES256) private key, PKCS#8 PEM.
+    fn from_pem(pem: &str) -> Result<KeyPair, String> {
+        let not_a_key = || {
+            "signing key is not a PKCS#8 PEM RSA (2048 to 4096 bits) or P-256 private key"
+                .to_string()
+        };
+        let (label, der) =
+            pem_rfc7468::decode_vec(pem.trim().as_bytes()).map_err(|_| not_a_key())?;
+        if label != "PRIVATE KEY" {
+            return Err(not_a_key());
+        }
+        if let Ok(pair) = RsaKeyPair::from_pkcs8(&der) {
+            let parts: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+            let (n, e) = (b64(&parts.n), b64(&parts.e));
+            return Ok(KeyPair {
+                kid: thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)),
+                jwk: serde_json::json!({"kty": "RSA", "n": n, "e": e}),
+                alg: TokenAlg::RS256,
+                encoding: EncodingKey::from_rsa_der(&der),
+                decoding: DecodingKey::from_rsa_raw_components(&parts.n, &parts.e),
+            });
+        }
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            &der,
+            &ring::rand::SystemRandom::new(),
+        )
+        .map_err(|_| not_a_key())?;
+        // The uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = pair.public_key().as_ref();
+        let (x, y) = (b64(&point[1..33]), b64(&point[33..65]));
+        Ok(KeyPair {
+            kid: thumbprint(&format!(
+                r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#
+            )),
+            jwk: serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y}),
+            alg: TokenAlg::ES256,
+            encoding: EncodingKey::from_ec_der(&der),
+            decoding: DecodingKey::from_ec_der(point),
+        })
+    }
+
+    /// The public JWK, with `kid`, `alg` and `use`.
+    pub fn public_jwk(&self) -> serde_json::Value {
+        let mut jwk = self.jwk.clone();
+        if let Some(o) = jwk.as_object_mut() {
+            o.insert("kid".into(), self.kid.clone().into());
+            o.insert("alg".into(), self.alg.name().into());
+            o.insert("use".into(), "sig".into());
+        }
+        jwk
     }
 }
 
-/// The active key plus any keys still published for verification, and the link keys
-/// derived from the same secrets (sign-in codes, mail-job tokens: `domain::code`).
-pub struct KeySet {
+/// The keys of one version of the secret: the current key signs, the next and previous
+/// ones are published and verify; the link keys (sign-in codes, mail-job tokens:
+/// `domain::code`) come from the current and previous secrets.
+pub struct SigningKeys {
     pub active: KeyPair,
-    pub previous: Vec<KeyPair>,
+    pub next: Option<KeyPair>,
+    pub previous: Option<KeyPair>,
     pub link: LinkKeys,
 }
 
-impl KeySet {
-    pub fn from_secret_doc(doc: &SigningSecret) -> Result<KeySet, String> {
-        eddsa_only::install();
-        let active = KeyPair::from_secret(&doc.signing_secret)?;
-        let (previous, previous_link) = match &doc.previous_signing_secret {
-            Some(p) if !p.is_empty() => (vec![KeyPair::from_secret(p)?], Some(LinkKey::derive(p))),
-            _ => (vec![], None),
+impl SigningKeys {
+    pub fn from_doc(doc: &SigningSecret) -> Result<SigningKeys, String> {
+        ring_provider::install();
+        let slot = |secret: Option<&str>, key: &Option<String>| {
+            secret
+                .map(|s| KeyPair::from_slot(s, non_empty(key)))
+                .transpose()
         };
-        let link = LinkKeys {
-            active: LinkKey::derive(&doc.signing_secret),
-            previous: previous_link,
-        };
-        Ok(KeySet {
-            active,
-            previous,
-            link,
+        let previous_secret = non_empty(&doc.previous_signing_secret);
+        Ok(SigningKeys {
+            active: KeyPair::from_slot(&doc.signing_secret, non_empty(&doc.signing_key))?,
+            next: slot(non_empty(&doc.next_signing_secret), &doc.next_signing_key)?,
+            previous: slot(previous_secret, &doc.previous_signing_key)?,
+            link: LinkKeys {
+                active: LinkKey::derive(&doc.signing_secret),
+                previous: previous_secret.map(LinkKey::derive),
+            },
         })
     }
 
-    pub fn from_json(json: &str) -> Result<KeySet, String> {
-        let doc: SigningSecret = serde_json::from_str(json)
-            .map_err(|_| "signing secret is not the expected JSON".to_string())?;
-        KeySet::from_secret_doc(&doc)
+    pub fn from_json(json: &str) -> Result<SigningKeys, String> {
+        SigningKeys::from_doc(&SigningSecret::from_json(json)?)
     }
 
+    /// Every published key: current, next, previous.
     fn all(&self) -> impl Iterator<Item = &KeyPair> {
-        std::iter::once(&self.active).chain(self.previous.iter())
+        std::iter::once(&self.active)
+            .chain(self.next.as_ref())
+            .chain(self.previous.as_ref())
+    }
+
+    /// The kids, in the order the JWK set lists them.
+    pub fn kids(&self) -> Vec<&str> {
+        self.all().map(|k| k.kid.as_str()).collect()
+    }
+}
+
+/// What a function signs and verifies with: the keys of the secret version it read
+/// last. `replace` swaps in a newer version (a warm function rereads the secret every
+/// `SIGNING_KEY_REFRESH_SECONDS`: `runtime::KeysDep::refresh`).
+pub struct KeySet {
+    keys: RwLock<Arc<SigningKeys>>,
+    /// What the current key must be to sign (`ACCESS_TOKEN_ALG`).
+    required: TokenAlg,
+    /// When the secret was last read (or a read was last tried), Unix seconds.
+    checked_at: AtomicI64,
+}
+
+impl KeySet {
+    pub fn new(keys: SigningKeys, required: TokenAlg, now: i64) -> KeySet {
+        if keys.active.alg != required && keys.next.as_ref().map(|k| k.alg) != Some(required) {
+            tracing::error!(
+                key_alg = keys.active.alg.name(),
+                required = required.name(),
+                "the current signing key is not of the configured algorithm: sign-ins fail until `contact-auth-admin rotate-key` writes one"
+            );
+        }
+        KeySet {
+            keys: RwLock::new(Arc::new(keys)),
+            required,
+            checked_at: AtomicI64::new(now),
+        }
+    }
+
+    /// For tests and tools: a secret document, the algorithm it must sign with.
+    pub fn from_json(json: &str, required: TokenAlg) -> Result<KeySet, String> {
+        Ok(KeySet::new(SigningKeys::from_json(json)?, required, 0))
+    }
+
+    /// The keys in use now.
+    pub fn current(&self) -> Arc<SigningKeys> {
+        match self.keys.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Whether the secret is due to be read again; marks it read at `now` when it is, so
+    /// a failing read is retried one interval later, not on every request.
+    pub fn due(&self, now: i64, every: i64) -> bool {
+        let last = self.checked_at.load(Ordering::Relaxed);
+        now - last >= every
+            && self
+                .checked_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    /// Uses `keys` from now on.
+    pub fn replace(&self, keys: SigningKeys) {
+        let mut slot = match self.keys.write() {
+            Ok(k) => k,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = Arc::new(keys);
+    }
+
+    pub fn link(&self) -> LinkKeys {
+        self.current().link.clone()
     }
 
     /// The JWK set document served at `/.well-known/jwks.json`.
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> = self
-            .all()
-            .map(|k| {
-                serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519", "x": k.x, "kid": k.kid,
-                    "alg": "EdDSA", "use": "sig"
-                })
-            })
-            .collect();
+        let keys = self.current();
+        let keys: Vec<serde_json::Value> = keys.all().map(KeyPair::public_jwk).collect();
         serde_json::json!({ "keys": keys })
     }
 
+    /// Signs with the current key, or — while the deployment moves to another algorithm
+    /// (README "Key rotation") — with the published next key when only that one is of
+    /// `ACCESS_TOKEN_ALG`. Neither: an error naming the fix.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
-        eddsa_only::install();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.active.kid.clone());
+        ring_provider::install();
+        let keys = self.current();
+        let key = std::iter::once(&keys.active)
+            .chain(keys.next.as_ref())
+            .find(|k| k.alg == self.required)
+            .ok_or_else(|| {
+                format!(
+                    "the current signing key is {} but ACCESS_TOKEN_ALG is {}: run contact-auth-admin rotate-key",
+                    keys.active.alg.name(),
+                    self.required.name()
+                )
+            })?;
+        let mut header = Header::new(key.alg.jose());
+        header.kid = Some(key.kid.clone());
         header.typ = Some("at+jwt".into());
-        jsonwebtoken::encode(&header, claims, &self.active.encoding)
+        jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|_| "cannot sign the access token".to_string())
     }
 
-    /// Verifies signature, `exp` (no leeway), `iss` and `aud`. Token version is the
-    /// caller's check (it needs the contact).
+    /// Verifies the signature with the published key the `kid` names, under that key's
+    /// own algorithm (the header's `alg` must be it), then `exp` (no leeway), `iss` and
+    /// that `aud` contains `audience`. The token version is the caller's check (it needs
+    /// the contact).
     pub fn verify(&self, token: &str, issuer: &str, audience: &str) -> Option<AccessClaims> {
-        eddsa_only::install();
+        ring_provider::install();
         let header = jsonwebtoken::decode_header(token).ok()?;
-        if header.alg != Algorithm::EdDSA {
+        let kid = header.kid?;
+        let keys = self.current();
+        let key = keys.all().find(|k| k.kid == kid)?;
+        if header.alg != key.alg.jose() {
             return None;
         }
-        let kid = header.kid?;
-        let key = self.all().find(|k| k.kid == kid)?;
-        let mut v = Validation::new(Algorithm::EdDSA);
+        let mut v = Validation::new(key.alg.jose());
         v.leeway = 0;
         v.set_issuer(&[issuer]);
         v.set_audience(&[audience]);
@@ -217,10 +516,32 @@ impl KeySet {
     }
 }
 
+/// `aud` is an array (the deployment's audience and `team:<team_id>`); tokens signed
+/// before it was (a plain string) still read.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// The audience that names one team: a hub's own JWT authorizer configured with it
+/// accepts only that team's members.
+pub fn team_audience(team: &TeamId) -> String {
+    format!("team:{}", team.as_str())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {
     pub iss: String,
-    pub aud: String,
+    #[serde(deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
     pub sub: ContactId,
     pub tid: TeamId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,124 +555,5 @@ pub struct AccessClaims {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn claims(now: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "https://auth.example.com/api/v1/contact-auth".into(),
-            aud: "contact-api".into(),
-            sub: ContactId::from_stored("c1"),
-            tid: TeamId::from_stored("t1"),
-            hid: Some(HubId::from_stored("h1")),
-            tv: 0,
-            amr: vec!["magic_link".into()],
-            auth_time: now,
-            iat: now,
-            exp: now + 900,
-            jti: "j1".into(),
-        }
-    }
-
-    fn now() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    }
-
-    #[test]
-    fn signs_and_verifies_with_kid_and_rejects_tampering() {
-        let ks = KeySet::from_json(r#"{"signing_secret":"0123456789abcdef0123456789abcdef-test"}"#)
-            .unwrap();
-        let c = claims(now());
-        let t = ks.sign(&c).unwrap();
-        let header = jsonwebtoken::decode_header(&t).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(ks.active.kid.as_str()));
-        assert_eq!(ks.verify(&t, &c.iss, &c.aud), Some(c.clone()));
-        assert!(ks.verify(&t, &c.iss, "other-aud").is_none());
-        assert!(ks.verify(&t, "https://evil", &c.aud).is_none());
-        let mut bad = t.clone();
-        bad.pop();
-        bad.push(if t.ends_with('A') { 'B' } else { 'A' });
-        assert!(ks.verify(&bad, &c.iss, &c.aud).is_none());
-        // Another key cannot verify it.
-        let other =
-            KeySet::from_json(r#"{"signing_secret":"another-secret-another-secret-xyz"}"#).unwrap();
-        assert!(other.verify(&t, &c.iss, &c.aud).is_none());
-    }
-
-    #[test]
-    fn expired_tokens_are_rejected() {
-        let ks = KeySet::from_json(r#"{"signing_secret":"0123456789abcdef0123456789abcdef-test"}"#)
-            .unwrap();
-        let mut c = claims(now() - 2000);
-        c.exp = now() - 1;
-        let t = ks.sign(&c).unwrap();
-        assert!(ks.verify(&t, &c.iss, &c.aud).is_none());
-    }
-
-    #[test]
-    fn previous_key_still_verifies_and_is_published() {
-        let old = KeySet::from_json(r#"{"signing_secret":"old-old-old-old-old-old-old-old-old"}"#)
-            .unwrap();
-        let c = claims(now());
-        let t = old.sign(&c).unwrap();
-        let rotated = KeySet::from_json(
-            r#"{"signing_secret":"new-new-new-new-new-new-new-new-new","previous_signing_secret":"old-old-old-old-old-old-old-old-old"}"#,
-        )
-        .unwrap();
-        assert!(rotated.verify(&t, &c.iss, &c.aud).is_some());
-        let jwks = rotated.jwks();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-        assert_eq!(jwks["keys"][0]["kid"], rotated.active.kid.as_str());
-        assert_eq!(jwks["keys"][1]["kid"], old.active.kid.as_str());
-    }
-
-    #[test]
-    fn other_algorithms_are_refused_without_a_panic() {
-        let ks = KeySet::from_json(r#"{"signing_secret":"0123456789abcdef0123456789abcdef-test"}"#)
-            .unwrap();
-        let c = claims(now());
-        let t = ks.sign(&c).unwrap();
-        let (_, rest) = t.split_once('.').unwrap();
-        for alg in ["HS256", "RS256", "ES256", "none"] {
-            let header = URL_SAFE_NO_PAD.encode(format!(
-                r#"{{"alg":"{alg}","kid":"{}","typ":"at+jwt"}}"#,
-                ks.active.kid
-            ));
-            assert!(
-                ks.verify(&format!("{header}.{rest}"), &c.iss, &c.aud)
-                    .is_none(),
-                "{alg}"
-            );
-        }
-        // The provider itself refuses them too (the check before it aside).
-        let key = jsonwebtoken::DecodingKey::from_ed_components(&ks.active.x).unwrap();
-        for alg in [
-            jsonwebtoken::Algorithm::HS256,
-            jsonwebtoken::Algorithm::RS256,
-        ] {
-            let (header, payload_sig) = t.split_once('.').unwrap();
-            let (payload, sig) = payload_sig.split_once('.').unwrap();
-            let message = format!("{header}.{payload}");
-            assert!(jsonwebtoken::crypto::verify(sig, message.as_bytes(), &key, alg).is_err());
-        }
-    }
-
-    #[test]
-    fn short_secrets_are_refused() {
-        assert!(KeySet::from_json(r#"{"signing_secret":"short"}"#).is_err());
-        assert!(KeySet::from_json("not json").is_err());
-    }
-
-    #[test]
-    fn secrets_need_32_characters_and_an_empty_previous_secret_is_no_previous_key() {
-        assert!(KeyPair::from_secret(&"s".repeat(32)).is_ok());
-        assert!(KeyPair::from_secret(&"s".repeat(31)).is_err());
-        let ks = KeySet::from_json(&format!(
-            r#"{{"signing_secret":"{}","previous_signing_secret":""}}"#,
-            "s".repeat(32)
-        ))
-        .unwrap();
-        assert!(ks.previous.is_empty());
-        assert_eq!(ks.jwks()["keys"].as_array().unwrap().len(), 1);
-    }
-}
+#[path = "jwt_tests.rs"]
+mod tests;

@@ -66,7 +66,7 @@ mod tests {
     fn claims(amr: &[&str], auth_time: i64) -> AccessClaims {
         AccessClaims {
             iss: "i".into(),
-            aud: "a".into(),
+            aud: vec!["a".into()],
             sub: ContactId::from_stored("c"),
             tid: TeamId::from_stored("t"),
             hid: None,

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::domain::ids::{ContactId, HubId, TeamId};
-use crate::domain::jwt::{AccessClaims, KeySet};
+use crate::domain::jwt::{team_audience, AccessClaims, KeySet};
 use crate::domain::model::{Contact, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
 use crate::edge::parse_document;
@@ -63,7 +63,7 @@ pub fn sign_access<S>(app: &App<S, KeySet>, who: &SessionSubject) -> Result<Stri
     let now = app.now();
     let claims = AccessClaims {
         iss: app.config.jwt_issuer.clone(),
-        aud: app.config.jwt_audience.clone(),
+        aud: vec![app.config.jwt_audience.clone(), team_audience(&who.team_id)],
         sub: who.contact_id.clone(),
         tid: who.team_id.clone(),
         hid: who.hub_id.clone(),

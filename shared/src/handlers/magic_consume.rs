@@ -161,7 +161,7 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
         .as_ref()
         .and_then(|(l, _)| l.code_hash.as_deref())
         .unwrap_or(NO_CODE_HASH);
-    let matches = code_matches(&app.keys.link, hash, &code, stored);
+    let matches = code_matches(&app.keys.link(), hash, &code, stored);
     match found {
         Some((link, tv))
             if reserved

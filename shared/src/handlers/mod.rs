@@ -13,6 +13,7 @@ pub mod magic_consume;
 pub mod mailer;
 pub mod me_get;
 pub mod me_patch;
+pub mod openid_configuration;
 pub mod password_change;
 pub mod password_set;
 pub mod refresh;

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use base64::Engine;
 use clap::{Parser, Subcommand};
 use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::adapters::ses::SesMailer;
@@ -12,7 +11,7 @@ use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::email::parse_email;
 use contact_auth::domain::ids::{ContactId, HubId, TeamId};
-use contact_auth::domain::jwt::KeySet;
+use contact_auth::domain::jwt::{KeySet, SigningKeys, TokenAlg};
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::ports::{Contacts, Directory};
@@ -20,7 +19,22 @@ use testkit::app::TestApp;
 use testkit::verdict::{check_http, check_mail, Expected, MailObserved, Observed};
 use testkit::{fixtures, poll, schema, seed};
 
+mod keys;
+
 type Res<T> = Result<T, String>;
+
+/// `--alg`, else ACCESS_TOKEN_ALG, else RS256 (the contract's default).
+fn token_alg(flag: Option<String>) -> Res<TokenAlg> {
+    match flag.or_else(|| {
+        std::env::var("ACCESS_TOKEN_ALG")
+            .ok()
+            .filter(|v| !v.is_empty())
+    }) {
+        None => Ok(TokenAlg::RS256),
+        Some(name) => TokenAlg::parse(&name)
+            .ok_or_else(|| format!("unknown algorithm {name}: RS256, ES256 or EdDSA")),
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -91,10 +105,27 @@ enum Command {
         #[arg(long)]
         email: String,
     },
-    /// Write a local signing secret to PATH if it is missing.
+    /// Write a local signing secret document to PATH if it is missing (keys of
+    /// ACCESS_TOKEN_ALG, RS256 by default).
     DevKey {
         #[arg(long)]
         out: String,
+    },
+    /// Rotate the signing key: previous <- current, current <- next (published since the
+    /// last rotation), next <- a new key of --alg. Prints the kids and what to do next.
+    RotateKey {
+        /// The Secrets Manager secret (the stack's SigningKeySecretArn output).
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        secret_id: Option<String>,
+        /// A local document instead (make dev: .dev/signing-key.json).
+        #[arg(long)]
+        file: Option<String>,
+        /// The algorithm of the new key (default: ACCESS_TOKEN_ALG, else RS256).
+        #[arg(long)]
+        alg: Option<String>,
+        /// Rotate even within two hours of the last rotation (a leaked key).
+        #[arg(long)]
+        force: bool,
     },
     /// A fresh table, seeded, with the setup of F.expected.json done; the event with its
     /// placeholders filled in goes to PATH (make invoke).
@@ -276,28 +307,6 @@ async fn seed_demo(store: &DynamoStore) -> Res<()> {
     Ok(())
 }
 
-fn dev_key(out: &str) -> Res<()> {
-    if std::path::Path::new(out).exists() {
-        println!("signing key {out} exists");
-        return Ok(());
-    }
-    let mut bytes = [0u8; 48];
-    getrandom::getrandom(&mut bytes).map_err(|e| e.to_string())?;
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    if let Some(dir) = std::path::Path::new(out).parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(out, format!("{{\"signing_secret\":\"{secret}\"}}\n"))
-        .map_err(|e| e.to_string())?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(out, std::fs::Permissions::from_mode(0o600));
-    }
-    println!("wrote a new local signing key to {out}");
-    Ok(())
-}
-
 /// `ban` / `unban`: the member is found by the email's identity key.
 async fn ban(store: &DynamoStore, team: &str, email: &str, banned: bool) -> Res<()> {
     let email = parse_email(email).map_err(|e| e.detail().to_string())?;
@@ -345,7 +354,7 @@ async fn fixture(
     let keys = std::env::var("SIGNING_KEY_FILE")
         .map_err(|_| "SIGNING_KEY_FILE is not set".to_string())
         .and_then(|p| read(&p))?;
-    KeySet::from_json(&keys)?; // TestApp signs with it: refuse a bad document here
+    SigningKeys::from_json(&keys)?; // TestApp signs with it: refuse a bad document here
     let config = Config::from_env()?;
     let app = TestApp::new(config, store, &keys).shifted(-expected.clock_offset);
     let steps = fixtures::parse_steps(&expected.setup)?;
@@ -399,7 +408,11 @@ async fn dev_mailer() -> Res<()> {
     let store = DynamoStore::from_env(&config.table_name).await;
     // The same key document the functions read (SIGNING_KEY_FILE locally): the mailer
     // derives each job's token and code from its link key.
-    let keys = contact_auth::adapters::keys::load_keys().await?;
+    let keys = KeySet::new(
+        contact_auth::adapters::keys::load_keys().await?,
+        config.access_token_alg,
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
     let app = App::new(config)
         .with_store(store)
         .with_keys(keys)
@@ -410,7 +423,20 @@ async fn dev_mailer() -> Res<()> {
 async fn run(cli: Cli) -> Res<()> {
     let store = || async { Ok::<_, String>(DynamoStore::from_env(&table_name()?).await) };
     match cli.command {
-        Command::DevKey { out } => dev_key(&out),
+        Command::DevKey { out } => keys::dev_key(&out, token_alg(None)?),
+        Command::RotateKey {
+            secret_id,
+            file,
+            alg,
+            force,
+        } => {
+            let target = match (secret_id, file) {
+                (Some(id), _) => keys::Target::Secret(id),
+                (None, Some(path)) => keys::Target::File(path),
+                (None, None) => return Err("--secret-id or --file".into()),
+            };
+            keys::rotate_key(target, token_alg(alg)?, force).await
+        }
         Command::Verdict {
             expected,
             response,

@@ -183,7 +183,7 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
 
 /// The token (and code) of one link of a job: `label` tells a job's links apart.
 fn job_secrets<S, M>(app: &MailerApp<S, M>, job: &MailJob, label: &str) -> (RawToken, SignInCode) {
-    link_secrets(&app.keys.link.active, &format!("{}/{label}", job.job_id))
+    link_secrets(&app.keys.link().active, &format!("{}/{label}", job.job_id))
 }
 
 /// A new link for `purpose` with `token` (the caller stores the link).
@@ -261,7 +261,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         redirect,
         app.config.magic_ttl,
     );
-    link.code_hash = Some(code_hash(&app.keys.link.active, &link.token_hash, &code));
+    link.code_hash = Some(code_hash(&app.keys.link().active, &link.token_hash, &code));
     link.code_challenge = job.code_challenge.clone();
     if !store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))

@@ -1,0 +1,7 @@
+//! `openid-configuration`: `contact_auth::routes::OpenidConfigurationFn`, whose handler is
+//! `contact_auth::handlers::openid_configuration::handle` (the route table names its
+//! dependencies).
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_http::Error> {
+    contact_auth::runtime::serve_http::<contact_auth::routes::OpenidConfigurationFn>().await
+}
