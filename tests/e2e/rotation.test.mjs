@@ -104,7 +104,7 @@ before(async () => {
   // A member with a password, made through the make-dev stack (same table).
   email = uniqueEmail("rotation");
   const pair = await signUp(email);
-  assert.equal((await setPassword(pair.access_token, PASSWORD)).status, 204);
+  assert.equal((await setPassword(pair.access_token, PASSWORD)).status, 200);
   recordSecret(PASSWORD);
 });
 
