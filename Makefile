@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants
+.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants cost sam-local
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint   cargo fmt --check and clippy -D warnings"
 	@echo "make invoke FN=login EVENT=events/login/success.json   one fixture through one function (cargo lambda)"
 	@echo "make build  every bootstrap for Lambda (arm64, release); make deploy"
+	@echo "make cost   measure each route and write docs/cost.md; make bench  CPU figures"
 
 install:
 	@tools/install.sh
@@ -54,6 +55,17 @@ bench:
 	cargo bench -p contact-auth --bench core
 	cargo build --release --bin hosted-page --bin jwks --bin register --bin login --bin mailer --bin contact-auth-admin
 	node tools/init-bench.mjs
+
+# The cost model (README "Operating it"): per route, the DynamoDB capacity and CPU time of
+# one request, measured through the fixture replay (release build) against DynamoDB Local;
+# writes docs/cost.md from docs/cost-inputs.json (cited prices, the usage profile).
+cost: install
+	node tools/cost.mjs
+
+# SAM's own emulator for people who have Docker (not run here): the built functions on
+# :3001 against the make dev stack (README "Deploying"). Run make dev and sam build first.
+sam-local: install
+	node tools/sam-local.mjs
 
 # Mutation testing of the pure decisions and the request edge with plain unit tests (no
 # servers; not in CI: one rebuild per mutant, long on 2 cores). MUTANTS_FILES narrows it,

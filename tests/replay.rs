@@ -25,6 +25,7 @@ use contact_auth::runtime::handle_stream_event;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 use testkit::app::TestApp;
+use testkit::capacity::{thread_cpu_ms, CapacityMeter};
 use testkit::fixtures::{self, body_json, consume_event, request};
 use testkit::verdict::{check_http, check_mail, tokens_in_mail, Expected, MailObserved, Observed};
 use testkit::{config_for_table, schema, seed};
@@ -122,6 +123,64 @@ fn mails_to(ses: &str, to: &str) -> Result<Vec<Value>, String> {
         .collect())
 }
 
+/// `make cost` (tools/cost.mjs): with `REPLAY_COST_OUT` set, the table client of every
+/// fixture asks DynamoDB for the capacity each call consumes, and the fixture's request
+/// (the last one of a repeated fixture) is measured: its capacity, the CPU time of this
+/// thread and the bytes the handler logged, one JSON line per fixture in that file.
+static COST: std::sync::OnceLock<Option<CapacityMeter>> = std::sync::OnceLock::new();
+
+struct CostProbe(Option<(CapacityMeter, f64, u64)>);
+
+impl CostProbe {
+    fn meter() -> Option<CapacityMeter> {
+        std::env::var("REPLAY_COST_OUT")
+            .is_ok()
+            .then(CapacityMeter::default)
+    }
+
+    fn log_size() -> u64 {
+        std::env::var("REPLAY_LOG")
+            .ok()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map_or(0, |m| m.len())
+    }
+
+    fn start() -> CostProbe {
+        CostProbe(COST.get().cloned().flatten().and_then(|meter| {
+            meter.take(); // the setup's calls
+            thread_cpu_ms().map(|cpu| (meter, cpu, CostProbe::log_size()))
+        }))
+    }
+
+    fn finish(self, fixture: &Path, function: &str, status: u16) {
+        let Some((meter, cpu0, log0)) = self.0 else {
+            return;
+        };
+        let cpu_ms = thread_cpu_ms().unwrap_or(cpu0) - cpu0;
+        let capacity = meter.take();
+        let case = fixture.file_stem().and_then(|s| s.to_str()).unwrap_or("?");
+        let line = serde_json::json!({
+            "fixture": format!("{function}/{case}"),
+            "function": function,
+            "status": status,
+            "cpu_ms": cpu_ms,
+            "read_units": capacity.read_units,
+            "write_units": capacity.write_units,
+            "calls": capacity.calls,
+            "log_bytes": CostProbe::log_size().saturating_sub(log0),
+        });
+        if let Ok(path) = std::env::var("REPLAY_COST_OUT") {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    }
+}
+
 /// A fresh table, seeded; the app on the real clock.
 async fn fresh(config: &Value) -> TestApp {
     let template = std::fs::read_to_string(format!("{ROOT}/template.yaml")).unwrap();
@@ -131,6 +190,20 @@ async fn fresh(config: &Value) -> TestApp {
         .await
         .expect("create table");
     seed::seed_demo(&store).await.expect("seed");
+    let store = match COST.get_or_init(CostProbe::meter) {
+        Some(meter) => DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                store
+                    .client()
+                    .config()
+                    .to_builder()
+                    .interceptor(meter.clone())
+                    .build(),
+            ),
+            store.table(),
+        ),
+        None => store,
+    };
     let mut cfg = config_for_table(&table);
     if let Some(n) = config.get("ip_per_minute").and_then(Value::as_u64) {
         cfg.ip_per_minute = n as u32;
@@ -231,7 +304,14 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
         if i + 1 == repeat {
             before = snapshot(&app.store).await;
         }
-        last = Some(app.handle(route, request(&t)?).await);
+        let probe = if i + 1 == repeat {
+            CostProbe::start()
+        } else {
+            CostProbe(None)
+        };
+        let resp = app.handle(route, request(&t)?).await;
+        probe.finish(path, function, resp.status().as_u16());
+        last = Some(resp);
     }
     let resp = last.ok_or("repeat must be at least 1")?;
     let body = body_json(&resp);
@@ -328,7 +408,9 @@ async fn replay_mailer(ses: &str, path: &Path, exp: &Expected) -> Result<(), Str
     let event: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&text).map_err(|e| format!("not a DynamoDB stream event: {e}"))?;
     let mailer = app.mailer_app(SesMailer::from_env().await);
+    let probe = CostProbe::start();
     let resp = handle_stream_event(&mailer, event).await;
+    probe.finish(path, "mailer", resp.batch_item_failures.len() as u16);
     let new_mails: Vec<Value> = mails_to(ses, to)?.into_iter().skip(before).collect();
     for m in &new_mails {
         for t in tokens_in_mail(m) {
@@ -496,11 +578,13 @@ async fn put_link(app: &TestApp, email: &str) -> Result<String, String> {
 }
 
 async fn expired_link() -> Result<(), String> {
+    // Stopped clocks: the link is made at t0 and expires at t0 + 900 exactly.
     let app = fresh(&Value::Null).await;
-    let token = put_link(&app, "late@example.com").await?;
-    // The same table and link, read by a handler whose clock is 15 minutes + 1 s ahead.
-    let later = app.shifted(901);
-    let resp = later
+    let t0 = app.now();
+    let token = put_link(&app.at(t0), "late@example.com").await?;
+    // The same table and link, read by a handler whose clock is 15 minutes + 1 s later.
+    let resp = app
+        .at(t0 + 901)
         .handle(Route::MagicConsume, request(&consume_event(&token))?)
         .await;
     ensure(resp.status() == 401, || format!("status {}", resp.status()))?;
@@ -509,8 +593,8 @@ async fn expired_link() -> Result<(), String> {
         || format!("{}", body_json(&resp)),
     )?;
     // One second before expiry it still works.
-    let almost = app.shifted(899);
-    let resp = almost
+    let resp = app
+        .at(t0 + 899)
         .handle(Route::MagicConsume, request(&consume_event(&token))?)
         .await;
     if let Some(t) = body_json(&resp)["refresh_token"].as_str() {

@@ -45,6 +45,14 @@ impl TestApp {
         }
     }
 
+    /// The same parts with the clock stopped at `t` (Unix seconds).
+    pub fn at(&self, t: i64) -> TestApp {
+        TestApp {
+            clock: Arc::new(crate::FixedClock(t)),
+            ..self.clone()
+        }
+    }
+
     pub fn with_config(&self, config: Config) -> TestApp {
         TestApp {
             config,

@@ -14,6 +14,7 @@
 //! - `OffsetClock`, `config_for_table`.
 
 pub mod app;
+pub mod capacity;
 pub mod fixtures;
 pub mod password_list;
 pub mod poll;
@@ -30,6 +31,17 @@ pub struct OffsetClock(pub i64);
 impl Clock for OffsetClock {
     fn now(&self) -> i64 {
         SystemClock.now() + self.0
+    }
+}
+
+/// A clock stopped at one instant (Unix seconds): boundaries tested to the second without
+/// a race against the real clock.
+#[derive(Debug, Clone, Copy)]
+pub struct FixedClock(pub i64);
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        self.0
     }
 }
 

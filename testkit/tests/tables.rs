@@ -213,3 +213,40 @@ fn stream_fixtures_use_the_product_job_keys() {
         "only {checked} job images under events/mailer"
     );
 }
+
+/// `make sam-local`'s env file: SAM passes a variable to a function only when the template
+/// declares it for that function (in Globals or its own Environment) and silently drops the
+/// rest, so every variable in sam-local.env.json must be declared; and its endpoints are
+/// the `make dev` ports (tools/stack.mjs).
+#[test]
+fn the_sam_local_env_file_sets_only_declared_variables() {
+    let doc: serde_yaml::Value = serde_yaml::from_str(&read("template.yaml")).unwrap();
+    let env: serde_json::Value = serde_json::from_str(&read("sam-local.env.json")).unwrap();
+    let names = |vars: &serde_yaml::Value| -> Vec<String> {
+        vars.as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, _)| k.as_str().map(String::from))
+            .collect()
+    };
+    let mut declared: BTreeSet<String> =
+        names(&doc["Globals"]["Function"]["Environment"]["Variables"])
+            .into_iter()
+            .collect();
+    for (_, res) in doc["Resources"].as_mapping().unwrap() {
+        declared.extend(names(&res["Properties"]["Environment"]["Variables"]));
+    }
+    let params = env["Parameters"].as_object().unwrap();
+    assert!(params.len() >= 5);
+    for name in params.keys() {
+        assert!(
+            declared.contains(name),
+            "{name} is not declared in template.yaml: sam local would drop it"
+        );
+    }
+    assert_eq!(
+        params["AWS_ENDPOINT_URL_DYNAMODB"],
+        "http://host.docker.internal:8000"
+    );
+    assert_eq!(params["TABLE_NAME"], "contact-auth-dev");
+}
