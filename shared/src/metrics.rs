@@ -205,12 +205,21 @@ pub fn documents(
         ],
         Unit::Job => vec![("JobLatency", "Milliseconds", latency_ms)],
     };
-    values.extend([
-        ("DynamoDbLatency", "Milliseconds", rec.dynamodb_ms),
-        ("DynamoDbCalls", "Count", f64::from(rec.dynamodb_calls)),
-        ("SesLatency", "Milliseconds", rec.ses_ms),
-        ("SesCalls", "Count", f64::from(rec.ses_calls)),
-    ]);
+    // A dependency's metrics only when it was called: each (metric, function) pair is a
+    // custom metric billed per month, and one that only ever says 0 (SES from a function
+    // that never sends mail) would cost as much as a useful one (docs/cost.md).
+    if rec.dynamodb_calls > 0 {
+        values.extend([
+            ("DynamoDbLatency", "Milliseconds", rec.dynamodb_ms),
+            ("DynamoDbCalls", "Count", f64::from(rec.dynamodb_calls)),
+        ]);
+    }
+    if rec.ses_calls > 0 {
+        values.extend([
+            ("SesLatency", "Milliseconds", rec.ses_ms),
+            ("SesCalls", "Count", f64::from(rec.ses_calls)),
+        ]);
+    }
     let mut docs = vec![document(ns, ts_ms, &f, &values)];
     for e in &rec.events {
         let (metric, dim): (&str, Option<(&str, &str)>) = match e {
@@ -323,6 +332,8 @@ mod tests {
             assert_eq!(d["Function"], "magic-consume");
         }
         assert_eq!(docs[0]["DynamoDbCalls"], 3.0);
+        // No SES call: no SES metrics (each would be billed as a custom metric).
+        assert!(docs[0].get("SesCalls").is_none() && docs[0].get("SesLatency").is_none());
         assert_eq!(docs[0]["RequestLatency"], 40.0);
         assert_eq!(docs[0]["ServerErrors"], 0.0);
         assert_eq!(docs[1]["SignIns"], 1.0);
