@@ -177,6 +177,8 @@ for (const [f, m] of Object.entries(measured)) {
 md += `
 Custom metrics published in these runs: **${metricKeys.size}** (metric × dimension values; refusals
 add a few more: \`FailedLogins\`, \`RateLimited\` by limit). EMF adds ${Math.round(emfPerRequest)} bytes per request on average.
+They are a fixed cost whatever the traffic — the largest line of a small stack (the CloudWatch free
+tier of 10 metrics is not subtracted); each metric is one (name, function[, method/limit/kind]).
 
 ## Usage profile (stated)
 

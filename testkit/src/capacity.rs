@@ -214,8 +214,14 @@ mod tests {
             {"Update": {"TableName": "t", "Key": {"pk": {"S": "b"}}}},
             {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}}}},
         ]});
-        assert_eq!(transaction_units("TransactWriteItems", &body), Some((0.0, 8.0)));
-        assert_eq!(transaction_units("TransactGetItems", &body), Some((6.0, 0.0)));
+        assert_eq!(
+            transaction_units("TransactWriteItems", &body),
+            Some((0.0, 8.0))
+        );
+        assert_eq!(
+            transaction_units("TransactGetItems", &body),
+            Some((6.0, 0.0))
+        );
         assert_eq!(transaction_units("PutItem", &body), None);
     }
 

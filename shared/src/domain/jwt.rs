@@ -19,6 +19,7 @@ use crate::domain::ids::{ContactId, HubId, TeamId};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use pkcs8::der::Decode;
 use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RsaKeyPair};
 use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
@@ -308,15 +309,24 @@ impl KeyPair {
         if label != "PRIVATE KEY" {
             return Err(not_a_key());
         }
-        if let Ok(pair) = RsaKeyPair::from_pkcs8(&der) {
-            let parts: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
-            let (n, e) = (b64(&parts.n), b64(&parts.e));
+        // RSA: the public modulus and exponent straight from the DER (the key that signs is
+        // checked whole by ring at its first signature; rotate-key checks every key first:
+        // `SigningKeys::check`).
+        let info = pkcs8::PrivateKeyInfo::from_der(&der).map_err(|_| not_a_key())?;
+        if info.algorithm.oid == pkcs1::ALGORITHM_OID {
+            let key = pkcs1::RsaPrivateKey::from_der(info.private_key).map_err(|_| not_a_key())?;
+            let (n_raw, e_raw) = (key.modulus.as_bytes(), key.public_exponent.as_bytes());
+            // What ring signs with: 2048 to 4096 bits.
+            if !(256..=512).contains(&n_raw.len()) {
+                return Err(not_a_key());
+            }
+            let (n, e) = (b64(n_raw), b64(e_raw));
             return Ok(KeyPair {
                 kid: thumbprint(&format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#)),
                 jwk: serde_json::json!({"kty": "RSA", "n": n, "e": e}),
                 alg: TokenAlg::RS256,
                 encoding: EncodingKey::from_rsa_der(&der),
-                decoding: DecodingKey::from_rsa_raw_components(&parts.n, &parts.e),
+                decoding: DecodingKey::from_rsa_raw_components(n_raw, e_raw),
             });
         }
         let pair = EcdsaKeyPair::from_pkcs8(
@@ -390,6 +400,25 @@ impl SigningKeys {
         std::iter::once(&self.active)
             .chain(self.next.as_ref())
             .chain(self.previous.as_ref())
+    }
+
+    /// Every private key checked whole (ring's own parse: the RSA key's primes and CRT
+    /// values agree with its modulus), and the public key matching it. `rotate-key` runs
+    /// this before it writes; a function checks only the key it signs with, at its first
+    /// signature.
+    pub fn check(&self) -> Result<(), String> {
+        for k in self.all().filter(|k| k.alg == TokenAlg::RS256) {
+            let pair = RsaKeyPair::from_pkcs8(k.encoding.inner())
+                .map_err(|_| format!("the RSA key {} does not pass ring's check", k.kid))?;
+            let parts: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+            if b64(&parts.n) != k.jwk["n"] || b64(&parts.e) != k.jwk["e"] {
+                return Err(format!(
+                    "the RSA key {} does not match its public key",
+                    k.kid
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The kids, in the order the JWK set lists them.

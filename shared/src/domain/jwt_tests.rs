@@ -302,6 +302,44 @@ fn unusable_secrets_and_keys_are_refused_with_a_message_that_shows_no_secret() {
 }
 
 #[test]
+fn rsa_keys_load_without_ring_and_pass_its_whole_check() {
+    // Loading reads n and e from the DER; `check` (rotate-key) runs ring's own parse of
+    // every private key and compares the public key it finds.
+    let keys = SigningKeys::from_doc(&SigningSecret {
+        next_signing_secret: Some(SECRET_B.into()),
+        next_signing_key: Some(RSA_2.into()),
+        ..doc(SECRET_A, Some(RSA_1))
+    })
+    .unwrap();
+    assert!(keys.check().is_ok());
+    // The public key of the JWK is ring's: its n for the same PEM.
+    let der = pem_rfc7468::decode_vec(RSA_1.trim().as_bytes()).unwrap().1;
+    let pair = RsaKeyPair::from_pkcs8(&der).unwrap();
+    let parts: ring::rsa::PublicKeyComponents<Vec<u8>> = pair.public().into();
+    assert_eq!(keys.active.public_jwk()["n"], b64(&parts.n).as_str());
+
+    // A key whose prime is damaged still loads (n and e are intact) but fails the check.
+    let info = pkcs8::PrivateKeyInfo::from_der(&der).unwrap();
+    let p = pkcs1::RsaPrivateKey::from_der(info.private_key)
+        .unwrap()
+        .prime1
+        .as_bytes()
+        .to_vec();
+    let at = der
+        .windows(p.len())
+        .position(|w| w == p.as_slice())
+        .unwrap()
+        + p.len()
+        - 1;
+    let mut bad = der.clone();
+    bad[at] ^= 0x02;
+    let pem = pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &bad).unwrap();
+    let damaged = SigningKeys::from_doc(&doc(SECRET_A, Some(&pem))).unwrap();
+    assert_eq!(damaged.active.kid, keys.active.kid);
+    assert!(damaged.check().is_err());
+}
+
+#[test]
 fn secrets_need_32_characters_and_empty_slots_are_no_keys() {
     assert!(KeyPair::from_slot(&"s".repeat(32), None).is_ok());
     assert!(KeyPair::from_slot(&"s".repeat(31), None).is_err());

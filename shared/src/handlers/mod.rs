@@ -18,3 +18,18 @@ pub mod password_change;
 pub mod password_set;
 pub mod refresh;
 pub mod register;
+
+/// A public document about the keys (the JWK set, the discovery document): JSON, cacheable
+/// for five minutes — short enough that a rotation is seen within minutes (verifiers such
+/// as API Gateway may keep it longer; rotate-key allows for that).
+fn key_document(doc: &serde_json::Value) -> lambda_http::Response<lambda_http::Body> {
+    use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+    let mut resp = lambda_http::Response::new(lambda_http::Body::Text(doc.to_string()));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}

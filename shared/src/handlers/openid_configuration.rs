@@ -4,8 +4,7 @@
 //! authorization endpoint; it names the issuer, the keys and the signing algorithm.
 //! Needs no table and no secret: everything comes from the configuration.
 
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
-use lambda_http::{Body, Request, Response};
+use lambda_http::Request;
 
 use crate::app::App;
 use crate::config::API_PREFIX;
@@ -20,13 +19,5 @@ pub async fn handle<S, K>(app: &App<S, K>, _req: Request, _meta: RequestMeta) ->
         "subject_types_supported": ["public"],
         "claims_supported": ["iss", "aud", "sub", "tid", "hid", "tv", "amr", "auth_time", "iat", "exp", "jti"],
     });
-    let mut resp = Response::new(Body::Text(doc.to_string()));
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // Cached like the JWK set.
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    Ok(resp)
+    Ok(super::key_document(&doc))
 }

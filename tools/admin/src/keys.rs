@@ -170,7 +170,7 @@ pub async fn rotate_key(target: Target, alg: TokenAlg, force: bool) -> Res<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let doc = SigningSecret::from_json(&target.read().await?)?;
     // The document must be usable before it is rotated (a broken one stays as it was).
-    SigningKeys::from_doc(&doc)?;
+    SigningKeys::from_doc(&doc)?.check()?;
     if let Some(at) = doc.rotated_at {
         let wait = at + MIN_ROTATION_INTERVAL - now;
         if wait > 0 && !force {
@@ -183,6 +183,7 @@ pub async fn rotate_key(target: Target, alg: TokenAlg, force: bool) -> Res<()> {
     }
     let (new_doc, prepublished) = rotated(&doc, alg, now)?;
     let keys = SigningKeys::from_doc(&new_doc)?;
+    keys.check()?;
     let json = serde_json::to_string(&new_doc).map_err(|e| e.to_string())?;
     target.write(&json).await?;
     print!(
@@ -234,6 +235,7 @@ pub fn dev_key(out: &str, alg: TokenAlg) -> Res<()> {
         }
         None => {}
     }
+    SigningKeys::from_doc(&doc)?.check()?;
     write_private(
         out,
         &serde_json::to_string(&doc).map_err(|e| e.to_string())?,
