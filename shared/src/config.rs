@@ -141,7 +141,10 @@ impl Config {
                 Some(v) => TokenAlg::parse(v.trim())
                     .ok_or("ACCESS_TOKEN_ALG must be RS256, ES256 or EdDSA")?,
             },
-            signing_key_refresh: num("SIGNING_KEY_REFRESH_SECONDS", d.signing_key_refresh)?,
+            signing_key_refresh: match num("SIGNING_KEY_REFRESH_SECONDS", d.signing_key_refresh)? {
+                n if n >= 1 => n,
+                _ => return Err("SIGNING_KEY_REFRESH_SECONDS must be at least 1".into()),
+            },
         })
     }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::adapters::dynamo::codec::MAIL_JOB_KIND;
 use crate::adapters::dynamo::DynamoStore;
 use crate::adapters::hub_cache::HubCache;
-use crate::adapters::keys::load_keys;
+use crate::adapters::keys::read_secret;
 use crate::adapters::ses::SesMailer;
 use crate::app::App;
 use crate::config::Config;
@@ -112,11 +112,11 @@ impl KeysDep for () {
 impl KeysDep for KeySet {
     async fn from_env(config: &Config) -> Result<Self, Error> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        Ok(KeySet::new(
-            load_keys().await?,
+        Ok(KeySet::loaded(
+            &read_secret().await?,
             config.access_token_alg,
             now,
-        ))
+        )?)
     }
     fn from_keys(keys: KeySet) -> Self {
         keys
@@ -128,15 +128,11 @@ impl KeysDep for KeySet {
         if !self.due(now, config.signing_key_refresh) {
             return;
         }
-        match load_keys().await {
-            Ok(keys) => {
-                if keys.kids() != self.current().kids() {
-                    tracing::info!(kids = ?keys.kids(), "signing keys reloaded: a rotation");
-                    self.replace(keys);
-                }
-            }
+        match read_secret().await.and_then(|json| self.reread(&json)) {
+            Ok(Some(kids)) => tracing::info!(kids = ?kids, "signing keys reloaded: a rotation"),
+            Ok(None) => {}
             Err(e) => {
-                tracing::error!(error = %e, "cannot reread the signing secret; the keys read before stay in use")
+                tracing::error!(error = %e, "the signing secret could not be reread or is unusable; the keys read before stay in use")
             }
         }
     }

@@ -9,7 +9,8 @@
 // tokens carry the new kid (within SIGNING_KEY_REFRESH_SECONDS, 2 s here), the JWK set
 // lists current, next and previous, a token signed before still verifies; a rotation
 // within two hours is refused unless forced; after a second rotation the oldest key is
-// gone, and after a third the first RS256 token no longer verifies.
+// gone, and after a third the first RS256 token no longer verifies; --revoke (a leaked
+// key) leaves nothing signed before verifying.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -203,4 +204,19 @@ test("Secrets Manager: the generated secret publishes its key but cannot sign RS
   assert.ok(!(await jwks()).includes(k1.current));
   await meBecomes(t1, 401);
   assert.equal(await meStatus(t2), 200);
+
+  // 6. A leaked key: --revoke replaces current and next and publishes no previous key,
+  // so nothing signed before verifies once the functions reread the secret.
+  const t3 = await tokenWithKid(k3.current);
+  const revoke = rotate("--revoke");
+  assert.equal(revoke.status, 0, revoke.stderr);
+  assertPrintsNoSecret(revoke);
+  const k4 = kidsOf(revoke.stdout);
+  assert.equal(k4.previous, undefined, "no previous key");
+  assert.ok(![k3.current, k3.next, k3.previous].includes(k4.current));
+  await jwksBecomes([k4.current, k4.next]);
+  await meBecomes(t3, 401);
+  await meBecomes(t2, 401);
+  const t4 = await tokenWithKid(k4.current);
+  assert.equal(await meStatus(t4), 200);
 });

@@ -68,6 +68,9 @@ fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
 pub struct LinkKeys {
     pub active: LinkKey,
     pub previous: Option<LinkKey>,
+    /// The next slot's: a mailer that has read a rotation before this function makes codes
+    /// with it (README "Key rotation").
+    pub next: Option<LinkKey>,
 }
 
 /// A sign-in code: six ASCII digits. Its `Debug` never shows them.
@@ -149,7 +152,10 @@ pub fn code_matches(
 ) -> bool {
     let stored = URL_SAFE_NO_PAD.decode(stored).unwrap_or_default();
     let mut any = false;
-    for key in std::iter::once(&keys.active).chain(keys.previous.as_ref()) {
+    for key in std::iter::once(&keys.active)
+        .chain(keys.previous.as_ref())
+        .chain(keys.next.as_ref())
+    {
         CODE_COMPARISONS.with(|n| n.set(n.get() + 1));
         any |= code_mac(key, token_hash, code)
             .verify_slice(&stored)
@@ -210,6 +216,7 @@ mod tests {
         LinkKeys {
             active: LinkKey::derive("active-secret-active-secret-0123"),
             previous: None,
+            next: None,
         }
     }
 
@@ -287,13 +294,23 @@ mod tests {
         let rotated = LinkKeys {
             active: LinkKey::derive("next-secret-next-secret-01234567"),
             previous: Some(k.active.clone()),
+            next: None,
         };
         assert!(code_matches(&rotated, &hash, &code, &stored));
         let unknown = LinkKeys {
             active: LinkKey::derive("next-secret-next-secret-01234567"),
             previous: None,
+            next: None,
         };
         assert!(!code_matches(&unknown, &hash, &code, &stored));
+        // A function a rotation behind the mailer: the mailer's new current key is this
+        // function's next one.
+        let behind = LinkKeys {
+            active: LinkKey::derive("old-secret-old-secret-0123456789"),
+            previous: None,
+            next: Some(k.active.clone()),
+        };
+        assert!(code_matches(&behind, &hash, &code, &stored));
     }
 
     #[test]
@@ -301,6 +318,7 @@ mod tests {
         let rotated = LinkKeys {
             active: LinkKey::derive("next-secret-next-secret-01234567"),
             previous: Some(LinkKey::derive("active-secret-active-secret-0123")),
+            next: None,
         };
         let hash = TokenHash::from_stored("h".into());
         let code = SignInCode::parse("123456").unwrap();

@@ -12,7 +12,7 @@
 //! writes. Every listed key is published and verifies; only the current one signs.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::domain::code::{LinkKey, LinkKeys};
 use crate::domain::ids::{ContactId, HubId, TeamId};
@@ -387,6 +387,7 @@ impl SigningKeys {
             link: LinkKeys {
                 active: LinkKey::derive(&doc.signing_secret),
                 previous: previous_secret.map(LinkKey::derive),
+                next: non_empty(&doc.next_signing_secret).map(LinkKey::derive),
             },
         })
     }
@@ -436,6 +437,8 @@ pub struct KeySet {
     required: TokenAlg,
     /// When the secret was last read (or a read was last tried), Unix seconds.
     checked_at: AtomicI64,
+    /// SHA-256 of the document the keys in use came from, once a reread has seen it.
+    digest: Mutex<Option<[u8; 32]>>,
 }
 
 impl KeySet {
@@ -451,7 +454,19 @@ impl KeySet {
             keys: RwLock::new(Arc::new(keys)),
             required,
             checked_at: AtomicI64::new(now),
+            digest: Mutex::new(None),
         }
+    }
+
+    /// A function's cold start: the keys of the secret document `json`, remembered by its
+    /// digest so that a reread of the same version changes nothing.
+    pub fn loaded(json: &str, required: TokenAlg, now: i64) -> Result<KeySet, String> {
+        let ks = KeySet::new(SigningKeys::from_json(json)?, required, now);
+        let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
+        if let Ok(mut d) = ks.digest.lock() {
+            *d = Some(digest);
+        }
+        Ok(ks)
     }
 
     /// For tests and tools: a secret document, the algorithm it must sign with.
@@ -476,6 +491,39 @@ impl KeySet {
                 .checked_at
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
+    }
+
+    /// Whether `keys` can sign with `ACCESS_TOKEN_ALG` (the current key, or the next one).
+    pub fn can_sign(&self, keys: &SigningKeys) -> bool {
+        std::iter::once(&keys.active)
+            .chain(keys.next.as_ref())
+            .any(|k| k.alg == self.required)
+    }
+
+    /// A reread document (`json`): the keys to use from now on, if it differs from the one
+    /// in use (by its SHA-256, so a changed code secret counts too), passes ring's whole
+    /// check, and can sign when the keys in use can. Otherwise why not, and nothing changes.
+    pub fn reread(&self, json: &str) -> Result<Option<Vec<String>>, String> {
+        let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
+        let mut seen = match self.digest.lock() {
+            Ok(d) => d,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if seen.as_ref() == Some(&digest) {
+            return Ok(None);
+        }
+        let keys = SigningKeys::from_json(json)?;
+        keys.check()?;
+        if !self.can_sign(&keys) && self.can_sign(&self.current()) {
+            return Err(format!(
+                "the new signing secret cannot sign {} tokens",
+                self.required.name()
+            ));
+        }
+        let kids = keys.kids().into_iter().map(String::from).collect();
+        self.replace(keys);
+        *seen = Some(digest);
+        Ok(Some(kids))
     }
 
     /// Uses `keys` from now on.

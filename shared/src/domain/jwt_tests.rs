@@ -379,3 +379,37 @@ fn algorithm_names_are_exact() {
     assert_eq!(TokenAlg::parse("HS256"), None);
     assert_eq!(team_audience(&TeamId::from_stored("t9")), "team:t9");
 }
+
+#[test]
+fn a_reread_takes_a_changed_usable_document_and_keeps_the_keys_otherwise() {
+    let json = |d: &SigningSecret| serde_json::to_string(d).unwrap();
+    let first = doc(SECRET_A, Some(RSA_1));
+    let ks = set(&first, TokenAlg::RS256);
+    // The first reread of the same document takes it (nothing seen yet), the next does not.
+    assert!(ks.reread(&json(&first)).unwrap().is_some());
+    assert_eq!(ks.reread(&json(&first)).unwrap(), None);
+    // Only the code secret changed: same kids, still a new document.
+    let new_secret = doc(SECRET_B, Some(RSA_1));
+    assert!(ks.reread(&json(&new_secret)).unwrap().is_some());
+    assert_eq!(
+        format!("{:?}", ks.link().active),
+        format!(
+            "{:?}",
+            SigningKeys::from_doc(&new_secret).unwrap().link.active
+        )
+    );
+    let kid = ks.current().active.kid.clone();
+    // A document that cannot sign RS256 while the keys in use can: refused, keys kept.
+    assert!(ks.reread(&json(&doc(SECRET_A, None))).is_err());
+    assert!(ks.reread("not json").is_err());
+    assert_eq!(ks.current().active.kid, kid);
+    assert!(ks.sign(&claims(now())).is_ok());
+    // A cold start remembers its document: rereading it changes nothing.
+    let cold = KeySet::loaded(&json(&first), TokenAlg::RS256, 0).unwrap();
+    assert_eq!(cold.reread(&json(&first)).unwrap(), None);
+    // From a state that cannot sign (the template's secret), any usable document is taken.
+    let fresh = set(&doc(SECRET_A, None), TokenAlg::RS256);
+    assert!(fresh.reread(&json(&doc(SECRET_B, None))).unwrap().is_some());
+    assert!(fresh.reread(&json(&first)).unwrap().is_some());
+    assert!(fresh.sign(&claims(now())).is_ok());
+}

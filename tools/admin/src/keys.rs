@@ -55,12 +55,21 @@ pub fn write_private(path: &str, contents: &str) -> Res<()> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }
     let tmp = format!("{path}.tmp");
-    std::fs::write(&tmp, contents).map_err(|e| format!("{tmp}: {e}"))?;
+    // A new file (never through an existing one or a link), readable by its owner only
+    // from its creation.
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    {
+        use std::io::Write;
+        let mut f = options.open(&tmp).map_err(|e| format!("{tmp}: {e}"))?;
+        f.write_all(contents.as_bytes())
+            .map_err(|e| format!("{tmp}: {e}"))?;
     }
     // Renamed into place: a function rereading the file never sees half of it.
     std::fs::rename(&tmp, path).map_err(|e| format!("{path}: {e}"))
@@ -119,6 +128,35 @@ pub fn new_document(alg: TokenAlg) -> Res<SigningSecret> {
     })
 }
 
+/// How a rotation treats the keys it replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// previous <- current, current <- next, next <- new; not within
+    /// `MIN_ROTATION_INTERVAL` of the last rotation.
+    Scheduled,
+    /// The same, at any time.
+    Forced,
+    /// A leaked key (or document): current and next new, no previous — nothing signed
+    /// before verifies once functions reread the secret.
+    Revoke,
+}
+
+/// The document after a revocation at `now`: two new slots and nothing of the old one.
+pub fn revoked(alg: TokenAlg, now: i64) -> Res<SigningSecret> {
+    Ok(SigningSecret {
+        rotated_at: Some(now),
+        ..new_document(alg)?
+    })
+}
+
+/// The algorithm of a rotation's new key when none is given: the document's next key's
+/// (what the deployment has been publishing), else RS256 (a new stack's first rotation).
+pub fn default_alg(doc: &SigningSecret) -> Res<TokenAlg> {
+    Ok(SigningKeys::from_doc(doc)?
+        .next
+        .map_or(TokenAlg::RS256, |k| k.alg))
+}
+
 /// The document after one rotation at `now`.
 pub fn rotated(doc: &SigningSecret, alg: TokenAlg, now: i64) -> Res<(SigningSecret, bool)> {
     let next = doc
@@ -166,16 +204,38 @@ fn describe(keys: &SigningKeys) -> String {
     .concat()
 }
 
-pub async fn rotate_key(target: Target, alg: TokenAlg, force: bool) -> Res<()> {
+pub async fn rotate_key(target: Target, alg: Option<TokenAlg>, mode: Mode) -> Res<()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let doc = SigningSecret::from_json(&target.read().await?)?;
+    let alg = match alg {
+        Some(a) => a,
+        None => default_alg(&doc)?,
+    };
+    if mode == Mode::Revoke {
+        // Whatever the old document holds (it may be the leaked thing), it is replaced.
+        let new_doc = revoked(alg, now)?;
+        let keys = SigningKeys::from_doc(&new_doc)?;
+        keys.check()?;
+        target
+            .write(&serde_json::to_string(&new_doc).map_err(|e| e.to_string())?)
+            .await?;
+        print!(
+            "revoked every signing key ({}); the new keys:\n{}",
+            target.describe(),
+            describe(&keys)
+        );
+        println!(
+            "Within SIGNING_KEY_REFRESH_SECONDS (300 s by default) every function signs with the new key and no access token signed before verifies: members' apps refresh (refresh tokens are not keys and keep working). Sign-in links and codes mailed before stop working. Verifiers that cache the JWK set (API Gateway: up to two hours) refuse the new tokens until they fetch it again."
+        );
+        return Ok(());
+    }
     // The document must be usable before it is rotated (a broken one stays as it was).
     SigningKeys::from_doc(&doc)?.check()?;
     if let Some(at) = doc.rotated_at {
         let wait = at + MIN_ROTATION_INTERVAL - now;
-        if wait > 0 && !force {
+        if wait > 0 && mode == Mode::Scheduled {
             return Err(format!(
-                "the last rotation was {} s ago; rotating again within {} s drops a key some verifiers may still need (API Gateway caches the JWK set for up to two hours). Wait {wait} s, or pass --force (an emergency: a leaked key)",
+                "the last rotation was {} s ago; rotating again within {} s drops a key some verifiers may still need (API Gateway caches the JWK set for up to two hours). Wait {wait} s, or pass --force; for a leaked key, --revoke",
                 now - at,
                 MIN_ROTATION_INTERVAL
             ));
@@ -280,6 +340,29 @@ mod tests {
             second.signing_secret,
             first.next_signing_secret.clone().unwrap()
         );
+    }
+
+    #[test]
+    fn a_revocation_keeps_nothing_of_the_old_document() {
+        let old = new_document(TokenAlg::ES256).unwrap();
+        let old_kids = kid(&old);
+        let new = revoked(TokenAlg::ES256, 5).unwrap();
+        let kids = kid(&new);
+        assert_eq!(kids.len(), 2, "current and next, no previous");
+        assert!(kids.iter().all(|k| !old_kids.contains(k)));
+        assert!(new.previous_signing_secret.is_none());
+        assert_ne!(new.signing_secret, old.signing_secret);
+    }
+
+    #[test]
+    fn without_alg_a_rotation_keeps_the_deployments_algorithm() {
+        let es = new_document(TokenAlg::ES256).unwrap();
+        assert_eq!(default_alg(&es).unwrap(), TokenAlg::ES256);
+        let template = SigningSecret {
+            signing_secret: "s".repeat(64),
+            ..SigningSecret::default()
+        };
+        assert_eq!(default_alg(&template).unwrap(), TokenAlg::RS256);
     }
 
     #[test]

@@ -23,6 +23,11 @@ mod keys;
 
 type Res<T> = Result<T, String>;
 
+/// An algorithm's name, checked.
+fn parse_alg(name: &str) -> Res<TokenAlg> {
+    TokenAlg::parse(name).ok_or_else(|| format!("unknown algorithm {name}: RS256, ES256 or EdDSA"))
+}
+
 /// `--alg`, else ACCESS_TOKEN_ALG, else RS256 (the contract's default).
 fn token_alg(flag: Option<String>) -> Res<TokenAlg> {
     match flag.or_else(|| {
@@ -31,8 +36,7 @@ fn token_alg(flag: Option<String>) -> Res<TokenAlg> {
             .filter(|v| !v.is_empty())
     }) {
         None => Ok(TokenAlg::RS256),
-        Some(name) => TokenAlg::parse(&name)
-            .ok_or_else(|| format!("unknown algorithm {name}: RS256, ES256 or EdDSA")),
+        Some(name) => parse_alg(&name),
     }
 }
 
@@ -120,12 +124,17 @@ enum Command {
         /// A local document instead (make dev: .dev/signing-key.json).
         #[arg(long)]
         file: Option<String>,
-        /// The algorithm of the new key (default: ACCESS_TOKEN_ALG, else RS256).
+        /// The algorithm of the new key (default: ACCESS_TOKEN_ALG; else the document's
+        /// next key's, i.e. the deployment's; else RS256).
         #[arg(long)]
         alg: Option<String>,
-        /// Rotate even within two hours of the last rotation (a leaked key).
+        /// Rotate even within two hours of the last rotation.
         #[arg(long)]
         force: bool,
+        /// A leaked key: replace current and next with new keys and publish no previous
+        /// one, so every token signed before stops verifying (within the reread bound).
+        #[arg(long, conflicts_with = "force")]
+        revoke: bool,
     },
     /// A fresh table, seeded, with the setup of F.expected.json done; the event with its
     /// placeholders filled in goes to PATH (make invoke).
@@ -429,13 +438,29 @@ async fn run(cli: Cli) -> Res<()> {
             file,
             alg,
             force,
+            revoke,
         } => {
             let target = match (secret_id, file) {
                 (Some(id), _) => keys::Target::Secret(id),
                 (None, Some(path)) => keys::Target::File(path),
                 (None, None) => return Err("--secret-id or --file".into()),
             };
-            keys::rotate_key(target, token_alg(alg)?, force).await
+            let alg = alg
+                .or_else(|| {
+                    std::env::var("ACCESS_TOKEN_ALG")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                })
+                .map(|a| parse_alg(&a))
+                .transpose()?;
+            let mode = if revoke {
+                keys::Mode::Revoke
+            } else if force {
+                keys::Mode::Forced
+            } else {
+                keys::Mode::Scheduled
+            };
+            keys::rotate_key(target, alg, mode).await
         }
         Command::Verdict {
             expected,
