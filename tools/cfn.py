@@ -30,3 +30,29 @@ def load_template(path=ROOT / "template.yaml"):
 def functions(template):
     """Logical id -> resource, for every AWS::Serverless::Function."""
     return {k: v for k, v in template["Resources"].items() if v["Type"] == "AWS::Serverless::Function"}
+
+
+def crate_of(logical_id):
+    """MagicConsumeFunction -> magic-consume: the function's crate (the Makefile's crate_of)."""
+    import re
+
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1-\2", logical_id.removesuffix("Function")).lower()
+
+
+def function_table(template):
+    """Logical id -> its crate and memory size (the function's own, else Globals')."""
+    default = template.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
+    return {
+        k: {"crate": crate_of(k), "memory": v["Properties"].get("MemorySize", default)}
+        for k, v in functions(template).items()
+    }
+
+
+if __name__ == "__main__":
+    # `python tools/cfn.py functions`: function_table as JSON, for the Node tools.
+    import json
+    import sys
+
+    if sys.argv[1:] != ["functions"]:
+        sys.exit("usage: cfn.py functions")
+    print(json.dumps(function_table(load_template()), sort_keys=True))

@@ -31,16 +31,9 @@ const usage = [
 ];
 const fixtures = [...new Set(usage.map((u) => u.fixture))];
 
-// Memory size per function, from template.yaml (Globals, then the function's own).
-const memory = JSON.parse(spawnSync(join(ROOT, ".venv", "bin", "python"), ["-c", `
-import json, re, sys
-sys.path.insert(0, "tools")
-from cfn import load_template, functions
-t = load_template()
-g = t.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
-crate = lambda k: re.sub(r"([a-z0-9])([A-Z])", r"\\1-\\2", k[: -len("Function")]).lower()
-print(json.dumps({crate(k): v["Properties"].get("MemorySize", g) for k, v in functions(t).items()}))
-`], { cwd: ROOT, encoding: "utf8" }).stdout);
+// Memory size per function (crate), from template.yaml (tools/cfn.py).
+const memory = Object.fromEntries(Object.values(JSON.parse(spawnSync(join(ROOT, ".venv", "bin", "python"),
+  [join(ROOT, "tools", "cfn.py"), "functions"], { cwd: ROOT, encoding: "utf8" }).stdout)).map((f) => [f.crate, f.memory]));
 
 console.log("== building the replay (release) ==");
 let r = spawnSync("cargo", ["test", "--release", "-p", "integration-tests", "--test", "replay", "--no-run"], { cwd: ROOT, stdio: "inherit" });

@@ -16,14 +16,13 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const EVENTS = join(ROOT, "events");
 const BUILD = join(ROOT, ".aws-sam", "build");
 
-// The function logical ids of template.yaml (tools/cfn.py reads its short-form tags).
-const listed = spawnSync(join(ROOT, ".venv", "bin", "python"), ["-c",
-  "import json, sys; sys.path.insert(0, 'tools'); from cfn import functions, load_template; print(json.dumps(sorted(functions(load_template()))))",
-], { cwd: ROOT, encoding: "utf8" });
+// The functions of template.yaml, logical id -> crate (tools/cfn.py reads its short-form
+// tags and maps MagicConsumeFunction -> magic-consume like the Makefile's crate_of).
+const listed = spawnSync(join(ROOT, ".venv", "bin", "python"), [join(ROOT, "tools", "cfn.py"), "functions"], { cwd: ROOT, encoding: "utf8" });
 if (listed.status !== 0) throw new Error(`reading template.yaml: ${listed.stderr}`);
-const ids = JSON.parse(listed.stdout);
-// MagicConsumeFunction -> magic-consume (the Makefile's crate_of).
-const crateOf = (id) => id.replace(/Function$/, "").replace(/([a-z0-9])([A-Z])/g, "$1-$2").toLowerCase();
+const table = JSON.parse(listed.stdout);
+const ids = Object.keys(table).sort();
+const crateOf = (id) => table[id].crate;
 const bootstrapOf = (id) => join(BUILD, id, "bootstrap");
 
 // Functions without a success.json: the fixture that does the most (writes, sends).

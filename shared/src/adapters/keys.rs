@@ -3,8 +3,6 @@
 //! function reads it again every `SIGNING_KEY_REFRESH_SECONDS` (`runtime::KeysDep`), so a
 //! rotation (`contact-auth-admin rotate-key`) reaches every instance within that bound.
 
-use crate::domain::jwt::SigningKeys;
-
 fn client() -> aws_sdk_secretsmanager::Client {
     aws_sdk_secretsmanager::Client::new(&super::aws::sdk_config(
         super::aws::Service::SecretsManager,
@@ -51,8 +49,4 @@ pub async fn read_secret() -> Result<String, String> {
     let path = std::env::var("SIGNING_KEY_FILE")
         .map_err(|_| "neither SIGNING_KEY_SECRET_ARN nor SIGNING_KEY_FILE is set".to_string())?;
     std::fs::read_to_string(&path).map_err(|_| format!("cannot read SIGNING_KEY_FILE {path}"))
-}
-
-pub async fn load_keys() -> Result<SigningKeys, String> {
-    SigningKeys::from_json(&read_secret().await?)
 }

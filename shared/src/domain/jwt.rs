@@ -363,7 +363,7 @@ impl KeyPair {
 
 /// The keys of one version of the secret: the current key signs, the next and previous
 /// ones are published and verify; the link keys (sign-in codes, mail-job tokens:
-/// `domain::code`) come from the current and previous secrets.
+/// `domain::code`) come from the current, previous and next secrets.
 pub struct SigningKeys {
     pub active: KeyPair,
     pub next: Option<KeyPair>,
@@ -422,6 +422,15 @@ impl SigningKeys {
         Ok(())
     }
 
+    /// The key that signs when `alg` is required: the current key, or — while a deployment
+    /// moves to another algorithm (README "Key rotation") — the published next key when
+    /// only that one is of `alg`.
+    pub fn signer(&self, alg: TokenAlg) -> Option<&KeyPair> {
+        std::iter::once(&self.active)
+            .chain(self.next.as_ref())
+            .find(|k| k.alg == alg)
+    }
+
     /// The kids, in the order the JWK set lists them.
     pub fn kids(&self) -> Vec<&str> {
         self.all().map(|k| k.kid.as_str()).collect()
@@ -443,7 +452,7 @@ pub struct KeySet {
 
 impl KeySet {
     pub fn new(keys: SigningKeys, required: TokenAlg, now: i64) -> KeySet {
-        if keys.active.alg != required && keys.next.as_ref().map(|k| k.alg) != Some(required) {
+        if keys.signer(required).is_none() {
             tracing::error!(
                 key_alg = keys.active.alg.name(),
                 required = required.name(),
@@ -462,9 +471,8 @@ impl KeySet {
     /// digest so that a reread of the same version changes nothing.
     pub fn loaded(json: &str, required: TokenAlg, now: i64) -> Result<KeySet, String> {
         let ks = KeySet::new(SigningKeys::from_json(json)?, required, now);
-        let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
         if let Ok(mut d) = ks.digest.lock() {
-            *d = Some(digest);
+            *d = Some(digest(json));
         }
         Ok(ks)
     }
@@ -493,18 +501,11 @@ impl KeySet {
                 .is_ok()
     }
 
-    /// Whether `keys` can sign with `ACCESS_TOKEN_ALG` (the current key, or the next one).
-    pub fn can_sign(&self, keys: &SigningKeys) -> bool {
-        std::iter::once(&keys.active)
-            .chain(keys.next.as_ref())
-            .any(|k| k.alg == self.required)
-    }
-
     /// A reread document (`json`): the keys to use from now on, if it differs from the one
     /// in use (by its SHA-256, so a changed code secret counts too), passes ring's whole
     /// check, and can sign when the keys in use can. Otherwise why not, and nothing changes.
     pub fn reread(&self, json: &str) -> Result<Option<Vec<String>>, String> {
-        let digest: [u8; 32] = Sha256::digest(json.as_bytes()).into();
+        let digest = digest(json);
         let mut seen = match self.digest.lock() {
             Ok(d) => d,
             Err(poisoned) => poisoned.into_inner(),
@@ -514,7 +515,8 @@ impl KeySet {
         }
         let keys = SigningKeys::from_json(json)?;
         keys.check()?;
-        if !self.can_sign(&keys) && self.can_sign(&self.current()) {
+        let signs = |k: &SigningKeys| k.signer(self.required).is_some();
+        if !signs(&keys) && signs(&self.current()) {
             return Err(format!(
                 "the new signing secret cannot sign {} tokens",
                 self.required.name()
@@ -546,16 +548,12 @@ impl KeySet {
         serde_json::json!({ "keys": keys })
     }
 
-    /// Signs with the current key, or — while the deployment moves to another algorithm
-    /// (README "Key rotation") — with the published next key when only that one is of
-    /// `ACCESS_TOKEN_ALG`. Neither: an error naming the fix.
+    /// Signs with `SigningKeys::signer` for `ACCESS_TOKEN_ALG`; none: an error naming the
+    /// fix.
     pub fn sign(&self, claims: &AccessClaims) -> Result<String, String> {
         ring_provider::install();
         let keys = self.current();
-        let key = std::iter::once(&keys.active)
-            .chain(keys.next.as_ref())
-            .find(|k| k.alg == self.required)
-            .ok_or_else(|| {
+        let key = keys.signer(self.required).ok_or_else(|| {
                 format!(
                     "the current signing key is {} but ACCESS_TOKEN_ALG is {}: run contact-auth-admin rotate-key",
                     keys.active.alg.name(),
@@ -591,6 +589,11 @@ impl KeySet {
             .ok()
             .map(|d| d.claims)
     }
+}
+
+/// SHA-256 of a secret document: how a reread tells a new version from the one in use.
+fn digest(json: &str) -> [u8; 32] {
+    Sha256::digest(json.as_bytes()).into()
 }
 
 /// `aud` is an array (the deployment's audience and `team:<team_id>`); tokens signed

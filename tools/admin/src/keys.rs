@@ -41,11 +41,16 @@ impl Target {
         }
     }
 
-    async fn write(&self, json: &str) -> Res<()> {
+    /// Writes `doc` after checking every key in it whole; its keys, for the report.
+    async fn save(&self, doc: &SigningSecret) -> Res<SigningKeys> {
+        let keys = SigningKeys::from_doc(doc)?;
+        keys.check()?;
+        let json = serde_json::to_string(doc).map_err(|e| e.to_string())?;
         match self {
-            Target::Secret(id) => secret_store::put_secret(id, json).await,
-            Target::File(path) => write_private(path, json),
+            Target::Secret(id) => secret_store::put_secret(id, &json).await?,
+            Target::File(path) => write_private(path, &json)?,
         }
+        Ok(keys)
     }
 }
 
@@ -213,12 +218,7 @@ pub async fn rotate_key(target: Target, alg: Option<TokenAlg>, mode: Mode) -> Re
     };
     if mode == Mode::Revoke {
         // Whatever the old document holds (it may be the leaked thing), it is replaced.
-        let new_doc = revoked(alg, now)?;
-        let keys = SigningKeys::from_doc(&new_doc)?;
-        keys.check()?;
-        target
-            .write(&serde_json::to_string(&new_doc).map_err(|e| e.to_string())?)
-            .await?;
+        let keys = target.save(&revoked(alg, now)?).await?;
         print!(
             "revoked every signing key ({}); the new keys:\n{}",
             target.describe(),
@@ -242,10 +242,7 @@ pub async fn rotate_key(target: Target, alg: Option<TokenAlg>, mode: Mode) -> Re
         }
     }
     let (new_doc, prepublished) = rotated(&doc, alg, now)?;
-    let keys = SigningKeys::from_doc(&new_doc)?;
-    keys.check()?;
-    let json = serde_json::to_string(&new_doc).map_err(|e| e.to_string())?;
-    target.write(&json).await?;
+    let keys = target.save(&new_doc).await?;
     print!(
         "rotated the signing key ({}):\n{}",
         target.describe(),
@@ -274,32 +271,23 @@ pub async fn rotate_key(target: Target, alg: Option<TokenAlg>, mode: Mode) -> Re
 
 /// `dev-key`: a local document when `out` has none, or when the one there cannot sign
 /// with `alg` (one from before RS256 was the default): then a new one, the old current key
-/// kept as previous.
-pub fn dev_key(out: &str, alg: TokenAlg) -> Res<()> {
+/// kept as previous. New keys are made only then (an RSA key takes a while).
+pub async fn dev_key(out: &str, alg: TokenAlg) -> Res<()> {
     let old = std::fs::read_to_string(out)
         .ok()
         .and_then(|json| SigningSecret::from_json(&json).ok());
-    let signs = |doc: &SigningSecret| {
-        SigningKeys::from_doc(doc)
-            .is_ok_and(|k| k.active.alg == alg || k.next.as_ref().is_some_and(|n| n.alg == alg))
-    };
-    let mut doc = new_document(alg)?;
-    match &old {
-        Some(existing) if signs(existing) => {
-            println!("signing key {out} exists");
-            return Ok(());
-        }
-        Some(existing) => {
-            doc.previous_signing_secret = Some(existing.signing_secret.clone());
-            doc.previous_signing_key = existing.signing_key.clone();
-        }
-        None => {}
+    let signs =
+        |doc: &SigningSecret| SigningKeys::from_doc(doc).is_ok_and(|k| k.signer(alg).is_some());
+    if old.as_ref().is_some_and(signs) {
+        println!("signing key {out} exists");
+        return Ok(());
     }
-    SigningKeys::from_doc(&doc)?.check()?;
-    write_private(
-        out,
-        &serde_json::to_string(&doc).map_err(|e| e.to_string())?,
-    )?;
+    let mut doc = new_document(alg)?;
+    if let Some(existing) = old {
+        doc.previous_signing_secret = Some(existing.signing_secret);
+        doc.previous_signing_key = existing.signing_key;
+    }
+    Target::File(out.to_string()).save(&doc).await?;
     println!("wrote a new local {} signing key to {out}", alg.name());
     Ok(())
 }

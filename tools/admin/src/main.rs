@@ -15,6 +15,7 @@ use contact_auth::domain::jwt::{KeySet, SigningKeys, TokenAlg};
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::ports::{Contacts, Directory};
+use contact_auth::runtime::KeysDep;
 use testkit::app::TestApp;
 use testkit::verdict::{check_http, check_mail, Expected, MailObserved, Observed};
 use testkit::{fixtures, poll, schema, seed};
@@ -23,21 +24,18 @@ mod keys;
 
 type Res<T> = Result<T, String>;
 
-/// An algorithm's name, checked.
-fn parse_alg(name: &str) -> Res<TokenAlg> {
-    TokenAlg::parse(name).ok_or_else(|| format!("unknown algorithm {name}: RS256, ES256 or EdDSA"))
-}
-
-/// `--alg`, else ACCESS_TOKEN_ALG, else RS256 (the contract's default).
-fn token_alg(flag: Option<String>) -> Res<TokenAlg> {
-    match flag.or_else(|| {
+/// The algorithm asked for: `--alg`, else ACCESS_TOKEN_ALG, else none.
+fn requested_alg(flag: Option<String>) -> Res<Option<TokenAlg>> {
+    flag.or_else(|| {
         std::env::var("ACCESS_TOKEN_ALG")
             .ok()
             .filter(|v| !v.is_empty())
-    }) {
-        None => Ok(TokenAlg::RS256),
-        Some(name) => parse_alg(&name),
-    }
+    })
+    .map(|name| {
+        TokenAlg::parse(&name)
+            .ok_or_else(|| format!("unknown algorithm {name}: RS256, ES256 or EdDSA"))
+    })
+    .transpose()
 }
 
 #[derive(Parser)]
@@ -417,11 +415,9 @@ async fn dev_mailer() -> Res<()> {
     let store = DynamoStore::from_env(&config.table_name).await;
     // The same key document the functions read (SIGNING_KEY_FILE locally): the mailer
     // derives each job's token and code from its link key.
-    let keys = KeySet::new(
-        contact_auth::adapters::keys::load_keys().await?,
-        config.access_token_alg,
-        time::OffsetDateTime::now_utc().unix_timestamp(),
-    );
+    let keys = <KeySet as KeysDep>::from_env(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     let app = App::new(config)
         .with_store(store)
         .with_keys(keys)
@@ -432,7 +428,10 @@ async fn dev_mailer() -> Res<()> {
 async fn run(cli: Cli) -> Res<()> {
     let store = || async { Ok::<_, String>(DynamoStore::from_env(&table_name()?).await) };
     match cli.command {
-        Command::DevKey { out } => keys::dev_key(&out, token_alg(None)?),
+        Command::DevKey { out } => {
+            // RS256 when nothing asks otherwise: the contract's default.
+            keys::dev_key(&out, requested_alg(None)?.unwrap_or(TokenAlg::RS256)).await
+        }
         Command::RotateKey {
             secret_id,
             file,
@@ -445,14 +444,7 @@ async fn run(cli: Cli) -> Res<()> {
                 (None, Some(path)) => keys::Target::File(path),
                 (None, None) => return Err("--secret-id or --file".into()),
             };
-            let alg = alg
-                .or_else(|| {
-                    std::env::var("ACCESS_TOKEN_ALG")
-                        .ok()
-                        .filter(|v| !v.is_empty())
-                })
-                .map(|a| parse_alg(&a))
-                .transpose()?;
+            let alg = requested_alg(alg)?;
             let mode = if revoke {
                 keys::Mode::Revoke
             } else if force {

@@ -49,8 +49,6 @@ pub struct DynamoStore {
     table: String,
 }
 
-/// Maps an SDK error to a port error with only the operation and the error code:
-/// SDK messages can echo request data, so they are not logged.
 /// A single write with a condition: true when written, false when its condition did not
 /// hold; any other failure is an error.
 pub(crate) fn conditional<T, E: ProvideErrorMetadata, R>(
@@ -64,6 +62,8 @@ pub(crate) fn conditional<T, E: ProvideErrorMetadata, R>(
     }
 }
 
+/// Maps an SDK error to a port error with only the operation and the error code:
+/// SDK messages can echo request data, so they are not logged.
 pub(crate) fn sdk_err<E: ProvideErrorMetadata, R>(op: &str, e: SdkError<E, R>) -> PortError {
     let code = e.code().unwrap_or("none").to_string();
     match &e {
