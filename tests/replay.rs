@@ -208,6 +208,12 @@ async fn fresh(config: &Value) -> TestApp {
     if let Some(n) = config.get("ip_per_minute").and_then(Value::as_u64) {
         cfg.ip_per_minute = n as u32;
     }
+    if let Some(n) = config
+        .get("code_attempts_per_ip_hour")
+        .and_then(Value::as_u64)
+    {
+        cfg.code_attempts_per_ip_hour = n as u32;
+    }
     TestApp::new(cfg, store, &testkit::test_key_doc())
 }
 
@@ -546,6 +552,14 @@ fn main() {
     trials.push(scenario(
         "a_code_without_a_link_costs_what_a_wrong_code_costs",
         || on_this_thread(code_work()),
+    ));
+    trials.push(scenario(
+        "an_undo_link_works_for_7_days_and_restores_the_chain_origin",
+        || block_on(undo_window()),
+    ));
+    trials.push(scenario(
+        "a_link_dies_with_its_revoked_key_and_survives_a_rotation",
+        || block_on(revoked_key_links()),
     ));
     libtest_mimic::run(&args, trials).exit();
 }
@@ -982,5 +996,178 @@ async fn retried_job() -> Result<(), String> {
     })?;
     ensure(mails_to(&ses, &email)?.len() == sent[1].0, || {
         "a used link was mailed again".into()
+    })
+}
+
+/// A request with a Bearer token (`post_event` with a method and an Authorization header).
+fn authed_event(method: &str, route: Route, access: &str, body: Value) -> String {
+    let mut event: Value =
+        serde_json::from_str(&fixtures::post_event(route.path(), body)).unwrap_or_default();
+    event["headers"]["authorization"] = Value::String(format!("Bearer {access}"));
+    event["requestContext"]["http"]["method"] = Value::String(method.into());
+    event["routeKey"] = Value::String(format!("{method} {}", route.path()));
+    event["requestContext"]["routeKey"] = event["routeKey"].clone();
+    event.to_string()
+}
+
+/// The ids of the mail jobs in the table.
+async fn job_ids(store: &DynamoStore) -> Vec<String> {
+    snapshot(store)
+        .await
+        .into_keys()
+        .filter_map(|(pk, _)| pk.strip_prefix(keys::JOB_PREFIX).map(str::to_string))
+        .collect()
+}
+
+/// Runs every job in the table through the mailer at `app`'s time.
+async fn run_jobs(app: &TestApp) -> Result<(), String> {
+    let mailer = app.mailer_app(SesMailer::from_env().await);
+    for id in job_ids(&app.store).await {
+        contact_auth::handlers::mailer::process_job(&mailer, &id)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The one link of the newest mail to `to` whose subject contains `subject`.
+fn link_in_mail(ses: &str, to: &str, subject: &str) -> Result<String, String> {
+    let mails = mails_to(ses, to)?;
+    let mail = mails
+        .iter()
+        .rev()
+        .find(|m| m["subject"].as_str().is_some_and(|s| s.contains(subject)))
+        .ok_or(format!("no mail \"{subject}\""))?;
+    let token = tokens_in_mail(mail)
+        .into_iter()
+        .next()
+        .ok_or("no link in the mail")?;
+    record_secret(&token);
+    Ok(token)
+}
+
+/// Issue 17: an undo link works until 7 days after its mail (injected clocks, both sides
+/// of the end), restores the address the chain started from, reports whether it removed
+/// a password, and works once.
+async fn undo_window() -> Result<(), String> {
+    let ses = init()?;
+    let base = fresh(&Value::Null).await;
+    let t0 = base.now();
+    let app = base.at(t0);
+    let owner = format!("undo-{}@example.com", new_id());
+    let moved = format!("moved-{}@example.com", new_id());
+    record_secret(&owner);
+    record_secret(&moved);
+    let (status, pair) = fixtures::consume(&app, &put_link(&app, &owner).await?).await?;
+    ensure(status == 200, || format!("sign-in {status}"))?;
+    let access = pair["access_token"].as_str().unwrap_or("").to_string();
+    record_secret(&access);
+    record_secret(pair["refresh_token"].as_str().unwrap_or(""));
+    let patch = serde_json::json!({"data": {"type": "contacts", "attributes": {"email": moved}}});
+    let resp = app
+        .handle(
+            Route::MePatch,
+            request(&authed_event("PATCH", Route::MePatch, &access, patch))?,
+        )
+        .await;
+    ensure(resp.status() == 200, || {
+        format!("PATCH {}", body_json(&resp))
+    })?;
+    run_jobs(&app).await?;
+    let undo = link_in_mail(&ses, &owner, "being changed")?;
+    let confirm = link_in_mail(&ses, &moved, "")?;
+    let (status, _) = fixtures::consume(&app.at(t0 + 60), &confirm).await?;
+    ensure(status == 200, || format!("confirm {status}"))?;
+    let ttl = app.config.undo_ttl;
+    // One second past the 7 days: refused as expired, and nothing moved.
+    let late = app
+        .at(t0 + ttl + 1)
+        .handle(Route::MagicConsume, request(&consume_event(&undo))?)
+        .await;
+    let body = body_json(&late);
+    ensure(
+        late.status() == 401 && body["errors"][0]["meta"]["reason"] == "expired",
+        || format!("undo after 7 days: {} {body}", late.status()),
+    )?;
+    // One second before the end: restored to the origin, no password to remove.
+    let ok = app
+        .at(t0 + ttl - 1)
+        .handle(Route::MagicConsume, request(&consume_event(&undo))?)
+        .await;
+    let body = body_json(&ok);
+    ensure(
+        ok.status() == 200 && body["undone"] == "email_change" && body["password_removed"] == false,
+        || format!("undo within 7 days: {} {body}", ok.status()),
+    )?;
+    let contact = app
+        .store
+        .contact_id_by_email(
+            &contact_auth::domain::email::parse_email(&owner)
+                .map_err(|e| e.detail())?
+                .key,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(contact.is_some(), || {
+        "the origin address is not back".into()
+    })?;
+    // Twice: refused (the chain ended with the first undo).
+    let again = app
+        .at(t0 + ttl - 1)
+        .handle(Route::MagicConsume, request(&consume_event(&undo))?)
+        .await;
+    ensure(again.status() == 401, || {
+        format!("second undo {}", again.status())
+    })
+}
+
+/// Issue 17 item 4: a link made under a key works after one plain rotation (its key is
+/// the previous one) and dies once the key is revoked (`rotate-key --revoke` leaves no
+/// previous key); the code is refused with it.
+async fn revoked_key_links() -> Result<(), String> {
+    let app = fresh(&Value::Null).await;
+    let rsa1 = include_str!("../shared/src/domain/testdata/test-only-rsa-1.pem");
+    let rsa2 = include_str!("../shared/src/domain/testdata/test-only-rsa-2.pem");
+    let old: Value = serde_json::from_str(&testkit::test_key_doc()).map_err(|e| e.to_string())?;
+    let rotated = serde_json::json!({
+        "signing_secret": old["next_signing_secret"], "signing_key": rsa2,
+        "previous_signing_secret": old["signing_secret"], "previous_signing_key": rsa1,
+        "next_signing_secret": "replay-test-third-signing-secret-012345678", "next_signing_key": rsa1,
+    })
+    .to_string();
+    let revoked = serde_json::json!({
+        "signing_secret": "replay-test-revoke-signing-secret-01234567", "signing_key": rsa1,
+        "next_signing_secret": "replay-test-revoke-next-signing-secret-0123", "next_signing_key": rsa2,
+    })
+    .to_string();
+    let under = |doc: &str| TestApp::new(app.config.clone(), app.store.clone(), doc);
+    let consume_under = |doc: String, token: String| {
+        let a = under(&doc);
+        async move {
+            let resp = a
+                .handle(Route::MagicConsume, request(&consume_event(&token))?)
+                .await;
+            let body = body_json(&resp);
+            if let Some(t) = body["refresh_token"].as_str() {
+                record_secret(t);
+            }
+            Ok::<_, String>((resp.status().as_u16(), body))
+        }
+    };
+    let a = put_link(&app, &format!("rot-{}@example.com", new_id())).await?;
+    let (status, body) = consume_under(rotated, a).await?;
+    ensure(status == 200, || {
+        format!("after a rotation: {status} {body}")
+    })?;
+    let b = put_link(&app, &format!("rev-{}@example.com", new_id())).await?;
+    let (status, body) = consume_under(revoked, b.clone()).await?;
+    ensure(
+        status == 401 && body["errors"][0]["meta"]["reason"] == "expired",
+        || format!("after a revoke: {status} {body}"),
+    )?;
+    // The refusal changed nothing: the same link still works under the old document.
+    let (status, body) = consume_under(testkit::test_key_doc(), b).await?;
+    ensure(status == 200, || {
+        format!("under the old keys: {status} {body}")
     })
 }

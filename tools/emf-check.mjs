@@ -14,6 +14,8 @@ const DIMENSION_VALUES = {
   Outcome: ["sent", "notice", "nothing", "dropped", "already_done", "failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;
+// `WrongCodes` by hub: a hub id the table holds (set by the admin CLI), or `none`.
+const HUB = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Problems with one parsed document ([] when valid). */
 export function emfProblems(d) {
@@ -30,6 +32,8 @@ export function emfProblems(d) {
       for (const name of set) {
         if (typeof d[name] !== "string") p.push(`dimension ${name} is not a top-level string`);
         else if (name === "Function" && !FUNCTION.test(d[name])) p.push(`Function ${d[name]}`);
+        else if (name === "Hub" && !HUB.test(d[name])) p.push(`Hub ${d[name]}`);
+        else if (name === "Hub") continue;
         else if (DIMENSION_VALUES[name] && !DIMENSION_VALUES[name].includes(d[name])) p.push(`${name}=${d[name]} is not a known value`);
         else if (name !== "Function" && !DIMENSION_VALUES[name]) p.push(`unknown dimension ${name}`);
       }
@@ -66,6 +70,7 @@ export function checkLogs(paths) {
           for (const k of Object.keys(DIMENSION_VALUES)) if (typeof d[k] === "string") seen.add(`${m.Name}/${k}=${d[k]}`);
           if (m.Name === "DynamoDbCalls" && d.DynamoDbCalls > 0) seen.add("DynamoDbCalls>0");
           if (m.Name === "SesCalls" && d.SesCalls > 0) seen.add("SesCalls>0");
+          if (typeof d.Hub === "string") seen.add(`${m.Name}/Hub=${d.Hub}`);
         }
       }
     }
@@ -79,5 +84,5 @@ export const EXPECTED = [
   "SignIns/Method=magic_link", "SignIns/Method=otp", "SignIns/Method=pwd", "Registrations",
   "FailedLogins/Method=pwd", "FailedLogins/Method=otp", "RateLimited/Limit=send",
   "RateLimited/Limit=login", "RateLimited/Limit=code", "RefreshReuseDetected", "MailsSent",
-  "MailJobs/Outcome=sent",
+  "MailJobs/Outcome=sent", "WrongCodes/Hub=hub_member_academy",
 ];

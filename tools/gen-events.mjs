@@ -207,6 +207,8 @@ add("magic-consume", "code-fifth-wrong", byCode(WRONG), refused("invalid", { set
 add("magic-consume", "code-after-five-wrong", byCode(CODE), refused("invalid", { setup: [codeLink({ code_attempts: 5 })] }));
 add("magic-consume", "token-after-five-wrong-codes", con({ token: TOKEN_A }), pairOk([codeLink({ code_attempts: 5 })]));
 add("magic-consume", "code-per-email-cap", byCode(WRONG), err(429, "rate_limited", null, { setup: [codeLink()], repeat: 11, headers: ["retry-after"] }));
+// Issue 17: one IP guessing across many addresses (never 10 on one) meets the per-IP code cap.
+add("magic-consume", "code-per-ip-cap", byCode(WRONG), err(429, "rate_limited", null, { repeat: 4, vary_email: true, config: { code_attempts_per_ip_hour: 3 }, headers: ["retry-after"] }));
 add("magic-consume", "code-after-link-used", byCode(CODE), refused("invalid", { setup: [codeLink({ used: true })] }));
 add("magic-consume", "token-after-code-used", con({ token: TOKEN_A }), refused("used", { setup: [codeLink(), { op: "code_sign_in", email: "member@example.com", code: CODE, slug: "member-academy" }] }));
 add("magic-consume", "code-of-superseded-link", byCode("111111"), refused("invalid", { setup: [linkSetup(TOKEN_B, { code: "111111" }), codeLink()] }));

@@ -46,7 +46,7 @@ const stack = await startStack({
   // request comes from 127.0.0.1 (the replay covers the per-IP 429).
   // LOG_LEVEL=debug: the secrets-in-logs check below then covers the most verbose level
   // a deployment can choose (the code clamps anything beyond it).
-  env: { LOG_LEVEL: "debug", RATE_EMAIL_COOLDOWN_SECONDS: "2", RATE_EMAIL_PER_HOUR: "1000", RATE_IP_PER_MINUTE: "100000", REFRESH_REUSE_GRACE_SECONDS: "2" },
+  env: { LOG_LEVEL: "debug", RATE_EMAIL_COOLDOWN_SECONDS: "2", RATE_EMAIL_PER_HOUR: "1000", RATE_IP_PER_MINUTE: "100000", RATE_CODE_ATTEMPTS_PER_IP_HOUR: "100000", REFRESH_REUSE_GRACE_SECONDS: "2" },
 });
 const stop = async () => { await stack.stop(); };
 // More demo data for the join and closed-registration flows.

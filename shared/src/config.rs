@@ -30,6 +30,8 @@ pub struct Config {
     pub login_failures_per_15min: u32,
     /// Sign-in code attempts per email per hour, across all teams.
     pub code_attempts_per_hour: u32,
+    /// Sign-in code attempts per source IP (v4, or v6 /64) per hour.
+    pub code_attempts_per_ip_hour: u32,
     pub cors_origins: Vec<String>,
     pub sender_address: String,
     pub cookie_path: String,
@@ -84,6 +86,7 @@ impl Config {
             ip_per_minute: 30,
             login_failures_per_15min: 10,
             code_attempts_per_hour: 10,
+            code_attempts_per_ip_hour: 30,
             cors_origins: vec![],
             sender_address: "no-reply@example.com".into(),
             cookie_path: API_PREFIX.into(),
@@ -123,6 +126,10 @@ impl Config {
                 d.login_failures_per_15min,
             )?,
             code_attempts_per_hour: num("RATE_CODE_ATTEMPTS_PER_HOUR", d.code_attempts_per_hour)?,
+            code_attempts_per_ip_hour: num(
+                "RATE_CODE_ATTEMPTS_PER_IP_HOUR",
+                d.code_attempts_per_ip_hour,
+            )?,
             cors_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')

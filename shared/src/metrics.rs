@@ -81,8 +81,13 @@ impl FailureKind {
 }
 
 /// Something worth counting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A refused sign-in code, by the hub of the link it was tried against (the hub the
+    /// slug named when no link was found; `none` when neither): a per-hub series to alarm
+    /// on when one hub's members are being guessed at. Only hubs that exist become
+    /// dimension values, so an attacker cannot mint metrics (each is billed).
+    WrongCode(String),
     SignIn(Method),
     /// A new contact (a registration link or code consumed).
     Registration,
@@ -231,6 +236,7 @@ pub fn documents(
             Event::MailSent => ("MailsSent", None),
             Event::MailFailed(k) => ("MailFailures", Some(("Kind", k.as_str()))),
             Event::MailJob(outcome) => ("MailJobs", Some(("Outcome", *outcome))),
+            Event::WrongCode(hub) => ("WrongCodes", Some(("Hub", hub.as_str()))),
         };
         let mut dims = vec![("Function", function)];
         dims.extend(dim);

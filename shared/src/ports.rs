@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use crate::domain::email::EmailKey;
+use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, Team,
@@ -23,6 +24,19 @@ pub enum Enqueued {
     Limited {
         retry_after: u64,
     },
+    /// The profile moved since it was read (an email change was confirmed or undone, or
+    /// every session ended): nothing was written; the session that asked has ended.
+    Stale,
+}
+
+/// An email change as requested (PATCH /me): the address it goes to and the undo chain
+/// the profile carries from now on (`domain::email_change`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingChange {
+    pub pending_email: String,
+    pub chain: UndoChain,
+    /// The profile's token version as read: the write holds only while it is unchanged.
+    pub token_version: u64,
 }
 
 /// Who consuming a magic link signs in.
@@ -43,6 +57,9 @@ pub enum ConsumeAs {
         token_version: u64,
         old_email_key: EmailKey,
         change_id: String,
+        /// "This address is now on this account", to the new address (written in the
+        /// same transaction).
+        notice: Box<MailJob>,
     },
 }
 
@@ -53,9 +70,11 @@ pub struct UndoEmailChange {
     pub token_version: u64,
     /// The address the contact has now (released when it differs from the restored one).
     pub current_email_key: EmailKey,
+    /// The chain being undone: its origin is restored; the profile must still carry it.
+    pub chain: UndoChain,
     /// `password_version` as read: the condition that nothing moved since.
     pub password_version: u64,
-    /// Remove the password (it was set or changed since the change request).
+    /// Remove the password (set or changed inside the chain: `UndoChain::password_inside`).
     pub remove_password: bool,
 }
 
@@ -139,13 +158,14 @@ pub trait MailJobs: Send + Sync {
         now: i64,
     ) -> impl Future<Output = PortResult<Enqueued>> + Send;
     /// One write: the email-change job with its rate counters, and the profile's pending
-    /// change (`pending_email`, `email_change_id` = the job's `change_id`), so the mailer
-    /// never sees the job before the change it belongs to.
+    /// change (`pending_email`, `email_change_id` = the job's `change_id`) with its undo
+    /// chain, so the mailer never sees the job before the change it belongs to. `Stale`
+    /// when the profile's token version moved since it was read.
     fn request_email_change(
         &self,
         job: &MailJob,
         rules: &[RateRule],
-        pending_email: &str,
+        change: &PendingChange,
         now: i64,
     ) -> impl Future<Output = PortResult<Enqueued>> + Send;
     fn job(&self, job_id: &str) -> impl Future<Output = PortResult<Option<MailJob>>> + Send;

@@ -189,6 +189,8 @@ pub async fn put_link_with(
         used_at: None,
         change_id: None,
         pw_version: None,
+        chain_id: None,
+        key_id: Some(app.keys().link().active.id()),
         code_hash: None,
         code_attempts: extra.code_attempts,
         code_challenge: extra.code_challenge.clone(),

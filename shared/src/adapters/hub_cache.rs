@@ -14,7 +14,8 @@ use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
 use crate::ports::{
     Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
-    PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions, UndoEmailChange,
+    PendingChange, PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions,
+    UndoEmailChange,
 };
 
 /// At most this many slugs are kept; past it the cache starts over.
@@ -89,11 +90,11 @@ impl<S: MailJobs> MailJobs for HubCache<S> {
         &self,
         job: &MailJob,
         rules: &[RateRule],
-        pending_email: &str,
+        change: &PendingChange,
         now: i64,
     ) -> PortResult<Enqueued> {
         self.inner
-            .request_email_change(job, rules, pending_email, now)
+            .request_email_change(job, rules, change, now)
             .await
     }
     async fn job(&self, job_id: &str) -> PortResult<Option<MailJob>> {

@@ -43,6 +43,15 @@ impl LinkKey {
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         mac(&self.0, parts)
     }
+
+    /// A public name for the key (16 hex digits of a MAC under it): stored on every link
+    /// the key made, so a link stops working once its key has left the signing document.
+    pub fn id(&self) -> String {
+        self.mac(&[b"link key id"])[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// HMAC over length-prefixed parts (so no two part lists give the same input).
@@ -71,6 +80,20 @@ pub struct LinkKeys {
     /// The next slot's: a mailer that has read a rotation before this function makes codes
     /// with it (README "Key rotation").
     pub next: Option<LinkKey>,
+}
+
+impl LinkKeys {
+    /// Whether a link made under the key named `id` may still be used: its key is one of
+    /// the document's (current, next or previous). After `rotate-key --revoke` only the
+    /// new keys are; after a plain rotation the old current key stays as previous until
+    /// the next rotation. A link without a key id (none are made) is refused.
+    pub fn knows(&self, id: Option<&str>) -> bool {
+        let Some(id) = id else { return false };
+        std::iter::once(&self.active)
+            .chain(self.previous.as_ref())
+            .chain(self.next.as_ref())
+            .any(|k| k.id() == id)
+    }
 }
 
 /// A sign-in code: six ASCII digits. Its `Debug` never shows them.
@@ -218,6 +241,40 @@ mod tests {
             previous: None,
             next: None,
         }
+    }
+
+    #[test]
+    fn a_link_works_while_its_key_is_in_the_document() {
+        let a = LinkKey::derive("active-secret-active-secret-0123");
+        let b = LinkKey::derive("next-secret-next-secret-01234567");
+        let c = LinkKey::derive("third-secret-third-secret-012345");
+        assert_eq!(a.id().len(), 16);
+        assert_eq!(
+            a.id(),
+            LinkKey::derive("active-secret-active-secret-0123").id()
+        );
+        assert_ne!(a.id(), b.id());
+        // The key id reveals nothing usable: it is not the key's bytes.
+        assert!(!a.id().contains(&format!("{:02x}{:02x}", a.0[0], a.0[1])));
+        let doc = LinkKeys {
+            active: b.clone(),
+            previous: Some(a.clone()),
+            next: Some(c.clone()),
+        };
+        for k in [&a, &b, &c] {
+            assert!(doc.knows(Some(&k.id())));
+        }
+        // After a revoke (new current and next, no previous) the old keys' links die.
+        let revoked = LinkKeys {
+            active: c.clone(),
+            previous: None,
+            next: Some(LinkKey::derive("fourth-secret-fourth-secret-0123")),
+        };
+        assert!(!revoked.knows(Some(&a.id())));
+        assert!(!revoked.knows(Some(&b.id())));
+        assert!(revoked.knows(Some(&c.id())));
+        assert!(!doc.knows(None));
+        assert!(!doc.knows(Some("")));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Pure domain logic: no I/O.
 pub mod code;
 pub mod email;
+pub mod email_change;
 pub mod ids;
 pub mod jwt;
 pub mod model;

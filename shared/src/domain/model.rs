@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::email::EmailKey;
+use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::secret::TokenHash;
 
@@ -36,6 +37,10 @@ pub enum JobPurpose {
     PasswordSetNotice,
     /// Tell the contact's address that the password was changed.
     PasswordChangeNotice,
+    /// Tell a contact's new address, once an email change is confirmed, that it is now
+    /// the sign-in address of this account (naming its hubs): someone who confirmed an
+    /// unsolicited change sees what happened.
+    EmailChangedNotice,
 }
 
 /// A mail job: written by `register`/`magic`, consumed by the mailer.
@@ -104,6 +109,10 @@ pub struct Contact {
     /// How many times a password was set or changed (0: never). An undo removes the
     /// password when this moved since the email-change request.
     pub password_version: u64,
+    /// When the password was last set or changed.
+    pub password_changed_at: Option<i64>,
+    /// The email-change undo chain, while one was started (`domain::email_change`).
+    pub undo_chain: Option<UndoChain>,
 }
 
 /// What a magic link does when consumed.
@@ -149,8 +158,14 @@ pub struct MagicLink {
     /// `EmailChange` / `EmailChangeUndo`: the change request it belongs to.
     pub change_id: Option<String>,
     /// `EmailChangeUndo`: the contact's `password_version` when the change was
-    /// requested (a password set or changed since is removed by the undo).
+    /// requested (kept on stored links; the undo decides by the chain's boundary).
     pub pw_version: Option<u64>,
+    /// `EmailChangeUndo`: the undo chain it belongs to (`UndoChain::chain_id`).
+    pub chain_id: Option<String>,
+    /// The id of the link key the mailer made the link with (`code::LinkKey::id`): a link
+    /// whose key has left the signing document (a `rotate-key --revoke`, or two
+    /// rotations) no longer works.
+    pub key_id: Option<String>,
     /// Sign-in links: the keyed hash of the mail's 6-digit code (`code::code_hash`);
     /// `None` for links without a code (email change, undo).
     pub code_hash: Option<String>,

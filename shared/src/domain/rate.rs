@@ -67,6 +67,18 @@ pub fn code_attempts(email_key: &EmailKey, now: i64) -> Counter {
     Counter::window(&format!("code-attempts#{scope}"), now, CODE_ATTEMPT_WINDOW)
 }
 
+/// Sign-in code attempts from one IP (v4 address or v6 /64) in the code window, right or
+/// wrong: one attacker guessing across many accounts (10 per email an hour) meets this
+/// cap. A right code does not give the attempt back: a refund would let an attacker buy
+/// guesses with codes mailed to their own addresses.
+pub fn code_ip_counter(source_ip: &str, now: i64) -> Counter {
+    Counter::window(
+        &format!("code-{}", ip_key(source_ip)),
+        now,
+        CODE_ATTEMPT_WINDOW,
+    )
+}
+
 /// The per-IP window: register, magic, login and code sign-in count into the same item.
 const IP_WINDOW: i64 = 60;
 

@@ -143,5 +143,7 @@ pub async fn request_link<S: Directory + MailJobs, K>(
             metrics::record(Event::RateLimited(Limit::Send));
             Err(ApiError::rate_limited(retry_after))
         }
+        // Only an email change writes a profile beside its job.
+        Enqueued::Stale => Err(ApiError::internal()),
     }
 }

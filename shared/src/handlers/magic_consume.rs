@@ -16,9 +16,9 @@ use crate::domain::code::{
 use crate::domain::email::parse_email;
 use crate::domain::ids::ContactId;
 use crate::domain::jwt::KeySet;
-use crate::domain::model::{LinkPurpose, LinkRefusal, MagicLink};
-use crate::domain::rate::{code_attempts, email_scope, ip_counter};
-use crate::domain::secret::{RawToken, TokenHash};
+use crate::domain::model::{JobPurpose, LinkPurpose, LinkRefusal, MagicLink, MailJob};
+use crate::domain::rate::{code_attempts, code_ip_counter, email_scope, ip_counter};
+use crate::domain::secret::{new_id, RawToken, TokenHash};
 use crate::domain::target::{parse_target, Target};
 use crate::edge::{
     attr_pointer, json_response, parse_document, Attributes, HandlerResult, RequestMeta,
@@ -91,8 +91,8 @@ pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
 
 /// The link a token names, if it can still be used; else why not (the token's holder has
 /// the mail, so used / expired / unknown tells them nothing new).
-async fn link_by_token<S: MagicLinks, K>(
-    app: &App<S, K>,
+async fn link_by_token<S: MagicLinks>(
+    app: &App<S, KeySet>,
     token: &str,
     now: i64,
 ) -> Result<(MagicLink, Option<u64>), ApiError> {
@@ -107,7 +107,9 @@ async fn link_by_token<S: MagicLinks, K>(
     if link.used_at.is_some() {
         return Err(ApiError::link_refused(LinkRefusal::Used));
     }
-    if link.expires_at <= now {
+    // A link whose key left the signing document (`rotate-key --revoke`, or two
+    // rotations) is as good as expired: the page offers a new one.
+    if link.expires_at <= now || !app.keys.link().knows(link.key_id.as_deref()) {
         return Err(ApiError::link_refused(LinkRefusal::Expired));
     }
     Ok((link, tv))
@@ -134,13 +136,13 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
     })?;
     let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
     let store = &app.store;
-    let scope = match target {
+    let (scope, slug_hub) = match target {
         // A stale cached "no such hub" only fails this attempt (no redirect is involved).
         Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
-            Some(hub) => hub.team_id.to_string(),
-            None => format!("slug:{slug}"),
+            Some(hub) => (hub.team_id.to_string(), Some(hub.hub_id)),
+            None => (format!("slug:{slug}"), None),
         },
-        Target::Team(team) => team.to_string(),
+        Target::Team(team) => (team.to_string(), None),
     };
     let counters = [
         (
@@ -148,6 +150,10 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
             app.config.code_attempts_per_hour,
         ),
         (ip_counter(&meta.source_ip, now), app.config.ip_per_minute),
+        (
+            code_ip_counter(&meta.source_ip, now),
+            app.config.code_attempts_per_ip_hour,
+        ),
     ];
     if let Reserved::Limited { retry_after } = store.reserve_attempts(&counters, now).await? {
         metrics::record(Event::RateLimited(Limit::Code));
@@ -174,7 +180,12 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
             store.reset_counter(&counters[0].0).await?;
             Ok((link, tv))
         }
-        _ => {
+        found => {
+            let hub = found
+                .and_then(|(l, _)| l.hub_id)
+                .or(slug_hub)
+                .map_or("none".to_string(), |h| h.to_string());
+            metrics::record(Event::WrongCode(hub));
             metrics::record(Event::FailedLogin(metrics::Method::Otp));
             tracing::info!("sign-in code refused");
             Err(ApiError::link_refused(LinkRefusal::Invalid))
@@ -219,12 +230,14 @@ async fn consume_link<S: MagicLinks + Contacts>(
                 contact_id,
                 token_version,
                 ..
-            }
-            | ConsumeAs::ChangeEmail {
+            } => (contact_id.clone(), *token_version),
+            // Confirming an email change ends every other session (the transaction moves
+            // the token version on by one); this one is issued at the new version.
+            ConsumeAs::ChangeEmail {
                 contact_id,
                 token_version,
                 ..
-            } => (contact_id.clone(), *token_version),
+            } => (contact_id.clone(), token_version + 1),
         };
         let subject = SessionSubject {
             contact_id: contact_id.clone(),
@@ -317,17 +330,34 @@ async fn change_email_as<S: Contacts, K>(
         // Another link already moved the contact to this address.
         return Err(refused(LinkRefusal::Used));
     }
+    // "This address is now on this account", to the new address, naming its hubs.
+    let notice = MailJob {
+        job_id: new_id(),
+        purpose: JobPurpose::EmailChangedNotice,
+        slug: None,
+        team_id: Some(link.team_id.clone()),
+        email: link.email.clone(),
+        email_key: link.email_key.clone(),
+        redirect_url: None,
+        created_at: app.now(),
+        contact_id: Some(cid.clone()),
+        change_id: Some(change_id.clone()),
+        pw_version: None,
+        code_challenge: None,
+    };
     Ok(ConsumeAs::ChangeEmail {
         contact_id: cid.clone(),
         token_version: contact.token_version,
         old_email_key: contact.email_key,
         change_id,
+        notice: Box::new(notice),
     })
 }
 
-/// An undo link from an email-change notice: restore the address it was sent to, end
-/// every session, remove a password set or changed since the change request, cancel
-/// pending changes. Signs nobody in: the member signs in again afterwards.
+/// An undo link from an email-change notice: restore the address its chain started from,
+/// end every session, remove a password set or changed inside the chain, cancel pending
+/// changes, and end the chain (every other undo link of it dies). Signs nobody in: the
+/// member signs in again afterwards. The answer says whether the password was removed.
 async fn undo_email_change<S: MagicLinks + Contacts, K>(
     app: &App<S, K>,
     link: &MagicLink,
@@ -335,18 +365,28 @@ async fn undo_email_change<S: MagicLinks + Contacts, K>(
 ) -> HandlerResult {
     let invalid = || ApiError::link_refused(LinkRefusal::Unknown);
     let store = &app.store;
-    let (Some(cid), Some(pw_version)) = (&link.contact_id, link.pw_version) else {
+    let Some(cid) = &link.contact_id else {
         return Err(invalid());
     };
     for _ in 0..3 {
         let contact = store.contact(cid).await?.ok_or_else(invalid)?;
+        // Only while the profile still carries the link's chain: an undo since (or a
+        // link from before chains) finds none.
+        let Some(chain) = contact
+            .undo_chain
+            .clone()
+            .filter(|c| link.chain_id.as_deref() == Some(c.chain_id.as_str()))
+        else {
+            return Err(ApiError::link_refused(LinkRefusal::Superseded));
+        };
         let undo = UndoEmailChange {
             contact_id: cid.clone(),
             token_version: contact.token_version,
             current_email_key: contact.email_key.clone(),
             password_version: contact.password_version,
             remove_password: contact.password_hash.is_some()
-                && contact.password_version != pw_version,
+                && chain.password_inside(contact.password_changed_at),
+            chain,
         };
         match store.undo_email_change(link, &undo, now).await? {
             Consumed::Done => {
@@ -354,7 +394,11 @@ async fn undo_email_change<S: MagicLinks + Contacts, K>(
                 return Ok(json_response(
                     StatusCode::OK,
                     "application/json",
-                    &json!({ "undone": "email_change", "redirect_url": null }),
+                    &json!({
+                        "undone": "email_change",
+                        "password_removed": undo.remove_password,
+                        "redirect_url": null,
+                    }),
                 ));
             }
             Consumed::Refused(reason) => return Err(ApiError::link_refused(reason)),

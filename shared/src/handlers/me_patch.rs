@@ -9,21 +9,26 @@ use time::{OffsetDateTime, UtcOffset};
 
 use crate::app::App;
 use crate::domain::email::parse_email;
+use crate::domain::email_change::{
+    chain_for_request, may_request_change, ChangeProof, ChangeRefusal,
+};
 use crate::domain::jwt::KeySet;
 use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::rate::{email_scope, send_rules};
 use crate::domain::secret::new_id;
-use crate::domain::session::recently_authenticated;
 use crate::edge::{
     attr_pointer, json_response, parse_document, HandlerResult, RequestMeta, JSONAPI,
 };
-use crate::errors::ApiError;
+use crate::errors::{ApiError, ErrorCode};
 use crate::flows::account::{
     check_current_password, notice_job, reauthentication_required, resource,
 };
 use crate::flows::session::authenticate;
 use crate::metrics::{self, Event, Limit};
-use crate::ports::{Attempts, Contacts, Enqueued, MailJobs, ProfileChanges};
+use crate::ports::{Attempts, Contacts, Enqueued, MailJobs, PendingChange, ProfileChanges};
+
+/// The detail of a change refused while an undo chain is open.
+const CHAIN_OPEN: &str = "This account's address was changed in the last 7 days. Another change needs a sign-in by a link sent before that change, or the password the account had before it; or wait until the undo period of the last change has ended.";
 
 fn optional_text(
     value: Option<&Value>,
@@ -111,16 +116,31 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
             changes.cancel_email_change = true;
         }
         Some(email) => {
-            // A new address needs a recent sign-in, or the current password now.
-            match &current_password {
+            // A new address needs a recent sign-in, or the current password now; while
+            // an undo chain is open, one from before the chain (`domain::email_change`).
+            let proof = match &current_password {
                 Some(pw) => {
-                    check_current_password(app, &claims, &contact, pw, &meta.source_ip).await?
+                    check_current_password(app, &claims, &contact, pw, &meta.source_ip).await?;
+                    ChangeProof::CurrentPassword {
+                        changed_at: contact.password_changed_at,
+                    }
                 }
-                None if recently_authenticated(&claims, now, app.config.recent_auth) => {}
-                None => return Err(reauthentication_required()),
-            }
+                None => ChangeProof::Session,
+            };
+            may_request_change(
+                contact.undo_chain.as_ref(),
+                &claims,
+                proof,
+                contact.password_changed_at,
+                now,
+                app.config.recent_auth,
+            )
+            .map_err(|refusal| match refusal {
+                ChangeRefusal::NotRecent => reauthentication_required(),
+                ChangeRefusal::ChainOpen => reauthentication_required().detail(CHAIN_OPEN),
+            })?;
             // A confirmation link goes to the new address and a notice with an undo link
-            // to the current one (both by the mailer); the switch happens when the link
+            // to the chain's origin (both by the mailer); the switch happens when the link
             // is consumed, and only while this request is the pending one.
             let change_id = new_id();
             let rules = send_rules(
@@ -135,12 +155,29 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 pw_version: Some(contact.password_version),
                 ..notice_job(JobPurpose::EmailChange, &claims, &contact, now)
             };
-            if let Enqueued::Limited { retry_after } = store
-                .request_email_change(&job, &rules, &email.display, now)
+            let change = PendingChange {
+                pending_email: email.display.clone(),
+                chain: chain_for_request(
+                    contact.undo_chain.as_ref(),
+                    new_id,
+                    (&contact.email, &contact.email_key),
+                    claims.auth_time,
+                    now,
+                    app.config.undo_ttl,
+                ),
+                token_version: contact.token_version,
+            };
+            match store
+                .request_email_change(&job, &rules, &change, now)
                 .await?
             {
-                metrics::record(Event::RateLimited(Limit::Send));
-                return Err(ApiError::rate_limited(retry_after));
+                Enqueued::Queued => {}
+                Enqueued::Limited { retry_after } => {
+                    metrics::record(Event::RateLimited(Limit::Send));
+                    return Err(ApiError::rate_limited(retry_after));
+                }
+                // Confirmed, undone or signed out everywhere in between: this session ended.
+                Enqueued::Stale => return Err(ApiError::new(ErrorCode::Unauthorized)),
             }
             tracing::info!(contact_id = %contact.contact_id, job_id = %job.job_id, "email change requested");
         }

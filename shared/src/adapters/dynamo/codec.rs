@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::keys::{self, with_key};
 use super::Item;
 use crate::domain::email::EmailKey;
+use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
@@ -122,6 +123,20 @@ pub fn contact_from(item: &Item) -> Option<Contact> {
         pending_email: get_s(item, "pending_email"),
         email_change_id: get_s(item, "email_change_id"),
         password_version: get_n(item, "password_version").unwrap_or(0).max(0) as u64,
+        password_changed_at: get_n(item, "password_changed_at"),
+        undo_chain: undo_chain_from(item),
+    })
+}
+
+/// The profile's undo chain (`super::UNDO_CHAIN` names its attributes).
+fn undo_chain_from(item: &Item) -> Option<UndoChain> {
+    Some(UndoChain {
+        chain_id: get_s(item, "undo_chain")?,
+        origin_email: get_s(item, "undo_origin_email")?,
+        origin_key: EmailKey::from_stored(get_s(item, "undo_origin_key")?),
+        boundary: get_n(item, "undo_boundary")?,
+        switched_at: get_n(item, "undo_switched_at"),
+        until: get_n(item, "undo_until")?,
     })
 }
 
@@ -158,6 +173,8 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
         used_at: get_n(item, "used_at"),
         change_id: get_s(item, "change_id"),
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
+        chain_id: get_s(item, "chain_id"),
+        key_id: get_s(item, "key_id"),
         code_hash: get_s(item, "code_hash"),
         code_attempts: get_n(item, "code_attempts")
             .unwrap_or(0)
@@ -178,6 +195,7 @@ fn job_purpose_str(p: JobPurpose) -> &'static str {
         JobPurpose::EmailChange => "email_change",
         JobPurpose::PasswordSetNotice => "password_set_notice",
         JobPurpose::PasswordChangeNotice => "password_change_notice",
+        JobPurpose::EmailChangedNotice => "email_changed_notice",
     }
 }
 
@@ -188,6 +206,7 @@ fn job_purpose_from(s: &str) -> Option<JobPurpose> {
         "email_change" => JobPurpose::EmailChange,
         "password_set_notice" => JobPurpose::PasswordSetNotice,
         "password_change_notice" => JobPurpose::PasswordChangeNotice,
+        "email_changed_notice" => JobPurpose::EmailChangedNotice,
         _ => return None,
     })
 }
@@ -253,6 +272,12 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
     }
     if let Some(v) = link.pw_version {
         item.insert("pw_version".into(), n(v));
+    }
+    if let Some(c) = &link.chain_id {
+        item.insert("chain_id".into(), s(c));
+    }
+    if let Some(k) = &link.key_id {
+        item.insert("key_id".into(), s(k));
     }
     if let Some(h) = &link.code_hash {
         item.insert("code_hash".into(), s(h));
@@ -349,6 +374,7 @@ mod tests {
             JobPurpose::EmailChange,
             JobPurpose::PasswordSetNotice,
             JobPurpose::PasswordChangeNotice,
+            JobPurpose::EmailChangedNotice,
         ] {
             assert_eq!(job_purpose_from(job_purpose_str(p)), Some(p));
         }
@@ -371,6 +397,8 @@ mod tests {
             used_at: None,
             change_id: None,
             pw_version: None,
+            chain_id: Some("chain".into()),
+            key_id: Some("kid1".into()),
             code_hash: Some("kh".into()),
             code_attempts: 3,
             code_challenge: Some("ch".into()),

@@ -10,7 +10,7 @@ use super::{build_err, sdk_err, DynamoStore, Item, JOB_TTL};
 use crate::domain::model::MailJob;
 use crate::domain::rate::RateRule;
 use crate::errors::PortError;
-use crate::ports::{Counter, Enqueued, MailJobs, PortResult};
+use crate::ports::{Counter, Enqueued, MailJobs, PendingChange, PortResult};
 
 /// The items of an enqueue transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +39,9 @@ fn enqueue_outcome(
                 let last = old.as_ref().and_then(|o| get_n(o, "last_at"));
                 retry = retry.max(rule.retry_after(now, last));
             }
-            EnqueueStep::Job | EnqueueStep::PendingChange => {
+            // The profile moved since it was read: nothing was written.
+            EnqueueStep::PendingChange => return Ok(Enqueued::Stale),
+            EnqueueStep::Job => {
                 return Err(PortError::Internal(format!(
                     "enqueue cancelled at {step:?}"
                 )))
@@ -123,7 +125,7 @@ impl MailJobs for DynamoStore {
         &self,
         job: &MailJob,
         rules: &[RateRule],
-        pending_email: &str,
+        change: &PendingChange,
         now: i64,
     ) -> PortResult<Enqueued> {
         let (Some(cid), Some(change_id)) = (&job.contact_id, &job.change_id) else {
@@ -131,16 +133,33 @@ impl MailJobs for DynamoStore {
                 "email change job without contact".into(),
             ));
         };
-        let u = Update::builder()
+        let chain = &change.chain;
+        // The two attributes of PENDING_CHANGE and those of UNDO_CHAIN.
+        let mut set = "SET pending_email = :p, email_change_id = :c, undo_chain = :chain, \
+            undo_origin_email = :oe, undo_origin_key = :ok, undo_boundary = :b, undo_until = :u"
+            .to_string();
+        let mut u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(cid))))
-            // The two attributes of PENDING_CHANGE.
-            .update_expression("SET pending_email = :p, email_change_id = :c")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":p", s(pending_email))
+            // Only while no confirm, undo, logout-everywhere or password change came in
+            // between (each moves the token version): the chain read is the chain written.
+            .condition_expression("attribute_exists(pk) AND token_version = :tv")
+            .expression_attribute_values(":p", s(&change.pending_email))
             .expression_attribute_values(":c", s(change_id))
-            .build()
-            .map_err(build_err)?;
+            .expression_attribute_values(":chain", s(&chain.chain_id))
+            .expression_attribute_values(":oe", s(&chain.origin_email))
+            .expression_attribute_values(":ok", s(chain.origin_key.as_str()))
+            .expression_attribute_values(":b", n(chain.boundary))
+            .expression_attribute_values(":u", n(chain.until))
+            .expression_attribute_values(":tv", n(change.token_version));
+        match chain.switched_at {
+            Some(at) => {
+                set.push_str(", undo_switched_at = :sw");
+                u = u.expression_attribute_values(":sw", n(at));
+            }
+            None => set.push_str(" REMOVE undo_switched_at"),
+        }
+        let u = u.update_expression(set).build().map_err(build_err)?;
         self.enqueue(
             job,
             rules,
@@ -199,12 +218,13 @@ mod tests {
             panic!("{out:?}")
         };
         assert!(retry_after > 40 && retry_after <= 3600, "{retry_after}");
-        // A collided job id or a vanished profile is never reported as a rate limit.
-        for step in [
-            EnqueueStep::Job,
-            EnqueueStep::PendingChange,
-            EnqueueStep::Rule(7),
-        ] {
+        // A profile that moved since it was read (sessions ended) is stale, not limited.
+        assert_eq!(
+            enqueue_outcome(&rules, now, &[(EnqueueStep::PendingChange, None)]).unwrap(),
+            Enqueued::Stale
+        );
+        // A collided job id is never reported as a rate limit.
+        for step in [EnqueueStep::Job, EnqueueStep::Rule(7)] {
             assert!(
                 enqueue_outcome(&rules, now, &[(step, None)]).is_err(),
                 "{step:?}"

@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::codec::{
-    email_item, get_s, magic_from, magic_item, n, new_membership_item, refresh_item, s,
+    email_item, get_s, job_item, magic_from, magic_item, n, new_membership_item, refresh_item, s,
 };
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
-use super::{build_err, conditional, DynamoStore, Item, PENDING_CHANGE};
+use super::{build_err, conditional, DynamoStore, Item, JOB_TTL, PENDING_CHANGE, UNDO_CHAIN};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{LinkRefusal, MagicLink, RefreshRecord};
@@ -34,6 +34,8 @@ enum LinkStep {
     ReleaseEmail,
     Membership,
     Session,
+    /// The email-changed notice job (a collided job id is a fault).
+    Notice,
 }
 
 /// Why the link item's condition failed, from the item as it was (`ALL_OLD`): used, or
@@ -78,6 +80,10 @@ fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> Port
                 Consumed::EmailTaken
             } else if profile_failed || has(failed, LinkStep::ReleaseEmail) {
                 Consumed::VersionChanged
+            } else if has(failed, LinkStep::Notice) {
+                return Err(PortError::Internal(
+                    "email-changed notice id collided".into(),
+                ));
             } else {
                 // The membership is no longer active (a ban): the link signs nobody in.
                 Consumed::Refused(LinkRefusal::Unknown)
@@ -339,6 +345,7 @@ impl MagicLinks for DynamoStore {
                 token_version,
                 old_email_key,
                 change_id,
+                notice,
             } => {
                 // The new address must be free; release the old one; switch the profile
                 // (only while this change is the pending one); still a member.
@@ -350,12 +357,15 @@ impl MagicLinks for DynamoStore {
                     LinkStep::ReleaseEmail,
                     self.release_email(contact_id, old_email_key)?,
                 );
+                // Every other session ends (token version + 1); the chain records when the
+                // address first left its origin (`domain::email_change`).
                 let switch = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::profile(contact_id))))
                     .update_expression(
-                        format!("SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now REMOVE {PENDING_CHANGE}"),
+                        format!("SET email = :e, email_key = :k, email_verified_at = :now, last_sign_in_at = :now, token_version = :next, undo_switched_at = if_not_exists(undo_switched_at, :now) REMOVE {PENDING_CHANGE}"),
                     )
+                    .expression_attribute_values(":next", n(*token_version + 1))
                     .condition_expression(
                         "attribute_exists(pk) AND email_key = :old AND token_version = :tv AND email_change_id = :cid",
                     )
@@ -378,6 +388,10 @@ impl MagicLinks for DynamoStore {
                     LinkStep::Membership,
                     self.active_member_check(contact_id, &link.team_id)?,
                 );
+                tx.push(
+                    LinkStep::Notice,
+                    self.put_new(job_item(notice, now + JOB_TTL))?,
+                );
             }
         }
         tx.push(LinkStep::Session, self.put_new(refresh_item(refresh))?);
@@ -395,16 +409,17 @@ impl MagicLinks for DynamoStore {
         now: i64,
     ) -> PortResult<Consumed> {
         let cid = &undo.contact_id;
+        let origin = &undo.chain.origin_key;
         let mut tx = Tx::new();
         tx.push(LinkStep::Link, self.mark_link_used(link, now)?);
-        if undo.current_email_key != link.email_key {
+        if &undo.current_email_key != origin {
             tx.push(
                 LinkStep::ReleaseEmail,
                 self.release_email(cid, &undo.current_email_key)?,
             );
             let claim = Put::builder()
                 .table_name(&self.table)
-                .set_item(Some(email_item(cid, &link.email_key)))
+                .set_item(Some(email_item(cid, origin)))
                 .condition_expression("attribute_not_exists(pk) OR contact_id = :c")
                 .expression_attribute_values(":c", s(cid.as_str()))
                 .build()
@@ -414,9 +429,10 @@ impl MagicLinks for DynamoStore {
                 TransactWriteItem::builder().put(claim).build(),
             );
         }
-        let mut remove = vec![PENDING_CHANGE];
+        // Ends the chain (every other undo link of it) and any pending change.
+        let mut remove = vec![PENDING_CHANGE, UNDO_CHAIN];
         if undo.remove_password {
-            remove.push("password_hash");
+            remove.push("password_hash, password_changed_at");
         }
         let pw_cond = match undo.password_version {
             0 => "attribute_not_exists(password_version)",
@@ -430,11 +446,12 @@ impl MagicLinks for DynamoStore {
                 remove.join(", ")
             ))
             .condition_expression(format!(
-                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND {pw_cond}"
+                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND undo_chain = :chain AND {pw_cond}"
             ))
-            .expression_attribute_values(":e", s(&link.email))
-            .expression_attribute_values(":k", s(link.email_key.as_str()))
+            .expression_attribute_values(":e", s(&undo.chain.origin_email))
+            .expression_attribute_values(":k", s(origin.as_str()))
             .expression_attribute_values(":cur", s(undo.current_email_key.as_str()))
+            .expression_attribute_values(":chain", s(&undo.chain.chain_id))
             .expression_attribute_values(":tv", n(undo.token_version))
             .expression_attribute_values(":next", n(undo.token_version + 1));
         if undo.password_version > 0 {
@@ -467,6 +484,20 @@ mod tests {
             token_version: 1,
             old_email_key: EmailKey::from_stored("old@example.com".into()),
             change_id: "ch1".into(),
+            notice: Box::new(crate::domain::model::MailJob {
+                job_id: "j".into(),
+                purpose: crate::domain::model::JobPurpose::EmailChangedNotice,
+                slug: None,
+                team_id: None,
+                email: "new@example.com".into(),
+                email_key: EmailKey::from_stored("new@example.com".into()),
+                redirect_url: None,
+                created_at: 0,
+                contact_id: None,
+                change_id: None,
+                pw_version: None,
+                code_challenge: None,
+            }),
         }
     }
 
@@ -553,6 +584,7 @@ mod tests {
             consume_outcome(&change(), &f(&[Membership])).unwrap(),
             Consumed::Refused(LinkRefusal::Unknown)
         );
+        assert!(consume_outcome(&change(), &f(&[Notice])).is_err());
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub type Item = HashMap<String, AttributeValue>;
 /// write that ends the change removes both.
 const PENDING_CHANGE: &str = "pending_email, email_change_id";
 
+/// The profile attributes of an email-change undo chain (`domain::email_change`): an
+/// undo removes them all, ending the chain and every other undo link of it.
+const UNDO_CHAIN: &str =
+    "undo_chain, undo_origin_email, undo_origin_key, undo_boundary, undo_switched_at, undo_until";
+
 /// Jobs live a day at most (the mailer retires them at once; this is the TTL backstop).
 const JOB_TTL: i64 = 86_400;
 

@@ -31,7 +31,10 @@ use crate::domain::secret::RawToken;
 use crate::errors::PortError;
 use crate::metrics::{self, Event, FailureKind};
 use crate::ports::{Contacts, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail};
-use render::{link_url, render, render_email_change_notice, render_password_notice};
+use render::{
+    link_url, render, render_email_change_notice, render_email_changed_notice,
+    render_password_notice,
+};
 
 /// What the mailer reads and writes: hubs and teams, jobs, contacts, links.
 pub trait MailerStore: Directory + MailJobs + Contacts + MagicLinks {}
@@ -174,6 +177,7 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
             JobPurpose::PasswordSetNotice | JobPurpose::PasswordChangeNotice => {
                 password_notice(app, &job, &target).await?
             }
+            JobPurpose::EmailChangedNotice => email_changed_notice(app, &job, &target).await?,
         },
     };
     store.delete_job(job_id).await?;
@@ -213,6 +217,9 @@ fn new_link<S, M>(
         used_at: None,
         change_id: None,
         pw_version: None,
+        chain_id: None,
+        // The key `job_secrets` made the token with.
+        key_id: Some(app.keys.link().active.id()),
         code_hash: None,
         code_attempts: 0,
         code_challenge: None,
@@ -319,15 +326,19 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     if !active || contact.email_change_id.as_deref() != Some(change_id.as_str()) {
         return Ok(Outcome::Nothing);
     }
-    // 1. The notice to the current address, with the undo link (7 days).
+    // 1. The notice to the address the undo chain started from (the current one for the
+    // first change of a chain), with the undo link (7 days).
+    let Some(chain) = contact.undo_chain.clone() else {
+        return Ok(Outcome::Nothing);
+    };
     let change = (change_id.clone(), job.pw_version.unwrap_or(0));
-    let to_current = (contact.email.as_str(), &contact.email_key);
+    let to_origin = (chain.origin_email.as_str(), &chain.origin_key);
     let undo_token = change_link(
         app,
         job,
         LinkPurpose::EmailChangeUndo,
         target,
-        to_current,
+        to_origin,
         &contact,
         &change,
     )
@@ -339,7 +350,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     );
     let notice = render_email_change_notice(
         &app.config.sender_address,
-        &contact.email,
+        &chain.origin_email,
         &target.display_name,
         &job.email,
         &undo_url,
@@ -398,12 +409,54 @@ async fn change_link<S: MailerStore, M>(
     link.change_id = Some(change_id.clone());
     if purpose == LinkPurpose::EmailChangeUndo {
         link.pw_version = Some(*pw_version);
+        link.chain_id = contact.undo_chain.as_ref().map(|c| c.chain_id.clone());
     }
     // False on a retry of the job: the same link is stored already.
     app.store
         .put_magic_link(&link, Some(contact.token_version))
         .await?;
     Ok(token)
+}
+
+/// "This address is now on this account", to the address an email change moved the
+/// contact to, naming the hubs of its active memberships — only while the account is
+/// still on that address (an undo since makes it untrue).
+async fn email_changed_notice<S: MailerStore, M: Mailer>(
+    app: &MailerApp<S, M>,
+    job: &MailJob,
+    target: &Target,
+) -> Result<Outcome, PortError> {
+    let store = &app.store;
+    let Some(cid) = &job.contact_id else {
+        return Ok(Outcome::Nothing);
+    };
+    let Some(contact) = store.contact(cid).await? else {
+        return Ok(Outcome::Nothing);
+    };
+    if contact.email_key != job.email_key {
+        return Ok(Outcome::Nothing);
+    }
+    let mut hubs = vec![];
+    for m in store.memberships(cid).await? {
+        if m.status != MembershipStatus::Active {
+            continue;
+        }
+        if let Some(t) = resolve(app, None, Some(&m.team_id)).await? {
+            hubs.push(t.display_name);
+        }
+    }
+    let mail = render_email_changed_notice(
+        &app.config.sender_address,
+        &contact.email,
+        &target.display_name,
+        &hubs,
+        &app.config.public_base_url,
+    );
+    Ok(if send(app, &job.job_id, &mail).await? {
+        Outcome::Notice
+    } else {
+        Outcome::Dropped
+    })
 }
 
 async fn password_notice<S: MailerStore, M: Mailer>(

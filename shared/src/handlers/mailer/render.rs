@@ -193,7 +193,7 @@ pub fn render_email_change_notice(
         "If that was you, there is nothing to do: confirm the change from the new address."
             .to_string();
     let if_not = format!(
-        "If it was not you, undo it with the link below (it works for {days} days, also after the change): it keeps this address, signs out every session and removes a password set since the request."
+        "If it was not you, undo it with the link below (it works for {days} days, also after the change, and also undoes any further change made since): it puts the account back on this address, signs out every session and removes a password set or changed since the change began."
     );
     let text = format!("{lead}\n\n{if_you}\n\n{if_not}\n\nUndo the change: {undo_url}\n");
     OutgoingMail {
@@ -202,6 +202,37 @@ pub fn render_email_change_notice(
         subject: format!("Your {hub} email address is being changed").replace(['\r', '\n'], " "),
         html: html_page(&[lead, if_you, if_not], Some(("Undo the change", undo_url))),
         text,
+    }
+}
+
+/// To the address an email change just moved an account to: this address now signs in
+/// to that account, a member of `hubs`. Someone who confirmed a change they did not ask
+/// for (an unsolicited confirmation mail) learns whose account it is.
+pub fn render_email_changed_notice(
+    from: &str,
+    to: &str,
+    hub: &str,
+    hubs: &[String],
+    public_base_url: &str,
+) -> OutgoingMail {
+    let names = if hubs.is_empty() {
+        hub.to_string()
+    } else {
+        hubs.join(", ")
+    };
+    let lead = format!(
+        "Your address is now on this account: it is the sign-in address of a member account of {names}."
+    );
+    let if_not = format!(
+        "If you did not ask to move an account to this address, someone else did: this is not your account. Do not use it, and sign out at {}/m. Nothing else changes for you.",
+        public_base_url.trim_end_matches('/')
+    );
+    OutgoingMail {
+        from: from_header(hub, from),
+        to: to.to_string(),
+        subject: format!("Your address is now on a {hub} account").replace(['\r', '\n'], " "),
+        text: format!("{lead}\n\n{if_not}\n"),
+        html: html_page(&[lead, if_not], None),
     }
 }
 
