@@ -137,6 +137,21 @@ export async function waitForMail(to, already = 0, timeoutMs = 15000) {
   throw new Error(`no mail for ${to} within ${timeoutMs} ms`);
 }
 
+/**
+ * Waits until `to` has a mail after the first `already` that carries a link; returns the
+ * newest such mail (notices without a link, such as "your address is now on this
+ * account", may arrive in between).
+ */
+export async function waitForLink(to, already = 0, timeoutMs = 15000) {
+  const start = Date.now();
+  while (Date.now() - start < timeoutMs) {
+    const list = (await mails(to)).slice(already).filter((m) => /#token=/.test(m.body.text));
+    if (list.length) return list[list.length - 1];
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no mail with a link for ${to} within ${timeoutMs} ms`);
+}
+
 export function tokenFrom(mail) {
   const m = /#token=([A-Za-z0-9_-]{43})/.exec(mail.body.text);
   if (!m) throw new Error("no token in mail");

@@ -12,7 +12,7 @@ import {
   ddb, errorOf, recordSecret, admin, bearer, claimsOf, mailerIdle, sha256, sleep, assertError,
   me, patchMe, setPassword, changePassword, refreshBody, login,
   itemKey, KEY_PREFIX,
-  send, mailWithSubject,
+  send, mailWithSubject, waitForLink,
 } from "./helpers.mjs";
 
 const PASSWORD = "quartz-meadow-lantern-97";
@@ -23,7 +23,7 @@ async function signIn(email, slug = "member-academy") {
   const before = (await mails(email)).length;
   const r = await send(magic, { email, slug });
   assert.equal(r.status, 202, r.text);
-  const c = await consume(tokenFrom(await waitForMail(email, before)));
+  const c = await consume(tokenFrom(await waitForLink(email, before)));
   assert.equal(c.status, 200, c.text);
   return c.json;
 }
@@ -72,7 +72,7 @@ test("item 2: an email-change session is not a fresh sign-in; the undo link rest
   // The owner undoes it from the old mailbox.
   const u = await consume(undo);
   assert.equal(u.status, 200, u.text);
-  assert.deepEqual(u.json, { undone: "email_change", redirect_url: null });
+  assert.deepEqual(u.json, { undone: "email_change", password_removed: false, redirect_url: null });
   assert.equal(u.json.access_token, undefined, "an undo signs nobody in");
   assertError(await me(switched.json.access_token), 401, "unauthorized");
   assertError(await refreshBody(switched.json.refresh_token), 401, "refresh_token_invalid");
@@ -97,10 +97,14 @@ test("item 2: undo removes a password set after the change request, keeps one se
   assert.equal((await me(back.access_token)).json.data.attributes.has_password, false);
   assertError(await login(a, PASSWORD), 401, "invalid_credentials");
 
+  // Kept: a password set before the sign-in of the session that asks for the change (issue
+  // 17: the boundary is that session's sign-in, so the same session's password would go).
   const b = uniqueEmail("pwbefore");
   const pb = await signUp(b);
   assert.equal((await setPassword(pb.access_token, PASSWORD)).status, 200);
-  assert.equal((await patchMe(pb.access_token, { email: uniqueEmail("newaddr") })).status, 200);
+  await sleep(1100);
+  const later = (await login(b, PASSWORD)).json;
+  assert.equal((await patchMe(later.access_token, { email: uniqueEmail("newaddr") })).status, 200);
   const undoB = tokenFrom(await mailWithSubject(b, /email address is being changed/));
   assert.equal((await consume(undoB)).status, 200);
   assert.equal((await login(b, PASSWORD)).status, 200, "a password set before the request stays");
