@@ -27,7 +27,10 @@ use serde_json::Value;
 use testkit::app::TestApp;
 use testkit::capacity::{thread_cpu_ms, CapacityMeter};
 use testkit::fixtures::{self, body_json, consume_event, request};
-use testkit::verdict::{check_http, check_mail, tokens_in_mail, Expected, MailObserved, Observed};
+use testkit::verdict::{
+    check_http, check_mail, missing_writes, tokens_in_mail, Expected, MailObserved, Observed,
+    Snapshot,
+};
 use testkit::{config_for_table, schema, seed};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
@@ -109,11 +112,16 @@ fn http_get_json(base: &str, path: &str) -> Result<Value, String> {
     serde_json::from_str(body).map_err(|e| format!("SES sink JSON: {e}"))
 }
 
-fn mails_to(ses: &str, to: &str) -> Result<Vec<Value>, String> {
+/// Every mail the SES sink holds.
+fn all_mails(ses: &str) -> Result<Vec<Value>, String> {
     Ok(http_get_json(ses, "/store")?["emails"]
         .as_array()
         .cloned()
-        .unwrap_or_default()
+        .unwrap_or_default())
+}
+
+fn mails_to(ses: &str, to: &str) -> Result<Vec<Value>, String> {
+    Ok(all_mails(ses)?
         .into_iter()
         .filter(|m| {
             m["destination"]["to"]
@@ -238,7 +246,7 @@ async fn wait_for_fresh_windows() {
 const FIXTURE_TOKEN_A: &str = "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// Every item of the table, keyed by (pk, sk), attributes as debug text.
-async fn snapshot(store: &DynamoStore) -> BTreeMap<(String, String), String> {
+async fn snapshot(store: &DynamoStore) -> Snapshot {
     let mut out = BTreeMap::new();
     let mut start = None;
     loop {
@@ -260,7 +268,7 @@ async fn snapshot(store: &DynamoStore) -> BTreeMap<(String, String), String> {
                 .iter()
                 .map(|(k, v)| (k.clone(), format!("{v:?}")))
                 .collect();
-            out.insert((key("pk"), key("sk")), format!("{sorted:?}"));
+            out.insert((key("pk"), key("sk")), sorted);
         }
         start = page.last_evaluated_key().cloned();
         if start.is_none() {
@@ -331,6 +339,11 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
         return Err(problems.join("; "));
     }
     let after = snapshot(&app.store).await;
+    // What the request must have written (a revocation, a version bump), not only may.
+    let missing = missing_writes(&exp.writes, &before, &after);
+    if !missing.is_empty() {
+        return Err(missing.join("; "));
+    }
     let status = resp.status().as_u16();
     if status >= 400 {
         // A refused request changes nothing (whole table, the last request only).
@@ -352,7 +365,7 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
     // Route-specific checks on success, beyond the expected file.
     match (route, status) {
         (Route::Register | Route::Magic, 202) => {
-            let jobs = |m: &BTreeMap<(String, String), String>| {
+            let jobs = |m: &Snapshot| {
                 m.keys()
                     .filter(|(pk, _)| pk.starts_with(keys::JOB_PREFIX))
                     .count()
@@ -410,6 +423,7 @@ async fn replay_mailer(ses: &str, path: &Path, exp: &Expected) -> Result<(), Str
     }
     let to = exp.to.as_deref().ok_or("a mailer fixture names `to`")?;
     let before = mails_to(ses, to)?.len();
+    let all_before = all_mails(ses)?.len();
     let text = std::fs::read_to_string(path).unwrap();
     let event: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&text).map_err(|e| format!("not a DynamoDB stream event: {e}"))?;
@@ -428,6 +442,7 @@ async fn replay_mailer(ses: &str, path: &Path, exp: &Expected) -> Result<(), Str
         &MailObserved {
             batch_item_failures: resp.batch_item_failures.len(),
             new_mails,
+            mails_to_anyone: Some(all_mails(ses)?.len().saturating_sub(all_before)),
         },
     );
     if !problems.is_empty() {

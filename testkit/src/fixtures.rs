@@ -59,6 +59,8 @@ pub enum SetupStep {
     Password { password: String },
     /// The session's refresh token is rotated once (the fixture presents the old one).
     Rotate,
+    /// The session's contact is banned from the demo team (`contact-auth-admin ban`).
+    Ban,
     /// A mail job written straight to the table (no rate counters).
     Job {
         job_id: String,
@@ -335,6 +337,21 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     .map_err(|e| e.to_string())?
                 {
                     return Err("setup: the contact already had a password".into());
+                }
+            }
+            SetupStep::Ban => {
+                let contact = out
+                    .vars
+                    .get("CONTACT_ID")
+                    .ok_or("setup: ban needs a session first")?;
+                let contact = ContactId::from_stored(contact.as_str());
+                let team = TeamId::from_stored(crate::seed::DEMO_TEAM);
+                if !store
+                    .set_banned(&contact, &team, true, app.now())
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err("setup: the contact is not a member".into());
                 }
             }
             SetupStep::Rotate => {

@@ -11,6 +11,9 @@
 //! - Mailer: `to`, `emails` (how many mails to `to`), `subject` (of the last one, which
 //!   must carry the hosted-page link in both parts).
 //! - Setup and sending: `setup`, `clock_offset`, `repeat`, `vary_email`, `config`.
+//! - Side effects (replay only: `make invoke` has no table snapshot): `writes`, the items
+//!   the request must have changed (`missing_writes`): a revocation, a version bump, a job.
+//!   A mailer fixture that expects no mail also requires that no mail went to anyone.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +54,45 @@ pub struct Expected {
     pub vary_email: bool,
     #[serde(default)]
     pub config: Value,
+    #[serde(default)]
+    pub writes: Vec<RequiredWrite>,
+}
+
+/// An item the request must have written: some item whose `pk` starts with `pk` (and
+/// whose `sk` is `sk`, when given) differs after the request — added, changed or deleted —
+/// and, when `attr` is given, that attribute's value differs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequiredWrite {
+    pub pk: String,
+    pub sk: Option<String>,
+    pub attr: Option<String>,
+}
+
+/// A table as (pk, sk) -> attribute -> value (as text).
+pub type Snapshot = BTreeMap<(String, String), BTreeMap<String, String>>;
+
+/// The required writes the request did not make.
+pub fn missing_writes(
+    required: &[RequiredWrite],
+    before: &Snapshot,
+    after: &Snapshot,
+) -> Vec<String> {
+    required
+        .iter()
+        .filter(|w| {
+            !before.keys().chain(after.keys()).any(|k| {
+                let (old, new) = (before.get(k), after.get(k));
+                k.0.starts_with(&w.pk)
+                    && w.sk.as_ref().is_none_or(|sk| &k.1 == sk)
+                    && old != new
+                    && w.attr
+                        .as_ref()
+                        .is_none_or(|a| old.and_then(|i| i.get(a)) != new.and_then(|i| i.get(a)))
+            })
+        })
+        .map(|w| format!("no required write {w:?}"))
+        .collect()
 }
 
 impl Expected {
@@ -250,6 +292,8 @@ pub fn check_http(exp: &Expected, obs: &Observed) -> Vec<String> {
 pub struct MailObserved {
     pub batch_item_failures: usize,
     pub new_mails: Vec<Value>,
+    /// Mails sent to anyone during the event, when known (the replay counts the sink).
+    pub mails_to_anyone: Option<usize>,
 }
 
 pub fn check_mail(exp: &Expected, obs: &MailObserved) -> Vec<String> {
@@ -260,6 +304,10 @@ pub fn check_mail(exp: &Expected, obs: &MailObserved) -> Vec<String> {
     let want = exp.emails.unwrap_or(0);
     if obs.new_mails.len() != want {
         problems.push(format!("{} mails sent, want {want}", obs.new_mails.len()));
+    }
+    // "Sends nothing" means to nobody, not only to the fixture's address.
+    if let Some(n) = obs.mails_to_anyone.filter(|n| want == 0 && *n > 0) {
+        problems.push(format!("{n} mails sent to someone, want none"));
     }
     if let (Some(subject), Some(m)) = (&exp.subject, obs.new_mails.last()) {
         if m["subject"] != subject.as_str() {
@@ -287,6 +335,73 @@ pub fn tokens_in_mail(mail: &Value) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_required_write_must_have_happened_to_the_named_item_and_attribute() {
+        let item = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let key = |pk: &str, sk: &str| (pk.to_string(), sk.to_string());
+        let before: Snapshot = BTreeMap::from([
+            (
+                key("CONTACT#c", "PROFILE"),
+                item(&[("token_version", "1"), ("email", "a")]),
+            ),
+            (key("RT#x", "RT"), item(&[("family_id", "f")])),
+        ]);
+        let mut after = before.clone();
+        let w = |pk: &str, sk: Option<&str>, attr: Option<&str>| RequiredWrite {
+            pk: pk.into(),
+            sk: sk.map(Into::into),
+            attr: attr.map(Into::into),
+        };
+        let tv = w("CONTACT#", Some("PROFILE"), Some("token_version"));
+        let family = w("RTFAMILY#", None, None);
+        // Nothing written: both missing.
+        assert_eq!(
+            missing_writes(&[tv.clone(), family.clone()], &before, &after).len(),
+            2
+        );
+        // Another attribute of the profile changed: the version bump is still missing.
+        after.insert(
+            key("CONTACT#c", "PROFILE"),
+            item(&[("token_version", "1"), ("email", "b")]),
+        );
+        assert_eq!(
+            missing_writes(std::slice::from_ref(&tv), &before, &after).len(),
+            1
+        );
+        after.insert(
+            key("CONTACT#c", "PROFILE"),
+            item(&[("token_version", "2"), ("email", "b")]),
+        );
+        assert!(missing_writes(&[tv], &before, &after).is_empty());
+        // An added item counts; so does a deleted one.
+        after.insert(key("RTFAMILY#f", "RTFAMILY"), item(&[("revoked_at", "5")]));
+        assert!(missing_writes(&[family], &before, &after).is_empty());
+        after.remove(&key("RT#x", "RT"));
+        assert!(missing_writes(&[w("RT#", Some("RT"), None)], &before, &after).is_empty());
+        assert_eq!(
+            missing_writes(&[w("RT#", Some("OTHER"), None)], &before, &after).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn no_mail_means_no_mail_to_anyone() {
+        let exp = Expected::default();
+        let obs = |anyone| MailObserved {
+            batch_item_failures: 0,
+            new_mails: vec![],
+            mails_to_anyone: anyone,
+        };
+        assert!(check_mail(&exp, &obs(Some(0))).is_empty());
+        assert!(check_mail(&exp, &obs(None)).is_empty());
+        assert_eq!(check_mail(&exp, &obs(Some(1))).len(), 1);
+    }
 
     fn obs(status: u16, headers: &[(&str, &str)], body: &str) -> Observed {
         Observed {

@@ -398,6 +398,7 @@ fn verdict(expected: &str, response: &str, mails: Option<&str>) -> Res<()> {
                 &MailObserved {
                     batch_item_failures: failures,
                     new_mails,
+                    mails_to_anyone: None,
                 },
             )
         }
