@@ -703,58 +703,88 @@ async fn members(app: &TestApp, password: &str) -> Result<(), String> {
 }
 
 /// The claim behind "every failure is the same 401 after the same work": each login runs
-/// exactly one argon2 verification (the dummy hash when there is no real one), whatever
-/// fails — so its timing does not tell an unknown email from a wrong password. Without
-/// the dummy verification the unknown-email and no-password cases count 0.
+/// exactly one argon2 verification (the dummy hash when there is no real one) and, for
+/// all six failure kinds — unknown hub, unknown email, no password, wrong password, not a
+/// member of the hub's team, banned — the same DynamoDB operations in the same order, so
+/// neither timing nor load tells them apart. Counted (argon2 on this thread, operations
+/// by an SDK interceptor), not timed.
 async fn login_work() -> Result<(), String> {
+    use contact_auth::domain::ids::{HubId, TeamId};
+    use contact_auth::domain::model::{Hub, Team};
     use contact_auth::domain::password::argon2_verifications_on_this_thread as count;
-    let app = fresh(&Value::Null).await;
+    let base = fresh(&Value::Null).await;
+    let log = OperationLog::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        base.store
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(log.clone())
+            .build(),
+    );
+    let app = TestApp::new(
+        base.config.clone(),
+        DynamoStore::new(client, base.store.table()),
+        &testkit::test_key_doc(),
+    );
     let pw = "violet-kettle-harbour-42";
     members(&app, pw).await?;
-    let cases = [
-        (
-            "unknown email",
-            "nobody-here@example.com",
-            pw,
-            "member-academy",
-            401,
-        ),
-        (
-            "wrong password",
-            "with-password@example.com",
-            "wrong-password-1",
-            "member-academy",
-            401,
-        ),
-        (
-            "no password set",
-            "no-password@example.com",
-            pw,
-            "member-academy",
-            401,
-        ),
-        (
-            "unknown hub",
-            "with-password@example.com",
-            pw,
-            "no-such-hub",
-            401,
-        ),
-        (
-            "success",
-            "with-password@example.com",
-            pw,
-            "member-academy",
-            200,
-        ),
+    // A hub of another team (nobody here is a member) and a banned member with a password.
+    let other = TeamId::from_stored("team_elsewhere");
+    app.store
+        .put_team(&Team {
+            team_id: other.clone(),
+            name: "Elsewhere".into(),
+            primary_hub_id: None,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    app.store
+        .put_hub(&Hub {
+            hub_id: HubId::from_stored("hub_elsewhere"),
+            slug: "elsewhere".into(),
+            team_id: other,
+            title: "Elsewhere".into(),
+            allowed_redirect_origins: vec![],
+            registration_enabled: true,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let banned = fixtures::parse_steps(&serde_json::json!([
+        {"op": "session", "email": "banned@example.com"},
+        {"op": "password", "password": pw},
+        {"op": "ban"},
+    ]))?;
+    for s in fixtures::setup(&app, &banned).await?.secrets {
+        record_secret(&s);
+    }
+    let failures = [
+        ("unknown hub", "with-password@example.com", pw, "no-such-hub"),
+        ("unknown email", "nobody-here@example.com", pw, "member-academy"),
+        ("no password set", "no-password@example.com", pw, "member-academy"),
+        ("wrong password", "with-password@example.com", "wrong-password-1", "member-academy"),
+        ("not a member", "with-password@example.com", pw, "elsewhere"),
+        ("banned", "banned@example.com", pw, "member-academy"),
     ];
+    let cases = failures
+        .iter()
+        .map(|&(what, email, password, slug)| (what, email, password, slug, 401))
+        .chain([("success", "with-password@example.com", pw, "member-academy", 200)]);
+    let mut first_ops: Option<(&str, Vec<String>)> = None;
     for (what, email, password, slug, want) in cases {
         record_secret(password);
+        // Every case starts with the slug cached, as in a warm function.
+        let warm = app
+            .handle(Route::Login, request(&login_event("warm-up@example.com", "warm-up-pass-1", slug))?)
+            .await;
+        ensure(warm.status() == 401, || format!("{what}: warm-up {}", warm.status()))?;
+        log.take();
         let before = count();
         let resp = app
             .handle(Route::Login, request(&login_event(email, password, slug))?)
             .await;
         let ran = count() - before;
+        let ops = log.take();
         if let Some(t) = body_json(&resp)["refresh_token"].as_str() {
             record_secret(t);
         }
@@ -764,6 +794,15 @@ async fn login_work() -> Result<(), String> {
         ensure(ran == 1, || {
             format!("{what}: {ran} argon2 verifications, want 1")
         })?;
+        if want != 401 {
+            continue;
+        }
+        match &first_ops {
+            None => first_ops = Some((what, ops)),
+            Some((first, expected)) => ensure(&ops == expected, || {
+                format!("DynamoDB operations differ: {first} {expected:?} vs {what} {ops:?}")
+            })?,
+        }
     }
     Ok(())
 }
