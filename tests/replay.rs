@@ -576,6 +576,10 @@ fn main() {
         "a_link_dies_with_its_revoked_key_and_survives_a_rotation",
         || block_on(revoked_key_links()),
     ));
+    trials.push(scenario(
+        "every_rate_window_on_both_sides_with_retry_after_to_its_end",
+        || block_on(rate_windows()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -1224,4 +1228,96 @@ async fn revoked_key_links() -> Result<(), String> {
     ensure(status == 200, || {
         format!("under the old keys: {status} {body}")
     })
+}
+
+/// Issue 17: every send and attempt window, tested on both sides of its end with stopped
+/// clocks, and `Retry-After` equal to the time left: the send cooldown (60 s), sends per
+/// team and email (5 an hour), failed logins (10 per 15 minutes), sign-in codes per email
+/// (10 an hour). (Recent authentication, 599/601 s, and the refresh grace, 9/11 s, are
+/// fixtures: events/me-patch/email-change-recent|not-recent, events/refresh/reused-*.)
+async fn rate_windows() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ip_per_minute = 100_000;
+    cfg.code_attempts_per_ip_hour = 100_000;
+    let base = base.with_config(cfg);
+    let pw = "violet-kettle-harbour-42";
+    members(&base, pw).await?;
+    // Starts of fresh hour windows (also 15-minute and minute windows), well ahead.
+    let hour = |n: i64| contact_auth::domain::rate::window_start(base.now(), 3600) + n * 3600;
+    let call = |t: i64, route: Route, event: String| {
+        let app = base.at(t);
+        async move {
+            let resp = app.handle(route, request(&event)?).await;
+            let retry = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok());
+            let body = body_json(&resp);
+            if let Some(t) = body["refresh_token"].as_str() {
+                record_secret(t);
+            }
+            Ok::<_, String>((resp.status().as_u16(), retry))
+        }
+    };
+    let magic = |email: &str| {
+        fixtures::post_event(
+            Route::Magic.path(),
+            serde_json::json!({"data": {"type": "magic_link_requests",
+                "attributes": {"email": email, "slug": "member-academy"}}}),
+        )
+    };
+    let want = |what: &str, got: (u16, Option<i64>), status: u16, retry: Option<i64>| {
+        ensure(got == (status, retry), || {
+            format!("{what}: got {got:?}, want ({status}, {retry:?})")
+        })
+    };
+
+    // The send cooldown: 60 s after a send, not 59.
+    let t = hour(2) + 100;
+    let m = magic("cooldown@example.com");
+    want("first send", call(t, Route::Magic, m.clone()).await?, 202, None)?;
+    want("59 s later", call(t + 59, Route::Magic, m.clone()).await?, 429, Some(1))?;
+    want("20 s later", call(t + 20, Route::Magic, m.clone()).await?, 429, Some(40))?;
+    want("60 s later", call(t + 60, Route::Magic, m.clone()).await?, 202, None)?;
+
+    // Five sends an hour (a minute apart); the sixth waits for the window's end, and the
+    // next window takes it.
+    let t = hour(4);
+    let m = magic("hourly@example.com");
+    for i in 0..5 {
+        want("send", call(t + i * 60, Route::Magic, m.clone()).await?, 202, None)?;
+    }
+    want("sixth", call(t + 300, Route::Magic, m.clone()).await?, 429, Some(3300))?;
+    want("last second", call(t + 3599, Route::Magic, m.clone()).await?, 429, Some(1))?;
+    want("next window", call(t + 3600, Route::Magic, m.clone()).await?, 202, None)?;
+
+    // Ten failed logins per 15 minutes; the eleventh attempt waits for the window's end.
+    let t = hour(6);
+    let wrong = login_event("with-password@example.com", "wrong-password-1", "member-academy");
+    record_secret("wrong-password-1");
+    for i in 0..10 {
+        want("wrong password", call(t + i, Route::Login, wrong.clone()).await?, 401, None)?;
+    }
+    want("eleventh", call(t + 100, Route::Login, wrong.clone()).await?, 429, Some(800))?;
+    let right = login_event("with-password@example.com", pw, "member-academy");
+    want("right, same window", call(t + 899, Route::Login, right.clone()).await?, 429, Some(1))?;
+    want("right, next window", call(t + 900, Route::Login, right).await?, 200, None)?;
+
+    // Ten code attempts per email an hour, across teams.
+    let t = hour(8);
+    let code = |slug: &str| {
+        fixtures::post_event(
+            Route::MagicConsume.path(),
+            serde_json::json!({"data": {"type": "magic_link_consumes",
+                "attributes": {"email": "coded@example.com", "code": "000000", "slug": slug}}}),
+        )
+    };
+    for i in 0..10 {
+        let slug = if i % 2 == 0 { "member-academy" } else { "my-hub" };
+        want("wrong code", call(t + i, Route::MagicConsume, code(slug)).await?, 401, None)?;
+    }
+    want("eleventh code", call(t + 600, Route::MagicConsume, code("member-academy")).await?, 429, Some(3000))?;
+    want("next hour", call(t + 3600, Route::MagicConsume, code("member-academy")).await?, 401, None)
 }
