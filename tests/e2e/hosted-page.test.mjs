@@ -21,7 +21,12 @@ const SCREENSHOT = join(ROOT, ".dev", "hosted-page.png");
 const SCREENSHOT_DIR = resolve(ROOT, process.env.SCREENSHOT_DIR || ".dev/screenshots");
 const UI_TIMEOUT = 10000; // every Playwright wait fails after this, so a broken page never hangs
 const TEST_TIMEOUT = 40000; // register + mail delivery + page
-const SCANNER_WAIT = 1500;
+// A mail scanner's visit is judged on the page's own clock (Playwright's fake timers,
+// installed on the context before the page loads): `scannerVisit` fires every timer the
+// page set for the next 10 minutes of page time at once, with no wall-clock wait, and the
+// tests then require that no consume request was made without the button (10 minutes:
+// within the 15 of a pending sign-in, so the page's own state stays valid).
+const SCANNER_PAGE_MS = 10 * 60 * 1000;
 const COOLDOWN = 2100; // the test stack's per-address send cooldown (tools/test.mjs: 2 s)
 const HUB = "my-hub";
 const PENDING_KEY = "contact-auth.pending";
@@ -58,6 +63,11 @@ async function trackedPage(context) {
   const consumeRequests = () => requests.filter((r) => r.url.includes("/magic/consume"));
   const apiRequests = (path) => requests.filter((r) => r.method === "POST" && new URL(r.url).pathname === `${PREFIX}${path}`);
   return { context, page, requests, errors, consoleLines, consumeRequests, apiRequests };
+}
+
+/** Lets the page's timers run for 10 minutes of page time (see SCANNER_PAGE_MS). */
+async function scannerVisit(page) {
+  await page.clock.runFor(SCANNER_PAGE_MS);
 }
 
 /** A fresh page in its own context (its own localStorage: another browser). */
@@ -165,6 +175,7 @@ test("a real link: token stripped from the URL, not consumed on load, consumed o
   const { email, token } = await freshLink();
   const { context, page, errors, consumeRequests } = await openPage();
   try {
+    await context.clock.install();
     const res = await page.goto(`${API_URL}/m#token=${token}`, { waitUntil: "load" });
     assert.equal(res.status(), 200);
 
@@ -178,7 +189,7 @@ test("a real link: token stripped from the URL, not consumed on load, consumed o
     assert.ok(await page.locator("#signin").isVisible());
 
     // Loading (what a mail scanner does) must not consume the token.
-    await sleep(SCANNER_WAIT);
+    await scannerVisit(page);
     assert.deepEqual(await visibleSections(page), ["ready"]);
     assert.equal(consumeRequests().length, 0, "the page consumed the token on load");
 
@@ -220,9 +231,10 @@ test("scanner safety: opening the link without pressing the button leaves the to
   const { token } = await freshLink();
   const { context, page, consumeRequests } = await openPage();
   try {
+    await context.clock.install();
     await page.goto(`${API_URL}/m#token=${token}`, { waitUntil: "load" });
     await page.locator("#ready").waitFor({ state: "visible" });
-    await sleep(SCANNER_WAIT);
+    await scannerVisit(page);
     assert.equal(consumeRequests().length, 0, "the page consumed the token on load");
   } finally {
     await context.close();
@@ -280,21 +292,48 @@ test("the undo link of an email-change notice: the page names the action, undoes
   tokenFrom(notice);
   const { context, page, errors, consumeRequests } = await openPage();
   try {
+    await context.clock.install();
     await page.goto(m[1], { waitUntil: "load" });
     assert.equal(page.url(), `${API_URL}/m`);
     await page.locator("#ready").waitFor({ state: "visible" });
     assert.equal((await page.locator("#signin").textContent()).trim(), "Undo the change");
-    await sleep(SCANNER_WAIT);
+    await scannerVisit(page);
     assert.equal(consumeRequests().length, 0, "the page used the undo link on load");
     await page.locator("#signin").click();
     await page.locator("#undone").waitFor({ state: "visible" });
     assert.deepEqual(await visibleSections(page), ["undone"]);
+    // No password was set, so none was removed, and the page does not say so.
+    assert.equal(await page.locator("#undone-password").isVisible(), false);
     assert.deepEqual(errors, [], "page errors");
   } finally {
     await context.close();
   }
   const me = await call("GET", "/me", { headers: bearer(pair.json.access_token) });
   assert.equal(me.status, 401, "the undo ended every session");
+});
+
+test("an abandoned pending sign-in is removed on any load once its 15 minutes are over; a live one stays", { timeout: TEST_TIMEOUT }, async () => {
+  const { context, page, errors } = await openPage();
+  try {
+    await page.goto(`${API_URL}/m`, { waitUntil: "load" });
+    const put = (expires) => page.evaluate(([key, expires]) => window.localStorage.setItem(key, JSON.stringify({
+      verifier: "v".repeat(43), hub: "my-hub", email: "abandoned@example.com", expires,
+    })), [PENDING_KEY, expires]);
+    const stored = () => page.evaluate((key) => window.localStorage.getItem(key), PENDING_KEY);
+    // Still live: a load that is not a sign-in (no token, no hub) leaves it.
+    await put(Date.now() + 60_000);
+    await page.goto(`${API_URL}/m`, { waitUntil: "load" });
+    await page.locator("#missing").waitFor({ state: "visible" });
+    assert.notEqual(await stored(), null, "a live pending sign-in was removed");
+    // Past its 15 minutes: the same load removes it.
+    await put(Date.now() - 1);
+    await page.goto(`${API_URL}/m`, { waitUntil: "load" });
+    await page.locator("#missing").waitFor({ state: "visible" });
+    assert.equal(await stored(), null, "an abandoned pending sign-in was left behind");
+    assert.deepEqual(errors, [], "page errors");
+  } finally {
+    await context.close();
+  }
 });
 
 test("an invalid hub in the query is not a sign-in form: the page asks for the link", { timeout: TEST_TIMEOUT }, async () => {
@@ -390,11 +429,12 @@ test("same browser: the mailed link opened in a new tab uses the pending verifie
     assert.match(link, new RegExp(`&hub=${HUB}(&|$)`), "a hub's mail link names the hub in the fragment");
 
     // The mail link opens in a new tab of the same browser (same context: same localStorage).
+    await first.context.clock.install();
     const tab = await trackedPage(first.context);
     await tab.page.goto(link, { waitUntil: "load" });
     assert.equal(tab.page.url(), `${API_URL}/m`, "the fragment is stripped at once");
     await tab.page.locator("#ready").waitFor({ state: "visible" });
-    await sleep(SCANNER_WAIT);
+    await scannerVisit(tab.page);
     assert.equal(tab.consumeRequests().length, 0, "the page consumed the token on load");
     await screenshot(tab.page, "ready", "ready");
 
