@@ -141,6 +141,7 @@ test("item 2: a password planted by the requesting session before the change req
   const stolen = await signUp(victim);
   // Planted first, then the change: the boundary is the session's sign-in, not the request.
   assert.equal((await setPassword(stolen.access_token, PASSWORD)).status, 200);
+  await sleep(1100); // a second apart: the request's own time would not cover the password
   assert.equal((await patchMe(stolen.access_token, { email: x1 })).status, 200);
   const undo = await nthUndo(victim, 1);
   await confirm(x1);
