@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants cost sam-local
+.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants mutants-conditions cost sam-local
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -75,6 +75,14 @@ MUTANTS_FILES ?= shared/src/domain/*.rs shared/src/edge.rs
 mutants:
 	@tools/install.sh --mutants
 	.tools/bin/cargo-mutants mutants --in-place -p contact-auth $(addprefix -f ,$(MUTANTS_FILES)) --test-tool cargo -- --lib
+
+# Mutation testing of the DynamoDB condition expressions (cargo-mutants does not mutate
+# string literals): each clause of every condition in shared/src/adapters/dynamo/*.rs made
+# always true (or, in a disjunction, always false), judged by the fixture replay against
+# DynamoDB Local. In place, like `make mutants`; results in mutants.out/conditions.txt.
+# Not in CI (one rebuild per mutant). MUTANTS_FILE=links narrows it to one file.
+mutants-conditions: install
+	node tools/condition-mutants.mjs $(MUTANTS_FILE)
 
 # Template checks: sam validate --lint, then the SAM-translated template through cfn-lint
 # (catches bad references inside functions and invalid IAM actions). Offline.
