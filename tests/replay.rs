@@ -573,6 +573,10 @@ fn main() {
         || block_on(undo_window()),
     ));
     trials.push(scenario(
+        "an_undo_removes_a_password_younger_than_7_days_before_the_chain",
+        || block_on(undo_password_age()),
+    ));
+    trials.push(scenario(
         "a_link_dies_with_its_revoked_key_and_survives_a_rotation",
         || block_on(revoked_key_links()),
     ));
@@ -1424,4 +1428,124 @@ async fn rate_windows() -> Result<(), String> {
         401,
         None,
     )
+}
+
+/// Issue 17 item 2 (and the review after it): an undo removes a password set or changed
+/// less than 7 days (the undo lifetime) before the chain began — the earlier of the first
+/// request and the asking session's sign-in — so a password a stolen session set and then
+/// logged in with does not survive; one set earlier is kept. Both sides of the boundary,
+/// with stopped clocks: set at t0 − 7 d − 1 s (kept) and at t0 − 7 d (removed), where t0
+/// is the sign-in of the session that asks.
+async fn undo_password_age() -> Result<(), String> {
+    let ses = init()?;
+    let base = fresh(&Value::Null).await;
+    let t0 = base.now();
+    let ttl = base.config.undo_ttl;
+    let pw = "orchid-lantern-meadow-58";
+    record_secret(pw);
+    for (set_at, removed) in [(t0 - ttl - 1, false), (t0 - ttl, true)] {
+        let owner = format!("aged-{}@example.com", new_id());
+        let moved = format!("aged-moved-{}@example.com", new_id());
+        record_secret(&owner);
+        record_secret(&moved);
+        // Signed in at `set_at`, sets the password then (the setup steps write it at the
+        // setup app's stopped clock; an access token from then would be expired now).
+        let steps = fixtures::parse_steps(&serde_json::json!([
+            {"op": "session", "email": owner},
+            {"op": "password", "password": pw},
+        ]))?;
+        for secret in fixtures::setup(&base.at(set_at), &steps).await?.secrets {
+            record_secret(&secret);
+        }
+        // A new sign-in at t0 asks for the change.
+        let now = base.at(t0);
+        let (status, pair) = fixtures::consume(&now, &put_link(&now, &owner).await?).await?;
+        ensure(status == 200, || format!("second sign-in {status} {pair}"))?;
+        let access = pair["access_token"].as_str().unwrap_or("").to_string();
+        record_secret(&access);
+        record_secret(pair["refresh_token"].as_str().unwrap_or(""));
+        let patch =
+            serde_json::json!({"data": {"type": "contacts", "attributes": {"email": moved}}});
+        let later = base.at(t0 + 10);
+        let resp = later
+            .handle(
+                Route::MePatch,
+                request(&authed_event("PATCH", Route::MePatch, &access, patch))?,
+            )
+            .await;
+        ensure(resp.status() == 200, || {
+            format!("PATCH {}", body_json(&resp))
+        })?;
+        run_jobs(&later).await?;
+        let undo = link_in_mail(&ses, &owner, "being changed")?;
+        let (status, _) =
+            fixtures::consume(&base.at(t0 + 20), &link_in_mail(&ses, &moved, "")?).await?;
+        ensure(status == 200, || format!("confirm {status}"))?;
+        let undo = if removed {
+            undo
+        } else {
+            // A password from before the chain may move the account on (X1 -> X2) while
+            // the chain is open, and the undo link of that change goes to the origin.
+            let login = base
+                .at(t0 + 25)
+                .handle(
+                    Route::Login,
+                    request(&login_event(&moved, pw, "member-academy"))?,
+                )
+                .await;
+            let login = body_json(&login);
+            let access = login["access_token"].as_str().unwrap_or("").to_string();
+            record_secret(&access);
+            record_secret(login["refresh_token"].as_str().unwrap_or(""));
+            let moved2 = format!("aged-moved2-{}@example.com", new_id());
+            record_secret(&moved2);
+            let patch =
+                serde_json::json!({"data": {"type": "contacts", "attributes": {"email": moved2}}});
+            let resp = base
+                .at(t0 + 26)
+                .handle(
+                    Route::MePatch,
+                    request(&authed_event("PATCH", Route::MePatch, &access, patch))?,
+                )
+                .await;
+            ensure(resp.status() == 200, || {
+                format!("X1 -> X2 {}", body_json(&resp))
+            })?;
+            run_jobs(&base.at(t0 + 26)).await?;
+            let undo_mails = |to: &str| -> Result<usize, String> {
+                Ok(mails_to(&ses, to)?
+                    .iter()
+                    .filter(|m| {
+                        m["subject"]
+                            .as_str()
+                            .is_some_and(|s| s.contains("being changed"))
+                    })
+                    .count())
+            };
+            let (to_origin, to_x1) = (undo_mails(&owner)?, undo_mails(&moved)?);
+            ensure(to_origin == 2 && to_x1 == 0, || {
+                format!("undo mails: {to_origin} to the origin, {to_x1} to X1")
+            })?;
+            link_in_mail(&ses, &owner, "being changed")?
+        };
+        let (status, body) = fixtures::consume(&base.at(t0 + 30), &undo).await?;
+        ensure(status == 200 && body["password_removed"] == removed, || {
+            format!(
+                "password set {} s before the sign-in: {status} {body}",
+                t0 - set_at
+            )
+        })?;
+        let key = contact_auth::domain::email::parse_email(&owner)
+            .map_err(|e| e.detail())?
+            .key;
+        let back = base
+            .store
+            .contact_id_by_email(&key)
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(back.is_some(), || {
+            "the undo did not restore the origin".into()
+        })?;
+    }
+    Ok(())
 }

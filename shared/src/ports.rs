@@ -70,8 +70,13 @@ pub struct UndoEmailChange {
     pub token_version: u64,
     /// The address the contact has now (released when it differs from the restored one).
     pub current_email_key: EmailKey,
-    /// The chain being undone: its origin is restored; the profile must still carry it.
-    pub chain: UndoChain,
+    /// The address restored: the chain's origin (or, for an undo link mailed before
+    /// chains existed, the address it was mailed to).
+    pub origin_email: String,
+    pub origin_key: EmailKey,
+    /// The chain being undone: the profile must still carry it (`None`: a link from
+    /// before chains, which is not tied to one).
+    pub chain_id: Option<String>,
     /// `password_version` as read: the condition that nothing moved since.
     pub password_version: u64,
     /// Remove the password (set or changed inside the chain: `UndoChain::password_inside`).

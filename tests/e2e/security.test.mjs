@@ -84,7 +84,7 @@ test("item 2: an email-change session is not a fresh sign-in; the undo link rest
   assert.equal(profile.pending_email, null);
 });
 
-test("item 2: undo removes a password set after the change request, keeps one set before; password notices", async () => {
+test("item 2: undo removes a password set after the change request; password notices", async () => {
   const a = uniqueEmail("pwafter");
   const pa = await signUp(a);
   assert.equal((await patchMe(pa.access_token, { email: uniqueEmail("newaddr") })).status, 200);
@@ -96,20 +96,13 @@ test("item 2: undo removes a password set after the change request, keeps one se
   const back = await signIn(a);
   assert.equal((await me(back.access_token)).json.data.attributes.has_password, false);
   assertError(await login(a, PASSWORD), 401, "invalid_credentials");
-
-  // Kept: a password set before the sign-in of the session that asks for the change (issue
-  // 17: the boundary is that session's sign-in, so the same session's password would go).
-  const b = uniqueEmail("pwbefore");
-  const pb = await signUp(b);
-  assert.equal((await setPassword(pb.access_token, PASSWORD)).status, 200);
-  await sleep(1100);
-  const later = (await login(b, PASSWORD)).json;
-  assert.equal((await patchMe(later.access_token, { email: uniqueEmail("newaddr") })).status, 200);
-  const undoB = tokenFrom(await mailWithSubject(b, /email address is being changed/));
-  assert.equal((await consume(undoB)).status, 200);
-  assert.equal((await login(b, PASSWORD)).status, 200, "a password set before the request stays");
+  // Which passwords an undo keeps (set more than 7 days before the chain began) needs
+  // time travel: replay scenario an_undo_removes_a_password_younger_than_7_days_before_the_chain.
 
   // A password change sends a notice too.
+  const b = uniqueEmail("pwchange");
+  const pb = await signUp(b);
+  assert.equal((await setPassword(pb.access_token, PASSWORD)).status, 200);
   const fresh = (await login(b, PASSWORD)).json;
   recordSecret(fresh.access_token); recordSecret(fresh.refresh_token);
   const changed = await changePassword(fresh.access_token, { current_password: PASSWORD, new_password: `${PASSWORD}-2` });

@@ -86,9 +86,10 @@ impl LinkKeys {
     /// Whether a link made under the key named `id` may still be used: its key is one of
     /// the document's (current, next or previous). After `rotate-key --revoke` only the
     /// new keys are; after a plain rotation the old current key stays as previous until
-    /// the next rotation. A link without a key id (none are made) is refused.
+    /// the next rotation. A link without a key id was stored before links carried one
+    /// (at most one undo lifetime, 7 days, before this version): accepted until it expires.
     pub fn knows(&self, id: Option<&str>) -> bool {
-        let Some(id) = id else { return false };
+        let Some(id) = id else { return true };
         std::iter::once(&self.active)
             .chain(self.previous.as_ref())
             .chain(self.next.as_ref())
@@ -273,7 +274,7 @@ mod tests {
         assert!(!revoked.knows(Some(&a.id())));
         assert!(!revoked.knows(Some(&b.id())));
         assert!(revoked.knows(Some(&c.id())));
-        assert!(!doc.knows(None));
+        assert!(doc.knows(None), "a link stored before key ids");
         assert!(!doc.knows(Some("")));
     }
 

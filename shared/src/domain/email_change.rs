@@ -21,8 +21,13 @@ pub struct UndoChain {
     /// undo restores it.
     pub origin_email: String,
     pub origin_key: EmailKey,
-    /// A password set or changed at or after this is removed by an undo: the earlier of
-    /// the first request and the sign-in of the session that made it.
+    /// A password set or changed at or after this is removed by an undo and cannot
+    /// authorise a further change: the undo lifetime (7 days) before the earlier of the
+    /// first request and the sign-in of the session that made it. A password younger than
+    /// that may have been planted by whoever asked — by the asking session itself, or by
+    /// a stolen session that set it and then logged in with it (a later sign-in) — while
+    /// its owner was mailed a "password set" notice when it was set and has had 7 days to
+    /// act on it.
     pub boundary: i64,
     /// When the first change of the chain was confirmed (the address left the origin).
     pub switched_at: Option<i64>,
@@ -62,7 +67,7 @@ pub fn chain_for_request(
             chain_id: new_chain_id(),
             origin_email: current.0.to_string(),
             origin_key: current.1.clone(),
-            boundary: session_auth_time.min(now),
+            boundary: session_auth_time.min(now) - undo_ttl,
             switched_at: None,
             until: now + undo_ttl,
         },
@@ -178,12 +183,16 @@ mod tests {
         );
         assert_eq!(fresh.chain_id, "new");
         assert_eq!(fresh.origin_email, "X1@example.com");
-        assert_eq!(fresh.boundary, NOW - 30, "the session's sign-in is earlier");
+        assert_eq!(
+            fresh.boundary,
+            NOW - 30 - 7 * 86400,
+            "7 days before the session's sign-in, which is earlier"
+        );
         assert_eq!(fresh.switched_at, None);
         assert_eq!(fresh.until, NOW + 7 * 86400);
         // A clock-skewed auth_time ahead of now: the request time bounds it.
         let skewed = chain_for_request(None, || "n".into(), ("x", &key), NOW + 50, NOW, 10);
-        assert_eq!(skewed.boundary, NOW);
+        assert_eq!(skewed.boundary, NOW - 10);
 
         let open = chain(NOW - 100, Some(NOW - 50), NOW + 1);
         let extended = chain_for_request(

@@ -370,23 +370,42 @@ async fn undo_email_change<S: MagicLinks + Contacts, K>(
     };
     for _ in 0..3 {
         let contact = store.contact(cid).await?.ok_or_else(invalid)?;
-        // Only while the profile still carries the link's chain: an undo since (or a
-        // link from before chains) finds none.
-        let Some(chain) = contact
-            .undo_chain
-            .clone()
-            .filter(|c| link.chain_id.as_deref() == Some(c.chain_id.as_str()))
-        else {
-            return Err(ApiError::link_refused(LinkRefusal::Superseded));
+        let has_password = contact.password_hash.is_some();
+        let (origin_email, origin_key, chain_id, remove_password) = match &link.chain_id {
+            // Only while the profile still carries the link's chain: an undo since ended it.
+            Some(id) => {
+                let Some(chain) = contact.undo_chain.clone().filter(|c| &c.chain_id == id) else {
+                    return Err(ApiError::link_refused(LinkRefusal::Superseded));
+                };
+                let remove = has_password && chain.password_inside(contact.password_changed_at);
+                (
+                    chain.origin_email,
+                    chain.origin_key,
+                    Some(chain.chain_id),
+                    remove,
+                )
+            }
+            // Mailed before undo chains existed: as then, restore the address it was sent
+            // to and drop a password set or changed since the request (its version moved).
+            None => (
+                link.email.clone(),
+                link.email_key.clone(),
+                None,
+                has_password
+                    && link
+                        .pw_version
+                        .is_some_and(|v| v != contact.password_version),
+            ),
         };
         let undo = UndoEmailChange {
             contact_id: cid.clone(),
             token_version: contact.token_version,
             current_email_key: contact.email_key.clone(),
             password_version: contact.password_version,
-            remove_password: contact.password_hash.is_some()
-                && chain.password_inside(contact.password_changed_at),
-            chain,
+            remove_password,
+            origin_email,
+            origin_key,
+            chain_id,
         };
         match store.undo_email_change(link, &undo, now).await? {
             Consumed::Done => {

@@ -28,7 +28,7 @@ use crate::metrics::{self, Event, Limit};
 use crate::ports::{Attempts, Contacts, Enqueued, MailJobs, PendingChange, ProfileChanges};
 
 /// The detail of a change refused while an undo chain is open.
-const CHAIN_OPEN: &str = "This account's address was changed in the last 7 days. Another change needs a sign-in by a link sent before that change, or the password the account had before it; or wait until the undo period of the last change has ended.";
+const CHAIN_OPEN: &str = "This account's email address changed in the last 7 days and can still be undone. Another change now needs a sign-in from before the address changed, or the password the account had at least 7 days before the first change; otherwise wait until the undo period has ended.";
 
 fn optional_text(
     value: Option<&Value>,

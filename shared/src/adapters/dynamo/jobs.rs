@@ -142,8 +142,13 @@ impl MailJobs for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(cid))))
             // Only while no confirm, undo, logout-everywhere or password change came in
-            // between (each moves the token version): the chain read is the chain written.
-            .condition_expression("attribute_exists(pk) AND token_version = :tv")
+            // between (each moves the token version), and while the chain is the one read:
+            // a new chain only where none is open (two requests at once cannot both start
+            // one and leave the first one's undo links dead), an open one only if unchanged.
+            .condition_expression(
+                "attribute_exists(pk) AND token_version = :tv AND (attribute_not_exists(undo_chain) OR undo_until <= :now OR undo_chain = :chain)",
+            )
+            .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":p", s(&change.pending_email))
             .expression_attribute_values(":c", s(change_id))
             .expression_attribute_values(":chain", s(&chain.chain_id))

@@ -52,8 +52,13 @@ fn link_refusal(failed: &[(LinkStep, Option<Item>)]) -> LinkRefusal {
     }
 }
 
-/// What a cancelled consume means, read by step (`who` says which steps were written).
-fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> PortResult<Consumed> {
+/// What a cancelled consume means, read by step (`who` says which steps were written;
+/// `link_key` is the address the link was mailed to).
+fn consume_outcome(
+    who: &ConsumeAs,
+    link_key: Option<&str>,
+    failed: &[(LinkStep, Option<Item>)],
+) -> PortResult<Consumed> {
     let profile_old = failed
         .iter()
         .find(|(step, _)| *step == LinkStep::Profile)
@@ -89,7 +94,20 @@ fn consume_outcome(who: &ConsumeAs, failed: &[(LinkStep, Option<Item>)]) -> Port
                 Consumed::Refused(LinkRefusal::Unknown)
             }
         }
-        ConsumeAs::Existing { .. } if profile_failed => Consumed::VersionChanged,
+        // The link's address is no longer the contact's (an email change or an undo since
+        // the mail): it signs nobody in. Else the version moved: read it again.
+        ConsumeAs::Existing { .. } if profile_failed => {
+            let address = profile_old
+                .flatten()
+                .as_ref()
+                .and_then(|o| get_s(o, "email_key"));
+            match (address, link_key) {
+                (Some(now), Some(sent)) if now != sent => {
+                    Consumed::Refused(LinkRefusal::Superseded)
+                }
+                _ => Consumed::VersionChanged,
+            }
+        }
         ConsumeAs::Existing { .. } => Consumed::Refused(LinkRefusal::Unknown),
     })
 }
@@ -298,15 +316,24 @@ impl MagicLinks for DynamoStore {
                 token_version,
                 join,
             } => {
+                // Only while the link's address is still the contact's: a link mailed to an
+                // address an email change or an undo has since moved the account away from
+                // signs nobody in (it would outlive the sessions those changes end).
                 let touch = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::profile(contact_id))))
                     .update_expression(
                         "SET last_sign_in_at = :now, email_verified_at = if_not_exists(email_verified_at, :now)",
                     )
-                    .condition_expression("attribute_exists(pk) AND token_version = :tv")
+                    .condition_expression(
+                        "attribute_exists(pk) AND token_version = :tv AND email_key = :lk",
+                    )
                     .expression_attribute_values(":now", n(now))
                     .expression_attribute_values(":tv", n(*token_version))
+                    .expression_attribute_values(":lk", s(link.email_key.as_str()))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
                     .build()
                     .map_err(build_err)?;
                 tx.push(
@@ -398,7 +425,7 @@ impl MagicLinks for DynamoStore {
 
         match self.commit("consume_magic_link", tx).await? {
             Settled::Done => Ok(Consumed::Done),
-            Settled::Failed(failed) => consume_outcome(who, &failed),
+            Settled::Failed(failed) => consume_outcome(who, Some(link.email_key.as_str()), &failed),
         }
     }
 
@@ -409,7 +436,7 @@ impl MagicLinks for DynamoStore {
         now: i64,
     ) -> PortResult<Consumed> {
         let cid = &undo.contact_id;
-        let origin = &undo.chain.origin_key;
+        let origin = &undo.origin_key;
         let mut tx = Tx::new();
         tx.push(LinkStep::Link, self.mark_link_used(link, now)?);
         if &undo.current_email_key != origin {
@@ -438,6 +465,11 @@ impl MagicLinks for DynamoStore {
             0 => "attribute_not_exists(password_version)",
             _ => "password_version = :pv",
         };
+        // The profile still carries the link's chain (no undo since).
+        let chain_cond = match undo.chain_id {
+            Some(_) => "undo_chain = :chain AND ",
+            None => "",
+        };
         let mut u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(cid))))
@@ -446,16 +478,18 @@ impl MagicLinks for DynamoStore {
                 remove.join(", ")
             ))
             .condition_expression(format!(
-                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND undo_chain = :chain AND {pw_cond}"
+                "attribute_exists(pk) AND token_version = :tv AND email_key = :cur AND {chain_cond}{pw_cond}"
             ))
-            .expression_attribute_values(":e", s(&undo.chain.origin_email))
+            .expression_attribute_values(":e", s(&undo.origin_email))
             .expression_attribute_values(":k", s(origin.as_str()))
             .expression_attribute_values(":cur", s(undo.current_email_key.as_str()))
-            .expression_attribute_values(":chain", s(&undo.chain.chain_id))
             .expression_attribute_values(":tv", n(undo.token_version))
             .expression_attribute_values(":next", n(undo.token_version + 1));
         if undo.password_version > 0 {
             u = u.expression_attribute_values(":pv", n(undo.password_version));
+        }
+        if let Some(chain) = &undo.chain_id {
+            u = u.expression_attribute_values(":chain", s(chain));
         }
         tx.push(
             LinkStep::Profile,
@@ -518,34 +552,51 @@ mod tests {
         let unused = HashMap::from([("expires_at".to_string(), n(5))]);
         for who in [&new, &existing, &change()] {
             assert_eq!(
-                consume_outcome(who, &f(&[Newest, Profile])).unwrap(),
+                consume_outcome(who, None, &f(&[Newest, Profile])).unwrap(),
                 Consumed::Refused(LinkRefusal::Superseded)
             );
             assert_eq!(
-                consume_outcome(who, &[(Link, Some(used.clone())), (Newest, None)]).unwrap(),
+                consume_outcome(who, None, &[(Link, Some(used.clone())), (Newest, None)]).unwrap(),
                 Consumed::Refused(LinkRefusal::Used)
             );
             assert_eq!(
-                consume_outcome(who, &[(Link, Some(unused.clone())), (Profile, None)]).unwrap(),
+                consume_outcome(who, None, &[(Link, Some(unused.clone())), (Profile, None)])
+                    .unwrap(),
                 Consumed::Refused(LinkRefusal::Expired)
             );
             assert_eq!(
-                consume_outcome(who, &f(&[Link])).unwrap(),
+                consume_outcome(who, None, &f(&[Link])).unwrap(),
                 Consumed::Refused(LinkRefusal::Unknown)
             );
         }
         assert_eq!(
-            consume_outcome(&new, &f(&[ClaimEmail])).unwrap(),
+            consume_outcome(&new, None, &f(&[ClaimEmail])).unwrap(),
             Consumed::EmailTaken
         );
-        assert!(consume_outcome(&new, &f(&[Session])).is_err());
+        assert!(consume_outcome(&new, None, &f(&[Session])).is_err());
         assert_eq!(
-            consume_outcome(&existing, &f(&[Profile])).unwrap(),
+            consume_outcome(&existing, None, &f(&[Profile])).unwrap(),
             Consumed::VersionChanged
         );
         assert_eq!(
-            consume_outcome(&existing, &f(&[Membership])).unwrap(),
+            consume_outcome(&existing, None, &f(&[Membership])).unwrap(),
             Consumed::Refused(LinkRefusal::Unknown)
+        );
+        // The profile moved away from the link's address (an email change or an undo
+        // since): refused; the same address with another version: read again.
+        let at = |k: &str| {
+            vec![(
+                Profile,
+                Some(HashMap::from([("email_key".to_string(), s(k))])),
+            )]
+        };
+        assert_eq!(
+            consume_outcome(&existing, Some("x1@example.com"), &at("a@example.com")).unwrap(),
+            Consumed::Refused(LinkRefusal::Superseded)
+        );
+        assert_eq!(
+            consume_outcome(&existing, Some("a@example.com"), &at("a@example.com")).unwrap(),
+            Consumed::VersionChanged
         );
     }
 
@@ -556,35 +607,35 @@ mod tests {
         // The profile failed and no longer carries this change: invalid.
         let moved = vec![(Profile, Some(old("ch2")))];
         assert_eq!(
-            consume_outcome(&change(), &moved).unwrap(),
+            consume_outcome(&change(), None, &moved).unwrap(),
             Consumed::Refused(LinkRefusal::Superseded)
         );
         let gone = vec![(Profile, Some(HashMap::new()))];
         assert_eq!(
-            consume_outcome(&change(), &gone).unwrap(),
+            consume_outcome(&change(), None, &gone).unwrap(),
             Consumed::Refused(LinkRefusal::Superseded)
         );
         // Still pending, but the new address is taken.
         let taken = vec![(ClaimEmail, None), (Profile, Some(old("ch1")))];
         assert_eq!(
-            consume_outcome(&change(), &taken).unwrap(),
+            consume_outcome(&change(), None, &taken).unwrap(),
             Consumed::EmailTaken
         );
         // Still pending; the version or the old address moved: read again.
         let version = vec![(Profile, Some(old("ch1")))];
         assert_eq!(
-            consume_outcome(&change(), &version).unwrap(),
+            consume_outcome(&change(), None, &version).unwrap(),
             Consumed::VersionChanged
         );
         assert_eq!(
-            consume_outcome(&change(), &f(&[ReleaseEmail])).unwrap(),
+            consume_outcome(&change(), None, &f(&[ReleaseEmail])).unwrap(),
             Consumed::VersionChanged
         );
         assert_eq!(
-            consume_outcome(&change(), &f(&[Membership])).unwrap(),
+            consume_outcome(&change(), None, &f(&[Membership])).unwrap(),
             Consumed::Refused(LinkRefusal::Unknown)
         );
-        assert!(consume_outcome(&change(), &f(&[Notice])).is_err());
+        assert!(consume_outcome(&change(), None, &f(&[Notice])).is_err());
     }
 
     #[test]

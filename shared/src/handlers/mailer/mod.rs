@@ -19,7 +19,7 @@
 pub mod render;
 
 use crate::app::App;
-use crate::domain::code::{code_hash, link_secrets, SignInCode};
+use crate::domain::code::{code_hash, link_secrets, LinkKey, SignInCode};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::TeamId;
 use crate::domain::jwt::KeySet;
@@ -185,9 +185,16 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
     Ok(outcome)
 }
 
-/// The token (and code) of one link of a job: `label` tells a job's links apart.
-fn job_secrets<S, M>(app: &MailerApp<S, M>, job: &MailJob, label: &str) -> (RawToken, SignInCode) {
-    link_secrets(&app.keys.link().active, &format!("{}/{label}", job.job_id))
+/// The token and code of one link of a job (`label` tells a job's links apart), and the
+/// link key that made them (read once: a key reread in between cannot split them).
+fn job_secrets<S, M>(
+    app: &MailerApp<S, M>,
+    job: &MailJob,
+    label: &str,
+) -> (RawToken, SignInCode, LinkKey) {
+    let key = app.keys.link().active;
+    let (token, code) = link_secrets(&key, &format!("{}/{label}", job.job_id));
+    (token, code, key)
 }
 
 /// A new link for `purpose` with `token` (the caller stores the link).
@@ -218,8 +225,7 @@ fn new_link<S, M>(
         change_id: None,
         pw_version: None,
         chain_id: None,
-        // The key `job_secrets` made the token with.
-        key_id: Some(app.keys.link().active.id()),
+        key_id: None,
         code_hash: None,
         code_attempts: 0,
         code_challenge: None,
@@ -257,7 +263,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         Some(c) => (c.email.as_str(), &c.email_key),
         None => (job.email.as_str(), &job.email_key),
     };
-    let (token, code) = job_secrets(app, job, "sign-in");
+    let (token, code, key) = job_secrets(app, job, "sign-in");
     let mut link = new_link(
         app,
         &token,
@@ -268,7 +274,8 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         redirect,
         app.config.magic_ttl,
     );
-    link.code_hash = Some(code_hash(&app.keys.link().active, &link.token_hash, &code));
+    link.key_id = Some(key.id());
+    link.code_hash = Some(code_hash(&key, &link.token_hash, &code));
     link.code_challenge = job.code_challenge.clone();
     if !store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))
@@ -404,8 +411,9 @@ async fn change_link<S: MailerStore, M>(
         LinkPurpose::EmailChangeUndo => "undo",
         _ => "confirm",
     };
-    let (token, _) = job_secrets(app, job, label);
+    let (token, _, key) = job_secrets(app, job, label);
     let mut link = new_link(app, &token, purpose, target, to, Some(contact), None, ttl);
+    link.key_id = Some(key.id());
     link.change_id = Some(change_id.clone());
     if purpose == LinkPurpose::EmailChangeUndo {
         link.pw_version = Some(*pw_version);
