@@ -721,20 +721,7 @@ async fn login_work() -> Result<(), String> {
     use contact_auth::domain::model::{Hub, Team};
     use contact_auth::domain::password::argon2_verifications_on_this_thread as count;
     let base = fresh(&Value::Null).await;
-    let log = OperationLog::default();
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        base.store
-            .client()
-            .config()
-            .to_builder()
-            .interceptor(log.clone())
-            .build(),
-    );
-    let app = TestApp::new(
-        base.config.clone(),
-        DynamoStore::new(client, base.store.table()),
-        &testkit::test_key_doc(),
-    );
+    let (app, log) = with_operation_log(&base);
     let pw = "violet-kettle-harbour-42";
     members(&app, pw).await?;
     // A hub of another team (nobody here is a member) and a banned member with a password.
@@ -937,6 +924,25 @@ impl aws_smithy_runtime_api::client::interceptors::Intercept for OperationLog {
     }
 }
 
+/// `base` with a table client that logs every DynamoDB operation it sends.
+fn with_operation_log(base: &TestApp) -> (TestApp, OperationLog) {
+    let log = OperationLog::default();
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        base.store
+            .client()
+            .config()
+            .to_builder()
+            .interceptor(log.clone())
+            .build(),
+    );
+    let app = TestApp::new(
+        base.config.clone(),
+        DynamoStore::new(client, base.store.table()),
+        &testkit::test_key_doc(),
+    );
+    (app, log)
+}
+
 impl OperationLog {
     fn take(&self) -> Vec<String> {
         self.0
@@ -953,20 +959,7 @@ impl OperationLog {
 async fn code_work() -> Result<(), String> {
     use contact_auth::domain::code::code_comparisons_on_this_thread;
     let base = fresh(&Value::Null).await;
-    let log = OperationLog::default();
-    let client = aws_sdk_dynamodb::Client::from_conf(
-        base.store
-            .client()
-            .config()
-            .to_builder()
-            .interceptor(log.clone())
-            .build(),
-    );
-    let app = TestApp::new(
-        base.config.clone(),
-        DynamoStore::new(client, base.store.table()),
-        &testkit::test_key_doc(),
-    );
+    let (app, log) = with_operation_log(&base);
     let steps = fixtures::parse_steps(&serde_json::json!([
         {"op": "magic_link", "token": "fixtureTokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
          "email": "pending@example.com", "slug": "member-academy", "code": "123456"}

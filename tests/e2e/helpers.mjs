@@ -317,6 +317,16 @@ export async function login(email, password, target = { slug: "member-academy" }
   return r;
 }
 
+/** Signs an existing member in by a fresh magic link (waits for a mail with a link). */
+export async function signIn(email, slug = "member-academy") {
+  const before = (await mails(email)).length;
+  const r = await send(magic, { email, slug });
+  assert.equal(r.status, 202, r.text);
+  const c = await consume(tokenFrom(await waitForLink(email, before)));
+  assert.equal(c.status, 200, c.text);
+  return c.json;
+}
+
 /** A register or magic request, waiting out the test stack's 2 s per-address cooldown. */
 export async function send(fn, attributes) {
   for (let i = 0; i < 5; i++) {

@@ -12,21 +12,11 @@ import {
   ddb, errorOf, recordSecret, admin, bearer, claimsOf, mailerIdle, sha256, sleep, assertError,
   me, patchMe, setPassword, changePassword, refreshBody, login,
   itemKey, KEY_PREFIX,
-  send, mailWithSubject, waitForLink,
+  send, mailWithSubject, waitForLink, signIn,
 } from "./helpers.mjs";
 
 const PASSWORD = "quartz-meadow-lantern-97";
 recordSecret(PASSWORD);
-
-/** Signs an existing member in by a fresh magic link. */
-async function signIn(email, slug = "member-academy") {
-  const before = (await mails(email)).length;
-  const r = await send(magic, { email, slug });
-  assert.equal(r.status, 202, r.text);
-  const c = await consume(tokenFrom(await waitForLink(email, before)));
-  assert.equal(c.status, 200, c.text);
-  return c.json;
-}
 
 test("item 2: a stolen token's email change dies with logout-everywhere, and the owner is told", async () => {
   const owner = uniqueEmail("owner");

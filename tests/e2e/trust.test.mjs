@@ -8,22 +8,12 @@ import assert from "node:assert/strict";
 import {
   call, consume, magic, mails, waitForMail, tokenFrom, uniqueEmail, signUp, claimsOf,
   me, patchMe, setPassword, refreshBody, login, send, mailWithSubject, assertError, recordSecret,
-  sleep, waitForLink, consumeCode, codeFrom,
+  sleep, waitForLink, consumeCode, codeFrom, signIn,
 } from "./helpers.mjs";
 
 const PASSWORD = "harbour-violet-engine-42";
 recordSecret(PASSWORD);
 const CHANGING = /email address is being changed/;
-
-/** Signs an existing member in by a fresh magic link to `email`. */
-async function signIn(email, slug = "member-academy") {
-  const before = (await mails(email)).length;
-  const r = await send(magic, { email, slug });
-  assert.equal(r.status, 202, r.text);
-  const c = await consume(tokenFrom(await waitForLink(email, before)));
-  assert.equal(c.status, 200, c.text);
-  return c.json;
-}
 
 /** Confirms a pending change from the new mailbox; returns the email-change session. */
 async function confirm(newEmail) {

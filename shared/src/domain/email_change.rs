@@ -138,25 +138,12 @@ pub fn may_request_change(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::{ContactId, TeamId};
 
     const WINDOW: i64 = 600;
     const NOW: i64 = 1_000_000;
 
     fn claims(amr: &str, auth_time: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            aud: vec!["a".into()],
-            sub: ContactId::from_stored("c"),
-            tid: TeamId::from_stored("t"),
-            hid: None,
-            tv: 0,
-            amr: vec![amr.into()],
-            auth_time,
-            iat: auth_time,
-            exp: auth_time + 900,
-            jti: "j".into(),
-        }
+        crate::domain::session::test_claims(&[amr], auth_time)
     }
 
     fn chain(boundary: i64, switched_at: Option<i64>, until: i64) -> UndoChain {

@@ -58,25 +58,31 @@ pub fn refresh_decision(
     }
 }
 
+/// Access claims for the session rules' unit tests (here and in `email_change`).
+#[cfg(test)]
+pub(crate) fn test_claims(amr: &[&str], auth_time: i64) -> AccessClaims {
+    use crate::domain::ids::{ContactId, TeamId};
+    AccessClaims {
+        iss: "i".into(),
+        aud: vec!["a".into()],
+        sub: ContactId::from_stored("c"),
+        tid: TeamId::from_stored("t"),
+        hid: None,
+        tv: 0,
+        amr: amr.iter().map(|s| s.to_string()).collect(),
+        auth_time,
+        iat: auth_time,
+        exp: auth_time + 900,
+        jti: "j".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::{ContactId, TeamId};
 
     fn claims(amr: &[&str], auth_time: i64) -> AccessClaims {
-        AccessClaims {
-            iss: "i".into(),
-            aud: vec!["a".into()],
-            sub: ContactId::from_stored("c"),
-            tid: TeamId::from_stored("t"),
-            hid: None,
-            tv: 0,
-            amr: amr.iter().map(|s| s.to_string()).collect(),
-            auth_time,
-            iat: auth_time,
-            exp: auth_time + 900,
-            jti: "j".into(),
-        }
+        test_claims(amr, auth_time)
     }
 
     #[test]
