@@ -584,6 +584,14 @@ fn main() {
         "every_rate_window_on_both_sides_with_retry_after_to_its_end",
         || block_on(rate_windows()),
     ));
+    trials.push(scenario(
+        "every_conditional_write_refuses_a_stale_read",
+        || block_on(stale_reads()),
+    ));
+    trials.push(scenario(
+        "a_reuse_or_logout_everywhere_ends_every_earlier_refresh_token",
+        || block_on(refresh_after_revocations()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -1541,4 +1549,504 @@ async fn undo_password_age() -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// A new refresh record for `contact` in `hub` (not stored), made at `now`.
+fn new_record(
+    contact: &contact_auth::domain::model::Contact,
+    hub: &contact_auth::domain::model::Hub,
+    now: i64,
+) -> Result<contact_auth::domain::model::RefreshRecord, String> {
+    Ok(contact_auth::domain::model::RefreshRecord {
+        token_hash: RawToken::generate().map_err(|e| e.to_string())?.hash(),
+        contact_id: contact.contact_id.clone(),
+        team_id: hub.team_id.clone(),
+        hub_id: Some(hub.hub_id.clone()),
+        family_id: new_id(),
+        token_version: contact.token_version,
+        amr: vec!["pwd".into()],
+        auth_time: now,
+        created_at: now,
+        expires_at: now + 3600,
+    })
+}
+
+/// Issue 17, `make mutants-conditions`: every conditional write, called as the losing one
+/// of two requests at once would call it — with what it read before the other one wrote
+/// — refuses and writes nothing, next to a control that the same call on a fresh read
+/// succeeds. The handlers check most of these states before they write; under a race only
+/// the conditions hold, so only this scenario judges them.
+async fn stale_reads() -> Result<(), String> {
+    use contact_auth::domain::email_change::UndoChain;
+    use contact_auth::domain::model::{Contact, JobPurpose, LinkRefusal, MailJob};
+    use contact_auth::ports::{
+        ConsumeAs, Consumed, Counter, Directory, Enqueued, MagicLinks, MailJobs, PendingChange,
+        ProfileChanges, Rotation, Sessions,
+    };
+    init()?;
+    let app = fresh(&Value::Null).await;
+    let store = &app.store;
+    let now = app.now();
+    let e = |e: contact_auth::errors::PortError| e.to_string();
+    let hub = store
+        .hub_by_slug("member-academy")
+        .await
+        .map_err(e)?
+        .ok_or("no demo hub")?;
+    // A member, signed in by link.
+    let email = format!("stale-{}@example.com", new_id());
+    record_secret(&email);
+    let token = put_link(&app, &email).await?;
+    let (status, pair) = fixtures::consume(&app, &token).await?;
+    ensure(status == 200, || format!("sign-in {status} {pair}"))?;
+    let rt = pair["refresh_token"].as_str().unwrap_or("").to_string();
+    record_secret(&rt);
+    record_secret(pair["access_token"].as_str().unwrap_or(""));
+    let key = contact_auth::domain::email::parse_email(&email)
+        .map_err(|e| e.detail())?
+        .key;
+    let cid = store
+        .contact_id_by_email(&key)
+        .await
+        .map_err(e)?
+        .ok_or("no contact")?;
+    let read = || async {
+        store
+            .contact(&cid)
+            .await
+            .map_err(e)?
+            .ok_or("no profile".to_string())
+    };
+    let stored = |hash: contact_auth::domain::secret::TokenHash| async move {
+        Ok::<bool, String>(store.refresh_state(&hash).await.map_err(e)?.is_some())
+    };
+    let contact = read().await?;
+
+    // Links: the same link consumed twice (read before the first consume wrote).
+    let (mut link, _) = store
+        .magic_link(&RawToken::parse(&token).ok_or("token")?.hash())
+        .await
+        .map_err(e)?
+        .ok_or("no link")?;
+    ensure(link.used_at.is_some(), || {
+        "consume left the link unused".into()
+    })?;
+    link.used_at = None;
+    let who = ConsumeAs::Existing {
+        contact_id: cid.clone(),
+        token_version: contact.token_version,
+        join: false,
+    };
+    let r = new_record(&contact, &hub, now)?;
+    let out = store
+        .consume_magic_link(&link, &who, &r, now)
+        .await
+        .map_err(e)?;
+    ensure(out == Consumed::Refused(LinkRefusal::Used), || {
+        format!("a used link consumed again: {out:?}")
+    })?;
+    ensure(!stored(r.token_hash.clone()).await?, || {
+        "a used link stored a session".into()
+    })?;
+    // A link at its expiry (read before it expired) is refused; a second before, it works.
+    let token2 = put_link(&app, &email).await?;
+    let (link2, _) = store
+        .magic_link(&RawToken::parse(&token2).ok_or("token")?.hash())
+        .await
+        .map_err(e)?
+        .ok_or("no link")?;
+    for (at, done) in [(link2.expires_at, false), (link2.expires_at - 1, true)] {
+        let r = new_record(&contact, &hub, at)?;
+        let out = store
+            .consume_magic_link(&link2, &who, &r, at)
+            .await
+            .map_err(e)?;
+        let want = if done {
+            Consumed::Done
+        } else {
+            Consumed::Refused(LinkRefusal::Expired)
+        };
+        ensure(out == want, || {
+            format!(
+                "link consumed {} s before its expiry: {out:?}",
+                link2.expires_at - at
+            )
+        })?;
+        ensure(stored(r.token_hash.clone()).await? == done, || {
+            format!("session stored: {}", !done)
+        })?;
+    }
+
+    // Sessions: one token rotated twice from the same read.
+    let hash = RawToken::parse(&rt).ok_or("refresh token")?.hash();
+    let state = store
+        .refresh_state(&hash)
+        .await
+        .map_err(e)?
+        .ok_or("no session")?;
+    let first = new_record(&contact, &hub, now)?;
+    let second = new_record(&contact, &hub, now)?;
+    let out = store
+        .rotate_refresh(&state, &first, now, None)
+        .await
+        .map_err(e)?;
+    ensure(out == Rotation::Done, || format!("rotation: {out:?}"))?;
+    let out = store
+        .rotate_refresh(&state, &second, now, None)
+        .await
+        .map_err(e)?;
+    ensure(
+        out != Rotation::Done && !stored(second.token_hash.clone()).await?,
+        || format!("one token rotated twice: {out:?}"),
+    )?;
+    // A second tab's refresh inside the grace: only if the token was rotated since then.
+    let rotated = store
+        .refresh_state(&hash)
+        .await
+        .map_err(e)?
+        .ok_or("no session")?;
+    let at = rotated.rotated_at.ok_or("not rotated")?;
+    for (since, done) in [(at + 1, false), (at, true)] {
+        let r = new_record(&contact, &hub, now)?;
+        let out = store
+            .rotate_refresh(&rotated, &r, now, Some(since))
+            .await
+            .map_err(e)?;
+        ensure((out == Rotation::Done) == done, || {
+            format!("grace since {} s after the rotation: {out:?}", since - at)
+        })?;
+    }
+    // A token at its expiry (read before), also inside a grace; a second before, it rotates.
+    let live = store
+        .refresh_state(&first.token_hash)
+        .await
+        .map_err(e)?
+        .ok_or("no rotated-to session")?;
+    let end = live.record.expires_at;
+    // (The port says `OldChanged` when the token's own condition fails: the handler
+    // reads it again and refuses it then.)
+    let late = new_record(&contact, &hub, end)?;
+    let out = store
+        .rotate_refresh(&live, &late, end, None)
+        .await
+        .map_err(e)?;
+    ensure(
+        out != Rotation::Done && !stored(late.token_hash.clone()).await?,
+        || format!("rotated at its expiry: {out:?}"),
+    )?;
+    let out = store
+        .rotate_refresh(&live, &new_record(&contact, &hub, end - 1)?, end - 1, None)
+        .await
+        .map_err(e)?;
+    ensure(out == Rotation::Done, || {
+        format!("rotated a second before its expiry: {out:?}")
+    })?;
+    let live = store
+        .refresh_state(&first.token_hash)
+        .await
+        .map_err(e)?
+        .ok_or("no session")?;
+    let late = new_record(&contact, &hub, end)?;
+    let out = store
+        .rotate_refresh(&live, &late, end, Some(end - 5))
+        .await
+        .map_err(e)?;
+    ensure(
+        out != Rotation::Done && !stored(late.token_hash.clone()).await?,
+        || format!("grace rotation at its expiry: {out:?}"),
+    )?;
+    // A token that was never stored rotates nothing and leaves no item.
+    let ghost_token = new_record(&contact, &hub, now)?;
+    let ghost_state = contact_auth::ports::RefreshState {
+        record: ghost_token.clone(),
+        rotated_at: None,
+        revoked_at: None,
+    };
+    let next = new_record(&contact, &hub, now)?;
+    let out = store
+        .rotate_refresh(&ghost_state, &next, now, None)
+        .await
+        .map_err(e)?;
+    ensure(
+        out != Rotation::Done && !stored(next.token_hash.clone()).await?,
+        || format!("an unknown token rotated: {out:?}"),
+    )?;
+    // Revoking a family with a token that is gone writes no item for the token.
+    store
+        .revoke_family(
+            &ghost_token.family_id,
+            Some(&ghost_token.token_hash),
+            now,
+            now + 60,
+        )
+        .await
+        .map_err(e)?;
+    let items = snapshot(store).await;
+    ensure(
+        !items.contains_key(&keys::refresh(&ghost_token.token_hash)),
+        || "revoking a vanished token wrote it back".into(),
+    )?;
+
+    // Login: a rehash from a read before the password changed keeps the new password.
+    let pw_before = job_ids(store).await.len();
+    let set = store
+        .set_first_password(
+            &cid,
+            "hash-one",
+            now,
+            &notice(&contact, JobPurpose::PasswordSetNotice, now),
+        )
+        .await
+        .map_err(e)?;
+    ensure(set, || "the first password was not set".into())?;
+    let again = store
+        .set_first_password(
+            &cid,
+            "hash-two",
+            now,
+            &notice(&contact, JobPurpose::PasswordSetNotice, now),
+        )
+        .await
+        .map_err(e)?;
+    let c = read().await?;
+    ensure(
+        !again && c.password_hash.as_deref() == Some("hash-one"),
+        || format!("a second first password: {again}"),
+    )?;
+    ensure(job_ids(store).await.len() == pw_before + 1, || {
+        "the refused first password queued a notice".into()
+    })?;
+    let failures = Counter::window("login-fail-stale", now, 900);
+    for (old, kept) in [("hash-zero", true), ("hash-one", false)] {
+        let r = new_record(&c, &hub, now)?;
+        store
+            .record_login_success(&r, &failures, Some((old, "hash-rehashed")))
+            .await
+            .map_err(e)?;
+        let after = read().await?.password_hash;
+        ensure(stored(r.token_hash.clone()).await?, || {
+            "the login stored no session".into()
+        })?;
+        ensure((after.as_deref() == Some("hash-one")) == kept, || {
+            format!("rehash from {old}: the hash is now {after:?}")
+        })?;
+    }
+    // Password change from a read before another change (the hash moved), or before
+    // logout-everywhere (the token version moved): refused, nothing written.
+    let before_rehash = Contact {
+        password_hash: Some("hash-one".into()),
+        ..read().await?
+    };
+    let before_logout = read().await?;
+    store.end_all_sessions(&cid).await.map_err(e)?;
+    for (stale, what) in [(&before_rehash, "hash"), (&before_logout, "token version")] {
+        let jobs = job_ids(store).await.len();
+        let r = new_record(stale, &hub, now)?;
+        let ok = store
+            .change_password(
+                stale,
+                "hash-new",
+                &r,
+                now,
+                &notice(stale, JobPurpose::PasswordChangeNotice, now),
+            )
+            .await
+            .map_err(e)?;
+        let after = read().await?;
+        ensure(
+            !ok && after.password_hash.as_deref() == Some("hash-rehashed"),
+            || format!("a password change over a moved {what}: {ok}"),
+        )?;
+        ensure(
+            !stored(r.token_hash.clone()).await? && job_ids(store).await.len() == jobs,
+            || format!("a refused password change over a moved {what} wrote"),
+        )?;
+    }
+    let current = read().await?;
+    let r = new_record(&current, &hub, now)?;
+    let ok = store
+        .change_password(
+            &current,
+            "hash-new",
+            &r,
+            now,
+            &notice(&current, JobPurpose::PasswordChangeNotice, now),
+        )
+        .await
+        .map_err(e)?;
+    ensure(ok, || "the control password change failed".into())?;
+
+    // Email change: two requests at once cannot both start a chain.
+    let current = read().await?;
+    let chain = |id: &str| PendingChange {
+        pending_email: format!("stale-next-{id}@example.com"),
+        chain: UndoChain {
+            chain_id: id.into(),
+            origin_email: current.email.clone(),
+            origin_key: current.email_key.clone(),
+            boundary: now - app.config.undo_ttl,
+            switched_at: None,
+            until: now + app.config.undo_ttl,
+        },
+        token_version: current.token_version,
+    };
+    let mut outcomes = vec![];
+    for id in ["chain-a", "chain-b"] {
+        let change = chain(id);
+        let job = MailJob {
+            change_id: Some(new_id()),
+            email: change.pending_email.clone(),
+            ..notice(&current, JobPurpose::EmailChange, now)
+        };
+        let out = store
+            .request_email_change(&job, &[], &change, now)
+            .await
+            .map_err(e)?;
+        let queued = store.job(&job.job_id).await.map_err(e)?.is_some();
+        outcomes.push((out, queued));
+    }
+    let on_profile = read().await?.undo_chain.map(|c| c.chain_id);
+    ensure(
+        outcomes == [(Enqueued::Queued, true), (Enqueued::Stale, false)]
+            && on_profile.as_deref() == Some("chain-a"),
+        || format!("two chains at once: {outcomes:?}, profile {on_profile:?}"),
+    )?;
+
+    // Admin: the same hub written again is fine.
+    ensure(store.put_hub(&hub).await.map_err(e)?, || {
+        "the hub could not be written again".into()
+    })?;
+
+    // A contact that does not exist (deleted meanwhile): nothing writes an item for it.
+    let ghost = ContactId::generate();
+    let _ = store.end_all_sessions(&ghost).await;
+    let tos = ProfileChanges {
+        tos_version: Some(Some("v9".into())),
+        ..ProfileChanges::default()
+    };
+    let _ = store.update_profile(&ghost, &tos).await;
+    let ghost_contact = Contact {
+        contact_id: ghost.clone(),
+        ..current.clone()
+    };
+    let set = store
+        .set_first_password(
+            &ghost,
+            "hash-ghost",
+            now,
+            &notice(&ghost_contact, JobPurpose::PasswordSetNotice, now),
+        )
+        .await;
+    let banned = store
+        .set_banned(&ghost, &hub.team_id, true, now)
+        .await
+        .map_err(e)?;
+    let left: Vec<_> = snapshot(store)
+        .await
+        .into_keys()
+        .filter(|(pk, _)| pk.contains(ghost.as_str()))
+        .collect();
+    ensure(
+        left.is_empty() && !banned && !matches!(set, Ok(true)),
+        || {
+            format!("writes for a contact that does not exist: {left:?}, banned {banned}, password {set:?}")
+        },
+    )
+}
+
+/// A notice job for `contact` (the mailer is not run: only whether it is stored counts).
+fn notice(
+    contact: &contact_auth::domain::model::Contact,
+    purpose: contact_auth::domain::model::JobPurpose,
+    now: i64,
+) -> contact_auth::domain::model::MailJob {
+    contact_auth::domain::model::MailJob {
+        job_id: new_id(),
+        purpose,
+        slug: Some("member-academy".into()),
+        team_id: None,
+        email: contact.email.clone(),
+        email_key: contact.email_key.clone(),
+        redirect_url: None,
+        created_at: now,
+        contact_id: Some(contact.contact_id.clone()),
+        change_id: None,
+        pw_version: None,
+        code_challenge: None,
+    }
+}
+
+/// Issue 17: once a reuse is detected, the family's newest token (whoever holds it, the
+/// member or the thief) is refused too; after logout-everywhere, every refresh token from
+/// before is refused. The refresh handler reads only the presented token, so the rotation
+/// transaction's family and token-version conditions decide both.
+async fn refresh_after_revocations() -> Result<(), String> {
+    init()?;
+    let app = fresh(&Value::Null).await;
+    let t0 = app.now();
+    let grace = app.config.refresh_grace;
+    let email = format!("revoked-{}@example.com", new_id());
+    record_secret(&email);
+    let refresh = |at: i64, rt: String| {
+        let app = app.at(at);
+        async move {
+            let resp = app
+                .handle(Route::Refresh, request(&fixtures::refresh_event(&rt))?)
+                .await;
+            let body = body_json(&resp);
+            if let Some(t) = body["refresh_token"].as_str() {
+                record_secret(t);
+            }
+            Ok::<_, String>((resp.status().as_u16(), body))
+        }
+    };
+    let sign_in = || async {
+        let (status, pair) = fixtures::consume(&app, &put_link(&app, &email).await?).await?;
+        ensure(status == 200, || format!("sign-in {status} {pair}"))?;
+        let rt = pair["refresh_token"].as_str().unwrap_or("").to_string();
+        let access = pair["access_token"].as_str().unwrap_or("").to_string();
+        record_secret(&rt);
+        record_secret(&access);
+        Ok::<_, String>((rt, access))
+    };
+    let code = |body: &Value| body["errors"][0]["code"].as_str().unwrap_or("").to_string();
+    let (rt0, _) = sign_in().await?;
+    let (status, body) = refresh(t0 + 1, rt0.clone()).await?;
+    ensure(status == 200, || format!("rotation {status} {body}"))?;
+    let rt1 = body["refresh_token"].as_str().unwrap_or("").to_string();
+    let (status, body) = refresh(t0 + 2 + grace, rt0).await?;
+    ensure(
+        status == 401 && code(&body) == "refresh_token_reused",
+        || format!("reuse {status} {body}"),
+    )?;
+    let (status, body) = refresh(t0 + 3 + grace, rt1).await?;
+    ensure(
+        status == 401 && code(&body) == "refresh_token_invalid",
+        || format!("the newest token after a reuse: {status} {body}"),
+    )?;
+
+    let (rt2, access) = sign_in().await?;
+    let resp = app
+        .handle(
+            Route::LogoutEverywhere,
+            request(&authed_event(
+                "POST",
+                Route::LogoutEverywhere,
+                &access,
+                serde_json::json!({}),
+            ))?,
+        )
+        .await;
+    ensure(resp.status() == 204, || {
+        format!("logout-everywhere {} {}", resp.status(), body_json(&resp))
+    })?;
+    let (status, body) = refresh(t0 + 4 + grace, rt2).await?;
+    ensure(
+        status == 401 && code(&body) == "refresh_token_invalid",
+        || format!("a token from before logout-everywhere: {status} {body}"),
+    )?;
+    // The control: a sign-in after it refreshes.
+    let (rt3, _) = sign_in().await?;
+    let (status, body) = refresh(t0 + 5 + grace, rt3).await?;
+    ensure(status == 200, || format!("a new session: {status} {body}"))
 }

@@ -45,14 +45,43 @@ function splitTop(expr, sep) {
   return parts;
 }
 
-/** The mutants of one condition literal: [description, new literal]. */
+/** The mutants of one condition literal: [description, new literal, clause]. */
 export function mutantsOf(expr) {
   const and = splitTop(expr, " AND ");
   const or = splitTop(expr, " OR ");
   if (and.length > 1 && or.length > 1) return []; // mixed at the top level: none here
-  if (and.length > 1) return and.map((c, i) => [`"${c}" always true`, and.map((x, j) => (i === j ? TRUE(x) : x)).join(" AND ")]);
-  if (or.length > 1) return or.map((c, i) => [`"${c}" always false`, or.map((x, j) => (i === j ? FALSE(x) : x)).join(" OR ")]);
-  return [[`"${expr}" always true`, TRUE(expr)]];
+  if (and.length > 1) return and.map((c, i) => [`"${c}" always true`, and.map((x, j) => (i === j ? TRUE(x) : x)).join(" AND "), c]);
+  if (or.length > 1) return or.map((c, i) => [`"${c}" always false`, or.map((x, j) => (i === j ? FALSE(x) : x)).join(" OR "), c]);
+  return [[`"${expr}" always true`, TRUE(expr), expr]];
+}
+
+// Mutants no test can tell from the original, each with the invariant that makes it so.
+// They are reported as "equivalent" and left out of the score.
+const EQUIVALENT = [
+  ["links.rs", "contact_id = :c", "contact_id = :c",
+    "every transaction that moves an address writes its email index item and the profile together, and the same transaction requires the profile's email_key to be the address released"],
+  ["links.rs", "attribute_exists(code_hash) AND code_attempts < :max", "attribute_exists(code_hash)",
+    "code_attempts is stored only with code_hash (codec::magic_item), and the comparison fails without it"],
+  ["sessions.rs", null, "attribute_not_exists(revoked_at)",
+    "a token's revoked_at is written only by revoke_family, together with its family's revoked_at, which the same transaction checks"],
+  ["sessions.rs", null, "#st = :active",
+    "a ban writes sessions_valid_after = now with the status, and no session of a banned member signs in after it (sign-in requires an active membership)"],
+];
+
+/** Why a mutant cannot change behaviour, or null. */
+export function equivalence(file, expr, clause) {
+  // attribute_exists(pk) next to a comparison: a comparison with a missing attribute is
+  // false, so a missing item already fails the conjunction.
+  if (clause === "attribute_exists(pk)" && splitTop(expr, " AND ").some((c) => /^[#\w]+ (=|<|<=|>|>=) :\w+$/.test(c.trim())))
+    return "a comparison in the same conjunction already fails on a missing item";
+  for (const [f, e, c, why] of EQUIVALENT) {
+    if (f !== file || c !== clause) continue;
+    if (e !== null && e !== expr) continue;
+    // The token's revoked_at only (the family check is one clause alone).
+    if (file === "sessions.rs" && clause === "attribute_not_exists(revoked_at)" && expr === clause) continue;
+    return why;
+  }
+  return null;
 }
 
 /** Every condition literal of a source text: { start, end, expr } (offsets of the content). */
@@ -88,13 +117,21 @@ async function main() {
     await group.stop();
     process.exit(1);
   }
-  const tally = { caught: 0, missed: 0, unviable: 0 };
+  const tally = { caught: 0, missed: 0, unviable: 0, error: 0, equivalent: 0 };
   for (const f of files) {
     const path = join(DIR, f);
     const original = readFileSync(path, "utf8");
     restore = () => writeFileSync(path, original);
     for (const c of conditionsOf(original)) {
-      for (const [what, expr] of mutantsOf(c.expr)) {
+      for (const [what, expr, clause] of mutantsOf(c.expr)) {
+        const why = equivalence(f, c.expr, clause);
+        if (why) {
+          tally.equivalent++;
+          const line = `${"equivalent".padEnd(8)} ${f}: ${what} (${why})`;
+          console.log(line);
+          appendFileSync(LOG, `${line}\n`);
+          continue;
+        }
         writeFileSync(path, original.slice(0, c.start) + expr + original.slice(c.end));
         const built = run("cargo", [...replay, "--no-run"], env);
         let verdict;
@@ -103,8 +140,11 @@ async function main() {
           const r = run("cargo", [...replay, "--", "--include-ignored", "--test-threads", "1"], env);
           verdict = r.status === 0 ? "missed" : "caught";
           if (verdict === "caught") {
-            const first = /^test (\S+) .*FAILED$/m.exec(r.stdout || "");
-            if (first) verdict += ` (first: ${first[1]})`;
+            // Caught means a named test failed; anything else (the harness died, the
+            // services stopped) is not a verdict on the mutant.
+            const failed = [...(r.stdout || "").matchAll(/^test (\S+) .*FAILED$/gm)].map((m) => m[1]);
+            if (failed.length) verdict += ` (${failed.length} failed, first: ${failed[0]})`;
+            else verdict = `error    (exit ${r.status}, no failing test: ${(r.stderr || "").trim().split("\n").slice(-2).join(" | ").slice(0, 200)})`;
           }
         }
         tally[verdict.split(" ")[0]]++;
@@ -117,7 +157,7 @@ async function main() {
     restore = null;
   }
   const viable = tally.caught + tally.missed;
-  const summary = `${viable} viable condition mutants, ${tally.caught} caught, ${tally.missed} missed, ${tally.unviable} unviable: ${viable ? ((100 * tally.caught) / viable).toFixed(1) : 0} %`;
+  const summary = `${viable} viable condition mutants, ${tally.caught} caught, ${tally.missed} missed, ${tally.unviable} unviable, ${tally.error} errors, ${tally.equivalent} equivalent (not run): ${viable ? ((100 * tally.caught) / viable).toFixed(1) : 0} %`;
   console.log(summary);
   appendFileSync(LOG, `${summary}\n`);
   // Leave the tree built as it is.

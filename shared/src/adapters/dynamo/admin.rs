@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
-use super::codec::{hub_item, n, new_membership_item, s, status_str};
+use super::codec::{hub_item, n, s};
 use super::keys::{self, key_map, with_key};
 use super::tx::{Settled, Tx};
 use super::{build_err, conditional, sdk_err, DynamoStore};
 use crate::domain::ids::{ContactId, TeamId};
-use crate::domain::model::{Hub, MembershipStatus, Team};
+use crate::domain::model::{Hub, Team};
 use crate::ports::PortResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,25 +61,6 @@ impl DynamoStore {
             Settled::Done => Ok(true),
             Settled::Failed(_) => Ok(false),
         }
-    }
-
-    pub async fn set_membership_status(
-        &self,
-        contact_id: &ContactId,
-        team_id: &TeamId,
-        status: MembershipStatus,
-        now: i64,
-    ) -> PortResult<()> {
-        let mut item = new_membership_item(contact_id, team_id, now);
-        item.insert("status".into(), s(status_str(status)));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| sdk_err("set_membership_status", e))?;
-        Ok(())
     }
 
     /// Admin: bans (or unbans) an existing member. A ban also ends the member's sessions

@@ -61,9 +61,9 @@ impl DynamoStore {
                 .table_name(&self.table)
                 .set_key(Some(key_map(keys::rate(key))))
                 .update_expression("SET last_at = :now, expires_at = :exp")
-                .condition_expression(
-                    "attribute_not_exists(pk) OR last_at <= :cut OR expires_at <= :now",
-                )
+                // One cooldown length per key: `last_at <= :cut` is also "past its TTL"
+                // (`expires_at`), so an expired, not yet deleted item does not block.
+                .condition_expression("attribute_not_exists(pk) OR last_at <= :cut")
                 .expression_attribute_values(":now", n(now))
                 .expression_attribute_values(":cut", n(now - seconds))
                 .expression_attribute_values(":exp", n(now + seconds))

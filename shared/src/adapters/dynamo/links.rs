@@ -211,7 +211,7 @@ impl MagicLinks for DynamoStore {
             .table_name(&self.table)
             .set_item(Some(with_key(latest, keys::magic_latest(&scope))))
             .condition_expression(
-                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at <= :c OR expires_at <= :c",
+                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at <= :c",
             )
             .expression_attribute_values(":c", n(link.created_at))
             .send()
