@@ -292,9 +292,12 @@ fn refusal_may_write(route: Route, code: Option<&str>, pk: &str, by_code: bool) 
 
 async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), String> {
     let route = Route::by_function(function).ok_or(format!("no route for function {function}"))?;
+    // Stopped clocks: a fixture's clock_offset is exactly how long ago its setup happened
+    // (on the real clock, a slow setup made `email-change-recent`'s 599 s into 601 s).
     let app = fresh(&exp.config).await;
-    // A fixture's clock_offset is how long ago its setup happened.
-    let setup_app = app.shifted(-exp.clock_offset);
+    let t0 = app.now();
+    let app = app.at(t0);
+    let setup_app = app.at(t0 - exp.clock_offset);
     let steps = fixtures::parse_steps(&exp.setup)?;
     let prepared = fixtures::setup(&setup_app, &steps)
         .await
@@ -1677,6 +1680,25 @@ async fn stale_reads() -> Result<(), String> {
         })?;
     }
 
+    // A sign-in link to an address the profile has left (read before an email change).
+    let elsewhere = format!("stale-left-{}@example.com", new_id());
+    record_secret(&elsewhere);
+    let token3 = put_link(&app, &elsewhere).await?;
+    let (link3, _) = store
+        .magic_link(&RawToken::parse(&token3).ok_or("token")?.hash())
+        .await
+        .map_err(e)?
+        .ok_or("no link")?;
+    let r = new_record(&contact, &hub, now)?;
+    let out = store
+        .consume_magic_link(&link3, &who, &r, now)
+        .await
+        .map_err(e)?;
+    ensure(
+        matches!(out, Consumed::Refused(_)) && !stored(r.token_hash.clone()).await?,
+        || format!("a link to an address the account left: {out:?}"),
+    )?;
+
     // Sessions: one token rotated twice from the same read.
     let hash = RawToken::parse(&rt).ok_or("refresh token")?.hash();
     let state = store
@@ -1833,12 +1855,12 @@ async fn stale_reads() -> Result<(), String> {
     }
     // Password change from a read before another change (the hash moved), or before
     // logout-everywhere (the token version moved): refused, nothing written.
+    let before_logout = read().await?;
+    store.end_all_sessions(&cid).await.map_err(e)?;
     let before_rehash = Contact {
         password_hash: Some("hash-one".into()),
         ..read().await?
     };
-    let before_logout = read().await?;
-    store.end_all_sessions(&cid).await.map_err(e)?;
     for (stale, what) in [(&before_rehash, "hash"), (&before_logout, "token version")] {
         let jobs = job_ids(store).await.len();
         let r = new_record(stale, &hub, now)?;
@@ -1910,6 +1932,36 @@ async fn stale_reads() -> Result<(), String> {
         outcomes == [(Enqueued::Queued, true), (Enqueued::Stale, false)]
             && on_profile.as_deref() == Some("chain-a"),
         || format!("two chains at once: {outcomes:?}, profile {on_profile:?}"),
+    )?;
+
+    // A sign-in link read while the member was active, consumed after a ban.
+    let token4 = put_link(&app, &email).await?;
+    let (link4, _) = store
+        .magic_link(&RawToken::parse(&token4).ok_or("token")?.hash())
+        .await
+        .map_err(e)?
+        .ok_or("no link")?;
+    let current = read().await?;
+    let who_now = ConsumeAs::Existing {
+        contact_id: cid.clone(),
+        token_version: current.token_version,
+        join: false,
+    };
+    ensure(
+        store
+            .set_banned(&cid, &hub.team_id, true, now - 1)
+            .await
+            .map_err(e)?,
+        || "the ban found no membership".into(),
+    )?;
+    let r = new_record(&current, &hub, now)?;
+    let out = store
+        .consume_magic_link(&link4, &who_now, &r, now)
+        .await
+        .map_err(e)?;
+    ensure(
+        out != Consumed::Done && !stored(r.token_hash.clone()).await?,
+        || format!("a banned member's link signed in: {out:?}"),
     )?;
 
     // Admin: the same hub written again is fine.

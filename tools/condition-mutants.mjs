@@ -104,17 +104,27 @@ async function main() {
   mkdirSync(OUT, { recursive: true });
   writeFileSync(LOG, `# condition mutants, ${new Date().toISOString()}\n`);
   const files = readdirSync(DIR).filter((f) => f.endsWith(".rs") && (!only || f.includes(only)));
-  const group = processGroup(join(OUT, "condition-logs"));
-  const { ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort());
-  const env = { ...process.env, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl, REPLAY_LOG: join(OUT, "condition-replay.log") };
   const replay = ["test", "--workspace", "--test", "replay"];
+  const baseEnv = { ...process.env, REPLAY_LOG: join(OUT, "condition-replay.log") };
+  let group = null;
   let restore = null;
-  process.on("SIGINT", () => { if (restore) restore(); group.stop(); process.exit(130); });
+  process.on("SIGINT", () => { if (restore) restore(); if (group) group.stop(); process.exit(130); });
+  // Each replay on its own fresh DynamoDB Local and SES sink: the replay's tables are
+  // never deleted, and an in-memory DynamoDB Local holding thousands of them slows until
+  // clock-bound fixtures fail for the wrong reason.
+  const replayOnce = async () => {
+    group = processGroup(join(OUT, "condition-logs"));
+    const { ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort());
+    const env = { ...baseEnv, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl };
+    const r = run("cargo", [...replay, "--", "--include-ignored", "--test-threads", "1"], env);
+    await group.stop();
+    group = null;
+    return r;
+  };
   // The unmutated tree must pass first, or every mutant would look caught.
-  const base = run("cargo", [...replay, "--", "--include-ignored", "--test-threads", "1"], env);
+  const base = await replayOnce();
   if (base.status !== 0) {
     console.error("the replay fails without mutants: fix that first");
-    await group.stop();
     process.exit(1);
   }
   const tally = { caught: 0, missed: 0, unviable: 0, error: 0, equivalent: 0 };
@@ -133,16 +143,18 @@ async function main() {
           continue;
         }
         writeFileSync(path, original.slice(0, c.start) + expr + original.slice(c.end));
-        const built = run("cargo", [...replay, "--no-run"], env);
+        const built = run("cargo", [...replay, "--no-run"], baseEnv);
         let verdict;
         if (built.status !== 0) verdict = "unviable";
         else {
-          const r = run("cargo", [...replay, "--", "--include-ignored", "--test-threads", "1"], env);
+          const r = await replayOnce();
           verdict = r.status === 0 ? "missed" : "caught";
           if (verdict === "caught") {
             // Caught means a named test failed; anything else (the harness died, the
             // services stopped) is not a verdict on the mutant.
-            const failed = [...(r.stdout || "").matchAll(/^test (\S+) .*FAILED$/gm)].map((m) => m[1]);
+            // (The libtest summary: metric lines interleave with "test … FAILED".)
+            const summary = (r.stdout || "").split("\nfailures:\n").pop() || "";
+            const failed = [...summary.matchAll(/^ {4}(\S+)$/gm)].map((m) => m[1]);
             if (failed.length) verdict += ` (${failed.length} failed, first: ${failed[0]})`;
             else verdict = `error    (exit ${r.status}, no failing test: ${(r.stderr || "").trim().split("\n").slice(-2).join(" | ").slice(0, 200)})`;
           }
@@ -161,8 +173,7 @@ async function main() {
   console.log(summary);
   appendFileSync(LOG, `${summary}\n`);
   // Leave the tree built as it is.
-  run("cargo", [...replay, "--no-run"], env);
-  await group.stop();
+  run("cargo", [...replay, "--no-run"], baseEnv);
 }
 
 if (process.argv[1] && process.argv[1].endsWith("condition-mutants.mjs")) await main();
