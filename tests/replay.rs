@@ -592,7 +592,7 @@ fn main() {
         || block_on(stale_reads()),
     ));
     trials.push(scenario(
-        "a_reuse_or_logout_everywhere_ends_every_earlier_refresh_token",
+        "a_reuse_logout_everywhere_or_ban_ends_every_earlier_refresh_token",
         || block_on(refresh_after_revocations()),
     ));
     libtest_mimic::run(&args, trials).exit();
@@ -2097,8 +2097,44 @@ async fn refresh_after_revocations() -> Result<(), String> {
         status == 401 && code(&body) == "refresh_token_invalid",
         || format!("a token from before logout-everywhere: {status} {body}"),
     )?;
-    // The control: a sign-in after it refreshes.
-    let (rt3, _) = sign_in().await?;
+    // A ban, then an unban: the sessions from before the ban stay ended.
+    use contact_auth::ports::Directory;
+    let (rt_banned, _) = sign_in().await?;
+    let hub = app
+        .store
+        .hub_by_slug("member-academy")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no demo hub")?;
+    let key = contact_auth::domain::email::parse_email(&email)
+        .map_err(|e| e.detail())?
+        .key;
+    let cid = app
+        .store
+        .contact_id_by_email(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no contact")?;
+    for banned in [true, false] {
+        app.store
+            .set_banned(&cid, &hub.team_id, banned, app.now())
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let (status, body) = refresh(t0 + 4 + grace, rt_banned).await?;
+    ensure(
+        status == 401 && code(&body) == "refresh_token_invalid",
+        || format!("a token from before a ban, after the unban: {status} {body}"),
+    )?;
+    // The control: a sign-in after it (a second later than the ban) refreshes.
+    let later = app.shifted(1);
+    let (status, pair) = fixtures::consume(&later, &put_link(&later, &email).await?).await?;
+    ensure(status == 200, || {
+        format!("sign-in after the unban {status}")
+    })?;
+    let rt3 = pair["refresh_token"].as_str().unwrap_or("").to_string();
+    record_secret(&rt3);
+    record_secret(pair["access_token"].as_str().unwrap_or(""));
     let (status, body) = refresh(t0 + 5 + grace, rt3).await?;
     ensure(status == 200, || format!("a new session: {status} {body}"))
 }
