@@ -1624,13 +1624,17 @@ async fn stale_reads() -> Result<(), String> {
         Ok::<bool, String>(store.refresh_state(&hash).await.map_err(e)?.is_some())
     };
     let contact = read().await?;
+    let link_of = |token: &str| {
+        let hash = RawToken::parse(token).map(|t| t.hash());
+        async move {
+            let hash = hash.ok_or("not a token")?;
+            let found = store.magic_link(&hash).await.map_err(e)?;
+            found.ok_or("no link".to_string())
+        }
+    };
 
     // Links: the same link consumed twice (read before the first consume wrote).
-    let (mut link, _) = store
-        .magic_link(&RawToken::parse(&token).ok_or("token")?.hash())
-        .await
-        .map_err(e)?
-        .ok_or("no link")?;
+    let (mut link, _) = link_of(&token).await?;
     ensure(link.used_at.is_some(), || {
         "consume left the link unused".into()
     })?;
@@ -1653,11 +1657,7 @@ async fn stale_reads() -> Result<(), String> {
     })?;
     // A link at its expiry (read before it expired) is refused; a second before, it works.
     let token2 = put_link(&app, &email).await?;
-    let (link2, _) = store
-        .magic_link(&RawToken::parse(&token2).ok_or("token")?.hash())
-        .await
-        .map_err(e)?
-        .ok_or("no link")?;
+    let (link2, _) = link_of(&token2).await?;
     for (at, done) in [(link2.expires_at, false), (link2.expires_at - 1, true)] {
         let r = new_record(&contact, &hub, at)?;
         let out = store
@@ -1684,11 +1684,7 @@ async fn stale_reads() -> Result<(), String> {
     let elsewhere = format!("stale-left-{}@example.com", new_id());
     record_secret(&elsewhere);
     let token3 = put_link(&app, &elsewhere).await?;
-    let (link3, _) = store
-        .magic_link(&RawToken::parse(&token3).ok_or("token")?.hash())
-        .await
-        .map_err(e)?
-        .ok_or("no link")?;
+    let (link3, _) = link_of(&token3).await?;
     let r = new_record(&contact, &hub, now)?;
     let out = store
         .consume_magic_link(&link3, &who, &r, now)
@@ -1936,11 +1932,7 @@ async fn stale_reads() -> Result<(), String> {
 
     // A sign-in link read while the member was active, consumed after a ban.
     let token4 = put_link(&app, &email).await?;
-    let (link4, _) = store
-        .magic_link(&RawToken::parse(&token4).ok_or("token")?.hash())
-        .await
-        .map_err(e)?
-        .ok_or("no link")?;
+    let (link4, _) = link_of(&token4).await?;
     let current = read().await?;
     let who_now = ConsumeAs::Existing {
         contact_id: cid.clone(),
