@@ -1574,6 +1574,50 @@ fn new_record(
     })
 }
 
+/// The stored session of `hash`.
+async fn session(
+    store: &DynamoStore,
+    hash: &contact_auth::domain::secret::TokenHash,
+) -> Result<contact_auth::ports::RefreshState, String> {
+    use contact_auth::ports::Sessions;
+    store
+        .refresh_state(hash)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no session".into())
+}
+
+/// Rotates `old` into a new record for `contact` at `at`: the outcome, the new record,
+/// and whether it is stored.
+async fn rotate(
+    store: &DynamoStore,
+    old: &contact_auth::ports::RefreshState,
+    contact: &contact_auth::domain::model::Contact,
+    hub: &contact_auth::domain::model::Hub,
+    at: i64,
+    grace_since: Option<i64>,
+) -> Result<
+    (
+        contact_auth::ports::Rotation,
+        contact_auth::domain::model::RefreshRecord,
+        bool,
+    ),
+    String,
+> {
+    use contact_auth::ports::Sessions;
+    let next = new_record(contact, hub, at)?;
+    let out = store
+        .rotate_refresh(old, &next, at, grace_since)
+        .await
+        .map_err(|e| e.to_string())?;
+    let kept = store
+        .refresh_state(&next.token_hash)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    Ok((out, next, kept))
+}
+
 /// Issue 17, `make mutants-conditions`: every conditional write, called as the losing one
 /// of two requests at once would call it — with what it read before the other one wrote
 /// — refuses and writes nothing, next to a control that the same call on a fresh read
@@ -1582,6 +1626,7 @@ fn new_record(
 async fn stale_reads() -> Result<(), String> {
     use contact_auth::domain::email_change::UndoChain;
     use contact_auth::domain::model::{Contact, JobPurpose, LinkRefusal, MailJob};
+    use contact_auth::flows::account::notice_job;
     use contact_auth::ports::{
         ConsumeAs, Consumed, Counter, Directory, Enqueued, MagicLinks, MailJobs, PendingChange,
         ProfileChanges, Rotation, Sessions,
@@ -1695,84 +1740,41 @@ async fn stale_reads() -> Result<(), String> {
         || format!("a link to an address the account left: {out:?}"),
     )?;
 
-    // Sessions: one token rotated twice from the same read.
+    // Sessions: one token rotated twice from the same read. (The port says `OldChanged`
+    // when the token's own condition fails: the handler reads it again, refuses it then.)
     let hash = RawToken::parse(&rt).ok_or("refresh token")?.hash();
-    let state = store
-        .refresh_state(&hash)
-        .await
-        .map_err(e)?
-        .ok_or("no session")?;
-    let first = new_record(&contact, &hub, now)?;
-    let second = new_record(&contact, &hub, now)?;
-    let out = store
-        .rotate_refresh(&state, &first, now, None)
-        .await
-        .map_err(e)?;
+    let state = session(store, &hash).await?;
+    let (out, first, _) = rotate(store, &state, &contact, &hub, now, None).await?;
     ensure(out == Rotation::Done, || format!("rotation: {out:?}"))?;
-    let out = store
-        .rotate_refresh(&state, &second, now, None)
-        .await
-        .map_err(e)?;
-    ensure(
-        out != Rotation::Done && !stored(second.token_hash.clone()).await?,
-        || format!("one token rotated twice: {out:?}"),
-    )?;
+    let (out, _, kept) = rotate(store, &state, &contact, &hub, now, None).await?;
+    ensure(out != Rotation::Done && !kept, || {
+        format!("one token rotated twice: {out:?}")
+    })?;
     // A second tab's refresh inside the grace: only if the token was rotated since then.
-    let rotated = store
-        .refresh_state(&hash)
-        .await
-        .map_err(e)?
-        .ok_or("no session")?;
+    let rotated = session(store, &hash).await?;
     let at = rotated.rotated_at.ok_or("not rotated")?;
     for (since, done) in [(at + 1, false), (at, true)] {
-        let r = new_record(&contact, &hub, now)?;
-        let out = store
-            .rotate_refresh(&rotated, &r, now, Some(since))
-            .await
-            .map_err(e)?;
-        ensure((out == Rotation::Done) == done, || {
+        let (out, _, kept) = rotate(store, &rotated, &contact, &hub, now, Some(since)).await?;
+        ensure((out == Rotation::Done) == done && kept == done, || {
             format!("grace since {} s after the rotation: {out:?}", since - at)
         })?;
     }
     // A token at its expiry (read before), also inside a grace; a second before, it rotates.
-    let live = store
-        .refresh_state(&first.token_hash)
-        .await
-        .map_err(e)?
-        .ok_or("no rotated-to session")?;
+    let live = session(store, &first.token_hash).await?;
     let end = live.record.expires_at;
-    // (The port says `OldChanged` when the token's own condition fails: the handler
-    // reads it again and refuses it then.)
-    let late = new_record(&contact, &hub, end)?;
-    let out = store
-        .rotate_refresh(&live, &late, end, None)
-        .await
-        .map_err(e)?;
-    ensure(
-        out != Rotation::Done && !stored(late.token_hash.clone()).await?,
-        || format!("rotated at its expiry: {out:?}"),
-    )?;
-    let out = store
-        .rotate_refresh(&live, &new_record(&contact, &hub, end - 1)?, end - 1, None)
-        .await
-        .map_err(e)?;
+    let (out, _, kept) = rotate(store, &live, &contact, &hub, end, None).await?;
+    ensure(out != Rotation::Done && !kept, || {
+        format!("rotated at its expiry: {out:?}")
+    })?;
+    let (out, _, _) = rotate(store, &live, &contact, &hub, end - 1, None).await?;
     ensure(out == Rotation::Done, || {
         format!("rotated a second before its expiry: {out:?}")
     })?;
-    let live = store
-        .refresh_state(&first.token_hash)
-        .await
-        .map_err(e)?
-        .ok_or("no session")?;
-    let late = new_record(&contact, &hub, end)?;
-    let out = store
-        .rotate_refresh(&live, &late, end, Some(end - 5))
-        .await
-        .map_err(e)?;
-    ensure(
-        out != Rotation::Done && !stored(late.token_hash.clone()).await?,
-        || format!("grace rotation at its expiry: {out:?}"),
-    )?;
+    let live = session(store, &first.token_hash).await?;
+    let (out, _, kept) = rotate(store, &live, &contact, &hub, end, Some(end - 5)).await?;
+    ensure(out != Rotation::Done && !kept, || {
+        format!("grace rotation at its expiry: {out:?}")
+    })?;
     // A token that was never stored rotates nothing and leaves no item.
     let ghost_token = new_record(&contact, &hub, now)?;
     let ghost_state = contact_auth::ports::RefreshState {
@@ -1780,15 +1782,10 @@ async fn stale_reads() -> Result<(), String> {
         rotated_at: None,
         revoked_at: None,
     };
-    let next = new_record(&contact, &hub, now)?;
-    let out = store
-        .rotate_refresh(&ghost_state, &next, now, None)
-        .await
-        .map_err(e)?;
-    ensure(
-        out != Rotation::Done && !stored(next.token_hash.clone()).await?,
-        || format!("an unknown token rotated: {out:?}"),
-    )?;
+    let (out, _, kept) = rotate(store, &ghost_state, &contact, &hub, now, None).await?;
+    ensure(out != Rotation::Done && !kept, || {
+        format!("an unknown token rotated: {out:?}")
+    })?;
     // Revoking a family with a token that is gone writes no item for the token.
     store
         .revoke_family(
@@ -1812,7 +1809,7 @@ async fn stale_reads() -> Result<(), String> {
             &cid,
             "hash-one",
             now,
-            &notice(&contact, JobPurpose::PasswordSetNotice, now),
+            &notice_job(JobPurpose::PasswordSetNotice, &hub.team_id, &contact, now),
         )
         .await
         .map_err(e)?;
@@ -1822,7 +1819,7 @@ async fn stale_reads() -> Result<(), String> {
             &cid,
             "hash-two",
             now,
-            &notice(&contact, JobPurpose::PasswordSetNotice, now),
+            &notice_job(JobPurpose::PasswordSetNotice, &hub.team_id, &contact, now),
         )
         .await
         .map_err(e)?;
@@ -1866,7 +1863,7 @@ async fn stale_reads() -> Result<(), String> {
                 "hash-new",
                 &r,
                 now,
-                &notice(stale, JobPurpose::PasswordChangeNotice, now),
+                &notice_job(JobPurpose::PasswordChangeNotice, &hub.team_id, stale, now),
             )
             .await
             .map_err(e)?;
@@ -1888,7 +1885,12 @@ async fn stale_reads() -> Result<(), String> {
             "hash-new",
             &r,
             now,
-            &notice(&current, JobPurpose::PasswordChangeNotice, now),
+            &notice_job(
+                JobPurpose::PasswordChangeNotice,
+                &hub.team_id,
+                &current,
+                now,
+            ),
         )
         .await
         .map_err(e)?;
@@ -1914,7 +1916,7 @@ async fn stale_reads() -> Result<(), String> {
         let job = MailJob {
             change_id: Some(new_id()),
             email: change.pending_email.clone(),
-            ..notice(&current, JobPurpose::EmailChange, now)
+            ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, now)
         };
         let out = store
             .request_email_change(&job, &[], &change, now)
@@ -1978,7 +1980,12 @@ async fn stale_reads() -> Result<(), String> {
             &ghost,
             "hash-ghost",
             now,
-            &notice(&ghost_contact, JobPurpose::PasswordSetNotice, now),
+            &notice_job(
+                JobPurpose::PasswordSetNotice,
+                &hub.team_id,
+                &ghost_contact,
+                now,
+            ),
         )
         .await;
     let banned = store
@@ -1996,28 +2003,6 @@ async fn stale_reads() -> Result<(), String> {
             format!("writes for a contact that does not exist: {left:?}, banned {banned}, password {set:?}")
         },
     )
-}
-
-/// A notice job for `contact` (the mailer is not run: only whether it is stored counts).
-fn notice(
-    contact: &contact_auth::domain::model::Contact,
-    purpose: contact_auth::domain::model::JobPurpose,
-    now: i64,
-) -> contact_auth::domain::model::MailJob {
-    contact_auth::domain::model::MailJob {
-        job_id: new_id(),
-        purpose,
-        slug: Some("member-academy".into()),
-        team_id: None,
-        email: contact.email.clone(),
-        email_key: contact.email_key.clone(),
-        redirect_url: None,
-        created_at: now,
-        contact_id: Some(contact.contact_id.clone()),
-        change_id: None,
-        pw_version: None,
-        code_challenge: None,
-    }
 }
 
 /// Issue 17: once a reuse is detected, the family's newest token (whoever holds it, the
@@ -2044,17 +2029,20 @@ async fn refresh_after_revocations() -> Result<(), String> {
             Ok::<_, String>((resp.status().as_u16(), body))
         }
     };
-    let sign_in = || async {
-        let (status, pair) = fixtures::consume(&app, &put_link(&app, &email).await?).await?;
-        ensure(status == 200, || format!("sign-in {status} {pair}"))?;
-        let rt = pair["refresh_token"].as_str().unwrap_or("").to_string();
-        let access = pair["access_token"].as_str().unwrap_or("").to_string();
-        record_secret(&rt);
-        record_secret(&access);
-        Ok::<_, String>((rt, access))
+    let sign_in = |app: TestApp| {
+        let email = email.clone();
+        async move {
+            let (status, pair) = fixtures::consume(&app, &put_link(&app, &email).await?).await?;
+            ensure(status == 200, || format!("sign-in {status} {pair}"))?;
+            let rt = pair["refresh_token"].as_str().unwrap_or("").to_string();
+            let access = pair["access_token"].as_str().unwrap_or("").to_string();
+            record_secret(&rt);
+            record_secret(&access);
+            Ok::<_, String>((rt, access))
+        }
     };
     let code = |body: &Value| body["errors"][0]["code"].as_str().unwrap_or("").to_string();
-    let (rt0, _) = sign_in().await?;
+    let (rt0, _) = sign_in(app.clone()).await?;
     let (status, body) = refresh(t0 + 1, rt0.clone()).await?;
     ensure(status == 200, || format!("rotation {status} {body}"))?;
     let rt1 = body["refresh_token"].as_str().unwrap_or("").to_string();
@@ -2069,7 +2057,7 @@ async fn refresh_after_revocations() -> Result<(), String> {
         || format!("the newest token after a reuse: {status} {body}"),
     )?;
 
-    let (rt2, access) = sign_in().await?;
+    let (rt2, access) = sign_in(app.clone()).await?;
     let resp = app
         .handle(
             Route::LogoutEverywhere,
@@ -2091,7 +2079,7 @@ async fn refresh_after_revocations() -> Result<(), String> {
     )?;
     // A ban, then an unban: the sessions from before the ban stay ended.
     use contact_auth::ports::Directory;
-    let (rt_banned, _) = sign_in().await?;
+    let (rt_banned, _) = sign_in(app.clone()).await?;
     let hub = app
         .store
         .hub_by_slug("member-academy")
@@ -2119,14 +2107,7 @@ async fn refresh_after_revocations() -> Result<(), String> {
         || format!("a token from before a ban, after the unban: {status} {body}"),
     )?;
     // The control: a sign-in after it (a second later than the ban) refreshes.
-    let later = app.shifted(1);
-    let (status, pair) = fixtures::consume(&later, &put_link(&later, &email).await?).await?;
-    ensure(status == 200, || {
-        format!("sign-in after the unban {status}")
-    })?;
-    let rt3 = pair["refresh_token"].as_str().unwrap_or("").to_string();
-    record_secret(&rt3);
-    record_secret(pair["access_token"].as_str().unwrap_or(""));
+    let (rt3, _) = sign_in(app.shifted(1)).await?;
     let (status, body) = refresh(t0 + 5 + grace, rt3).await?;
     ensure(status == 200, || format!("a new session: {status} {body}"))
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::app::App;
 use crate::domain::email::EmailKey;
-use crate::domain::ids::ContactId;
+use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::jwt::AccessClaims;
 use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, MembershipStatus};
 use crate::domain::password;
@@ -88,18 +88,14 @@ pub async fn reserve_password_attempt<S: Attempts, K>(
     }
 }
 
-/// A mail job about the contact's account, for its own (stored) address.
-pub fn notice_job(
-    purpose: JobPurpose,
-    claims: &AccessClaims,
-    contact: &Contact,
-    now: i64,
-) -> MailJob {
+/// A mail job about the contact's account in `team_id` (the session's team), for its own
+/// (stored) address.
+pub fn notice_job(purpose: JobPurpose, team_id: &TeamId, contact: &Contact, now: i64) -> MailJob {
     MailJob {
         job_id: new_id(),
         purpose,
         slug: None,
-        team_id: Some(claims.tid.clone()),
+        team_id: Some(team_id.clone()),
         email: contact.email.clone(),
         email_key: contact.email_key.clone(),
         redirect_url: None,

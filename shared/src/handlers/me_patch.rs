@@ -153,7 +153,7 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 email_key: email.key.clone(),
                 change_id: Some(change_id),
                 pw_version: Some(contact.password_version),
-                ..notice_job(JobPurpose::EmailChange, &claims, &contact, now)
+                ..notice_job(JobPurpose::EmailChange, &claims.tid, &contact, now)
             };
             let change = PendingChange {
                 pending_email: email.display.clone(),

@@ -55,7 +55,7 @@ pub async fn handle<S: Contacts + Attempts>(
         auth_time: now,
     };
     let refresh = new_refresh(app, &subject, None)?;
-    let notice = notice_job(JobPurpose::PasswordChangeNotice, &claims, &contact, now);
+    let notice = notice_job(JobPurpose::PasswordChangeNotice, &claims.tid, &contact, now);
     if !app
         .store
         .change_password(&contact, &hash, &refresh.record, now, &notice)

@@ -34,7 +34,7 @@ pub async fn handle<S: Contacts>(
     }
     policy(&pw, &contact.email_key, "password")?;
     let hash = password::hash(&pw).map_err(|_| ApiError::internal())?;
-    let notice = notice_job(JobPurpose::PasswordSetNotice, &claims, &contact, now);
+    let notice = notice_job(JobPurpose::PasswordSetNotice, &claims.tid, &contact, now);
     if !app
         .store
         .set_first_password(&contact.contact_id, &hash, now, &notice)
