@@ -651,6 +651,19 @@ async fn expired_link() -> Result<(), String> {
     ensure(resp.status() == 200, || format!("status {}", resp.status()))
 }
 
+/// POST /refresh with `rt` in the body: the status and the body (its new token recorded
+/// as a secret).
+async fn refresh_with(app: &TestApp, rt: &str) -> Result<(u16, Value), String> {
+    let resp = app
+        .handle(Route::Refresh, request(&fixtures::refresh_event(rt))?)
+        .await;
+    let body = body_json(&resp);
+    if let Some(t) = body["refresh_token"].as_str() {
+        record_secret(t);
+    }
+    Ok((resp.status().as_u16(), body))
+}
+
 async fn absolute_lifetime() -> Result<(), String> {
     let app = fresh(&Value::Null).await;
     let token = put_link(&app, "lifetime@example.com").await?;
@@ -664,16 +677,7 @@ async fn absolute_lifetime() -> Result<(), String> {
         cfg.session_max = max;
         app.with_config(cfg).shifted(offset)
     };
-    let refresh = |app: TestApp, rt: String| async move {
-        let resp = app
-            .handle(Route::Refresh, request(&fixtures::refresh_event(&rt))?)
-            .await;
-        let body = body_json(&resp);
-        if let Some(t) = body["refresh_token"].as_str() {
-            record_secret(t);
-        }
-        Ok::<_, String>((resp.status().as_u16(), body))
-    };
+    let refresh = |app: TestApp, rt: String| async move { refresh_with(&app, &rt).await };
     // 101 s in, with a 100 s lifetime: refused, although this token (made under the
     // 90-day default) is stored as valid for 30 days.
     let (status, body) = refresh(at(101, 100), first.clone()).await?;
@@ -2011,16 +2015,7 @@ async fn refresh_after_revocations() -> Result<(), String> {
     record_secret(&email);
     let refresh = |at: i64, rt: String| {
         let app = app.at(at);
-        async move {
-            let resp = app
-                .handle(Route::Refresh, request(&fixtures::refresh_event(&rt))?)
-                .await;
-            let body = body_json(&resp);
-            if let Some(t) = body["refresh_token"].as_str() {
-                record_secret(t);
-            }
-            Ok::<_, String>((resp.status().as_u16(), body))
-        }
+        async move { refresh_with(&app, &rt).await }
     };
     let sign_in = |app: TestApp| {
         let email = email.clone();
