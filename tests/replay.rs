@@ -1622,6 +1622,52 @@ async fn rotate(
     Ok((out, next, kept))
 }
 
+/// A link of `purpose` to `email` for `contact`, stored as the mailer stores it (and, for
+/// the sign-in purposes, made the newest for its team and address).
+async fn stored_link(
+    store: &DynamoStore,
+    purpose: contact_auth::domain::model::LinkPurpose,
+    team_id: &contact_auth::domain::ids::TeamId,
+    email: &str,
+    contact: &contact_auth::domain::model::Contact,
+    change_id: Option<&str>,
+    now: i64,
+) -> Result<contact_auth::domain::model::MagicLink, String> {
+    use contact_auth::ports::MagicLinks;
+    let e = |e: contact_auth::errors::PortError| e.to_string();
+    let link = contact_auth::domain::model::MagicLink {
+        token_hash: RawToken::generate().map_err(|e| e.to_string())?.hash(),
+        purpose,
+        team_id: team_id.clone(),
+        hub_id: None,
+        email: email.into(),
+        email_key: contact_auth::domain::email::parse_email(email)
+            .map_err(|e| e.detail())?
+            .key,
+        contact_id: Some(contact.contact_id.clone()),
+        redirect_url: None,
+        created_at: now,
+        expires_at: now + 900,
+        used_at: None,
+        change_id: change_id.map(str::to_string),
+        pw_version: None,
+        chain_id: contact.undo_chain.as_ref().map(|c| c.chain_id.clone()),
+        key_id: None,
+        code_hash: None,
+        code_attempts: 0,
+        code_challenge: None,
+    };
+    let put = store
+        .put_magic_link(&link, Some(contact.token_version))
+        .await
+        .map_err(e)?;
+    ensure(put, || "the link was not stored".into())?;
+    if purpose.supersedes() {
+        store.make_newest(&link).await.map_err(e)?;
+    }
+    Ok(link)
+}
+
 /// Issue 17, `make mutants-conditions`: every conditional write, called as the losing one
 /// of two requests at once would call it — with what it read before the other one wrote
 /// — refuses and writes nothing, next to a control that the same call on a fresh read
@@ -1630,10 +1676,11 @@ async fn rotate(
 async fn stale_reads() -> Result<(), String> {
     use contact_auth::domain::email_change::UndoChain;
     use contact_auth::domain::model::{Contact, JobPurpose, LinkRefusal, MailJob};
+    use contact_auth::domain::model::{LinkPurpose, MembershipStatus};
     use contact_auth::flows::account::notice_job;
     use contact_auth::ports::{
         ConsumeAs, Consumed, Counter, Directory, Enqueued, MagicLinks, MailJobs, PendingChange,
-        ProfileChanges, Rotation, Sessions,
+        ProfileChanges, Rotation, Sessions, UndoEmailChange,
     };
     init()?;
     let app = fresh(&Value::Null).await;
@@ -1847,6 +1894,25 @@ async fn stale_reads() -> Result<(), String> {
     // logout-everywhere (the token version moved): refused, nothing written.
     let before_logout = read().await?;
     store.end_all_sessions(&cid).await.map_err(e)?;
+    // A sign-in link consumed from a read before logout-everywhere (the token version
+    // moved): refused, the link stays unused and the session it would mint is not stored.
+    let token5 = put_link(&app, &email).await?;
+    let (link5, _) = link_of(&token5).await?;
+    let stale_who = ConsumeAs::Existing {
+        contact_id: cid.clone(),
+        token_version: before_logout.token_version,
+        join: false,
+    };
+    let r = new_record(&before_logout, &hub, now)?;
+    let out = store
+        .consume_magic_link(&link5, &stale_who, &r, now)
+        .await
+        .map_err(e)?;
+    let unused = link_of(&token5).await?.0.used_at.is_none();
+    ensure(
+        out == Consumed::VersionChanged && unused && !stored(r.token_hash.clone()).await?,
+        || format!("a link consumed over a moved token version: {out:?}, unused {unused}"),
+    )?;
     let before_rehash = Contact {
         password_hash: Some("hash-one".into()),
         ..read().await?
@@ -1928,6 +1994,28 @@ async fn stale_reads() -> Result<(), String> {
             && on_profile.as_deref() == Some("chain-a"),
         || format!("two chains at once: {outcomes:?}, profile {on_profile:?}"),
     )?;
+    // A request from a read before logout-everywhere (the token version moved) is stale
+    // too, even for the chain the profile carries: nothing queued, the change id stays.
+    let pending_before = read().await?.email_change_id;
+    let stale_change = PendingChange {
+        token_version: before_logout.token_version,
+        ..chain("chain-a")
+    };
+    let job = MailJob {
+        change_id: Some(new_id()),
+        email: stale_change.pending_email.clone(),
+        ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, now)
+    };
+    let out = store
+        .request_email_change(&job, &[], &stale_change, now)
+        .await
+        .map_err(e)?;
+    let queued = store.job(&job.job_id).await.map_err(e)?.is_some();
+    let pending_after = read().await?.email_change_id;
+    ensure(
+        out == Enqueued::Stale && !queued && pending_after == pending_before,
+        || format!("a change requested over a moved token version: {out:?}, queued {queued}"),
+    )?;
 
     // A sign-in link read while the member was active, consumed after a ban.
     let token4 = put_link(&app, &email).await?;
@@ -1954,6 +2042,191 @@ async fn stale_reads() -> Result<(), String> {
         out != Consumed::Done && !stored(r.token_hash.clone()).await?,
         || format!("a banned member's link signed in: {out:?}"),
     )?;
+
+    ensure(
+        store
+            .set_banned(&cid, &hub.team_id, false, now)
+            .await
+            .map_err(e)?,
+        || "the unban found no membership".into(),
+    )?;
+
+    // Joining a second team: the membership is created where there is none (the
+    // control); a join link read before a ban in that team signs nobody in.
+    let team_b = contact_auth::domain::ids::TeamId::from_stored(format!("team-stale-{}", new_id()));
+    store
+        .put_team(&contact_auth::domain::model::Team {
+            team_id: team_b.clone(),
+            name: "Stale B".into(),
+            primary_hub_id: None,
+        })
+        .await
+        .map_err(e)?;
+    for banned in [false, true] {
+        let current = read().await?;
+        if banned {
+            store
+                .set_banned(&cid, &team_b, true, now)
+                .await
+                .map_err(e)?;
+        }
+        let join = stored_link(
+            store,
+            LinkPurpose::Join,
+            &team_b,
+            &current.email,
+            &current,
+            None,
+            now,
+        )
+        .await?;
+        let join_as = ConsumeAs::Existing {
+            contact_id: cid.clone(),
+            token_version: current.token_version,
+            join: true,
+        };
+        let r = new_record(&current, &hub, now)?;
+        let out = store
+            .consume_magic_link(&join, &join_as, &r, now)
+            .await
+            .map_err(e)?;
+        let status = store
+            .membership(&cid, &team_b)
+            .await
+            .map_err(e)?
+            .map(|m| m.status);
+        let want = if banned {
+            Some(MembershipStatus::Banned)
+        } else {
+            Some(MembershipStatus::Active)
+        };
+        ensure(
+            (out == Consumed::Done) != banned
+                && stored(r.token_hash.clone()).await? != banned
+                && status == want,
+            || format!("join (banned {banned}): {out:?}, membership {status:?}"),
+        )?;
+    }
+
+    // The confirm link of chain-a's change, from a read before another request replaced
+    // the change: refused, nothing written; the control confirms it.
+    let current = read().await?;
+    let change_id = current.email_change_id.clone().ok_or("no pending change")?;
+    let new_email = current.pending_email.clone().ok_or("no pending address")?;
+    record_secret(&new_email);
+    let confirm = stored_link(
+        store,
+        LinkPurpose::EmailChange,
+        &hub.team_id,
+        &new_email,
+        &current,
+        Some(&change_id),
+        now,
+    )
+    .await?;
+    for (change, done) in [("change-replaced", false), (change_id.as_str(), true)] {
+        let jobs = job_ids(store).await.len();
+        let as_change = ConsumeAs::ChangeEmail {
+            contact_id: cid.clone(),
+            token_version: current.token_version,
+            old_email_key: current.email_key.clone(),
+            change_id: change.into(),
+            notice: Box::new(notice_job(
+                JobPurpose::EmailChangedNotice,
+                &hub.team_id,
+                &current,
+                now,
+            )),
+        };
+        let r = new_record(&current, &hub, now)?;
+        let out = store
+            .consume_magic_link(&confirm, &as_change, &r, now)
+            .await
+            .map_err(e)?;
+        let moved = read().await?.email == new_email;
+        let queued = job_ids(store).await.len() == jobs + 1;
+        ensure(
+            (out == Consumed::Done) == done
+                && moved == done
+                && queued == done
+                && stored(r.token_hash.clone()).await? == done,
+            || format!("confirm with change id {change}: {out:?}, moved {moved}, notice {queued}"),
+        )?;
+    }
+
+    // An undo of chain-a from reads before the chain was replaced, before a password
+    // change (it decides whether the password goes), or before logout-everywhere (the
+    // undo must end every session, including newer ones): each refused, the address
+    // stays; the control restores the origin.
+    let current = read().await?;
+    let chain_a = current.undo_chain.clone().ok_or("no chain")?;
+    let undo_link = stored_link(
+        store,
+        LinkPurpose::EmailChangeUndo,
+        &hub.team_id,
+        &chain_a.origin_email,
+        &current,
+        Some(&change_id),
+        now,
+    )
+    .await?;
+    let undo = UndoEmailChange {
+        contact_id: cid.clone(),
+        token_version: current.token_version,
+        current_email_key: current.email_key.clone(),
+        origin_email: chain_a.origin_email.clone(),
+        origin_key: chain_a.origin_key.clone(),
+        chain_id: Some(chain_a.chain_id.clone()),
+        password_version: current.password_version,
+        remove_password: false,
+    };
+    let stale_pv = current
+        .password_version
+        .checked_sub(1)
+        .ok_or("no password version")?;
+    let stale_tv = current
+        .token_version
+        .checked_sub(1)
+        .ok_or("no token version")?;
+    let cases = [
+        (
+            UndoEmailChange {
+                chain_id: Some("chain-ended".into()),
+                ..undo.clone()
+            },
+            "chain",
+        ),
+        (
+            UndoEmailChange {
+                password_version: stale_pv,
+                ..undo.clone()
+            },
+            "password version",
+        ),
+        (
+            UndoEmailChange {
+                token_version: stale_tv,
+                ..undo.clone()
+            },
+            "token version",
+        ),
+        (undo.clone(), "nothing (the control)"),
+    ];
+    for (u, moved) in cases {
+        let done = moved.starts_with("nothing");
+        let out = store
+            .undo_email_change(&undo_link, &u, now)
+            .await
+            .map_err(e)?;
+        let after = read().await?;
+        let restored = after.email_key == chain_a.origin_key;
+        ensure(
+            (out == Consumed::Done) == done
+                && restored == done
+                && (after.token_version == current.token_version + 1) == done,
+            || format!("an undo over a moved {moved}: {out:?}, restored {restored}"),
+        )?;
+    }
 
     // Admin: the same hub written again is fine.
     ensure(store.put_hub(&hub).await.map_err(e)?, || {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    ConditionCheck, Delete, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::codec::{
@@ -210,9 +210,7 @@ impl MagicLinks for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(with_key(latest, keys::magic_latest(&scope))))
-            .condition_expression(
-                "attribute_not_exists(pk) OR attribute_not_exists(created_at) OR created_at <= :c",
-            )
+            .condition_expression("attribute_not_exists(pk) OR created_at <= :c")
             .expression_attribute_values(":c", n(link.created_at))
             .send()
             .await;
@@ -444,17 +442,9 @@ impl MagicLinks for DynamoStore {
                 LinkStep::ReleaseEmail,
                 self.release_email(cid, &undo.current_email_key)?,
             );
-            let claim = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(email_item(cid, origin)))
-                .condition_expression("attribute_not_exists(pk) OR contact_id = :c")
-                .expression_attribute_values(":c", s(cid.as_str()))
-                .build()
-                .map_err(build_err)?;
-            tx.push(
-                LinkStep::ClaimEmail,
-                TransactWriteItem::builder().put(claim).build(),
-            );
+            // The origin is free (its index item went at the confirm; a contact that
+            // registered it since keeps it: the undo answers 409).
+            tx.push(LinkStep::ClaimEmail, self.claim_email(cid, origin)?);
         }
         // Ends the chain (every other undo link of it) and any pending change.
         let mut remove = vec![PENDING_CHANGE, UNDO_CHAIN];
