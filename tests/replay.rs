@@ -23,6 +23,8 @@ use contact_auth::ports::Contacts;
 use contact_auth::routes::Route;
 use contact_auth::runtime::handle_stream_event;
 use libtest_mimic::{Arguments, Failed, Trial};
+
+mod crowd;
 use serde_json::Value;
 use testkit::app::TestApp;
 use testkit::capacity::{thread_cpu_ms, CapacityMeter};
@@ -595,6 +597,14 @@ fn main() {
         "a_reuse_logout_everywhere_or_ban_ends_every_earlier_refresh_token",
         || block_on(refresh_after_revocations()),
     ));
+    trials.push(scenario(
+        "per_ip_budgets_fit_a_shared_ip_and_an_instance_remembers_its_ceiling",
+        || block_on(crowd::shared_ip_budgets()),
+    ));
+    trials.push(scenario(
+        "a_trusted_network_skips_every_per_ip_budget_but_not_per_email_limits",
+        || block_on(crowd::trusted_network()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -757,6 +767,7 @@ async fn login_work() -> Result<(), String> {
             title: "Elsewhere".into(),
             allowed_redirect_origins: vec![],
             registration_enabled: true,
+            trusted_cidrs: vec![],
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -1272,6 +1283,7 @@ async fn rate_windows() -> Result<(), String> {
     let base = fresh(&Value::Null).await;
     let mut cfg = base.config.clone();
     cfg.ip_per_minute = 100_000;
+    cfg.ip_login_per_minute = 100_000;
     cfg.code_attempts_per_ip_hour = 100_000;
     let base = base.with_config(cfg);
     let pw = "violet-kettle-harbour-42";

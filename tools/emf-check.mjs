@@ -9,9 +9,9 @@ import { readFileSync } from "node:fs";
 
 const DIMENSION_VALUES = {
   Method: ["magic_link", "otp", "pwd"],
-  Limit: ["send", "login", "code"],
+  Limit: ["send", "login", "code", "new_address_mail", "sign_in_mail"],
   Kind: ["permanent", "transient"],
-  Outcome: ["sent", "notice", "nothing", "dropped", "already_done", "failed"],
+  Outcome: ["sent", "notice", "nothing", "dropped", "limited", "expired", "parked", "suppressed", "already_done", "failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;
 // `WrongCodes` by hub: a hub id the table holds (set by the admin CLI), or `none`.

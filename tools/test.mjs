@@ -42,11 +42,11 @@ const stack = await startStack({
   table: `e2e-${Date.now().toString(36)}`,
   concurrency: 4,
   // Short email cooldown so the supersede test need not wait a minute; the 60 s default
-  // is tested in the fixture replay. The per-IP limit is raised because every test
-  // request comes from 127.0.0.1 (the replay covers the per-IP 429).
+  // is tested in the fixture replay. The per-IP budgets are raised because every test
+  // request comes from 127.0.0.1 (the replay covers each per-IP 429 and mail budget).
   // LOG_LEVEL=debug: the secrets-in-logs check below then covers the most verbose level
   // a deployment can choose (the code clamps anything beyond it).
-  env: { LOG_LEVEL: "debug", RATE_EMAIL_COOLDOWN_SECONDS: "2", RATE_EMAIL_PER_HOUR: "1000", RATE_IP_PER_MINUTE: "100000", RATE_CODE_ATTEMPTS_PER_IP_HOUR: "100000", REFRESH_REUSE_GRACE_SECONDS: "2" },
+  env: { LOG_LEVEL: "debug", RATE_EMAIL_COOLDOWN_SECONDS: "2", RATE_EMAIL_PER_HOUR: "1000", RATE_IP_PER_MINUTE: "100000", RATE_IP_LOGIN_PER_MINUTE: "100000", RATE_IP_NEW_ADDRESS_MAIL_PER_MINUTE: "100000", RATE_IP_SIGN_IN_MAIL_PER_MINUTE: "100000", RATE_CODE_ATTEMPTS_PER_IP_HOUR: "100000", REFRESH_REUSE_GRACE_SECONDS: "2" },
 });
 const stop = async () => { await stack.stop(); };
 // More demo data for the join and closed-registration flows.

@@ -38,6 +38,7 @@
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::domain::rate::OverLimit;
 use crate::ports::{Clock, SystemClock};
 
 pub struct App<S = (), K = (), M = ()> {
@@ -47,6 +48,8 @@ pub struct App<S = (), K = (), M = ()> {
     pub keys: K,
     /// The mail sender: only the mailer function has one.
     pub mailer: M,
+    /// This instance's memory of per-IP ceilings at their limit (`flows::limits`).
+    pub over_limit: Arc<OverLimit>,
 }
 
 impl App {
@@ -58,6 +61,7 @@ impl App {
             store: (),
             keys: (),
             mailer: (),
+            over_limit: Arc::default(),
         }
     }
 }
@@ -70,6 +74,7 @@ impl<S, K, M> App<S, K, M> {
             store,
             keys: self.keys,
             mailer: self.mailer,
+            over_limit: self.over_limit,
         }
     }
 
@@ -80,6 +85,7 @@ impl<S, K, M> App<S, K, M> {
             store: self.store,
             keys,
             mailer: self.mailer,
+            over_limit: self.over_limit,
         }
     }
 
@@ -90,7 +96,14 @@ impl<S, K, M> App<S, K, M> {
             store: self.store,
             keys: self.keys,
             mailer,
+            over_limit: self.over_limit,
         }
+    }
+
+    /// Shares another app's memory of per-IP ceilings (tests: one memory per instance).
+    pub fn with_over_limit(mut self, over_limit: Arc<OverLimit>) -> Self {
+        self.over_limit = over_limit;
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

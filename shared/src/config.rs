@@ -26,12 +26,25 @@ pub struct Config {
     pub magic_ttl: i64,
     pub email_cooldown: i64,
     pub email_per_hour: u32,
+    /// The per-IP ceiling: register, magic, login and code requests per minute.
     pub ip_per_minute: u32,
+    /// Password logins and current-password checks per source IP per minute.
+    pub ip_login_per_minute: u32,
+    /// Registration mail to addresses without an account, per source IP per minute
+    /// (counted by the mailer; beyond it the mail is not sent, the request said 202).
+    pub ip_new_address_mail_per_minute: u32,
+    /// Sign-in and join mail to existing contacts, per source IP per minute (mailer).
+    pub ip_sign_in_mail_per_minute: u32,
     pub login_failures_per_15min: u32,
     /// Sign-in code attempts per email per hour, across all teams.
     pub code_attempts_per_hour: u32,
     /// Sign-in code attempts per source IP (v4, or v6 /64) per hour.
     pub code_attempts_per_ip_hour: u32,
+    /// How many mail jobs of a stream batch the mailer works on at once.
+    pub mailer_concurrency: usize,
+    /// The SES account's maximum send rate (mails per second), shared by every mailer
+    /// instance through the table; 0 turns the governor off.
+    pub ses_max_send_rate: u32,
     pub cors_origins: Vec<String>,
     pub sender_address: String,
     pub cookie_path: String,
@@ -83,10 +96,15 @@ impl Config {
             magic_ttl: 900,
             email_cooldown: 60,
             email_per_hour: 5,
-            ip_per_minute: 30,
+            ip_per_minute: 600,
+            ip_login_per_minute: 120,
+            ip_new_address_mail_per_minute: 30,
+            ip_sign_in_mail_per_minute: 300,
             login_failures_per_15min: 10,
             code_attempts_per_hour: 10,
             code_attempts_per_ip_hour: 30,
+            mailer_concurrency: 10,
+            ses_max_send_rate: 14,
             cors_origins: vec![],
             sender_address: "no-reply@example.com".into(),
             cookie_path: API_PREFIX.into(),
@@ -121,6 +139,15 @@ impl Config {
             email_cooldown: num("RATE_EMAIL_COOLDOWN_SECONDS", d.email_cooldown)?,
             email_per_hour: num("RATE_EMAIL_PER_HOUR", d.email_per_hour)?,
             ip_per_minute: num("RATE_IP_PER_MINUTE", d.ip_per_minute)?,
+            ip_login_per_minute: num("RATE_IP_LOGIN_PER_MINUTE", d.ip_login_per_minute)?,
+            ip_new_address_mail_per_minute: num(
+                "RATE_IP_NEW_ADDRESS_MAIL_PER_MINUTE",
+                d.ip_new_address_mail_per_minute,
+            )?,
+            ip_sign_in_mail_per_minute: num(
+                "RATE_IP_SIGN_IN_MAIL_PER_MINUTE",
+                d.ip_sign_in_mail_per_minute,
+            )?,
             login_failures_per_15min: num(
                 "RATE_LOGIN_FAILURES_PER_15MIN",
                 d.login_failures_per_15min,
@@ -130,6 +157,11 @@ impl Config {
                 "RATE_CODE_ATTEMPTS_PER_IP_HOUR",
                 d.code_attempts_per_ip_hour,
             )?,
+            mailer_concurrency: match num("MAILER_CONCURRENCY", d.mailer_concurrency)? {
+                n if n >= 1 => n,
+                _ => return Err("MAILER_CONCURRENCY must be at least 1".into()),
+            },
+            ses_max_send_rate: num("SES_MAX_SEND_RATE", d.ses_max_send_rate)?,
             cors_origins: var("CORS_ALLOWED_ORIGINS")
                 .map(|v| {
                     v.split(',')

@@ -52,6 +52,10 @@ pub enum Limit {
     Login,
     /// sign-in codes: attempts per email, per IP.
     Code,
+    /// the mailer: registration mail to new addresses, per request IP.
+    NewAddressMail,
+    /// the mailer: sign-in and join mail, per request IP.
+    SignInMail,
 }
 
 impl Limit {
@@ -60,6 +64,8 @@ impl Limit {
             Limit::Send => "send",
             Limit::Login => "login",
             Limit::Code => "code",
+            Limit::NewAddressMail => "new_address_mail",
+            Limit::SignInMail => "sign_in_mail",
         }
     }
 }

@@ -23,6 +23,8 @@ pub enum Enqueued {
     /// A rule refused it; nothing was written.
     Limited {
         retry_after: u64,
+        /// The keys of the rules that refused (`RateRule::key`).
+        refused: Vec<String>,
     },
     /// The profile moved since it was read (an email change was confirmed or undone, or
     /// every session ended): nothing was written; the session that asked has ended.
@@ -84,12 +86,14 @@ pub struct UndoEmailChange {
 }
 
 /// The result of reserving attempts on fixed-window counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
     Ok,
     /// A counter is at its limit; nothing was counted.
     Limited {
         retry_after: u64,
+        /// The indices of the counters at their limit.
+        refused: Vec<usize>,
     },
 }
 

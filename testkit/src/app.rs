@@ -10,6 +10,7 @@ use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::app::App;
 use contact_auth::config::Config;
 use contact_auth::domain::jwt::KeySet;
+use contact_auth::domain::rate::OverLimit;
 use contact_auth::handlers::mailer::MailerApp;
 use contact_auth::ports::{Clock, SystemClock};
 use contact_auth::routes::{visit, Route, RouteFn, VisitRoute};
@@ -25,6 +26,9 @@ pub struct TestApp {
     pub store: DynamoStore,
     /// The signing secret document (`{"signing_secret": …}`).
     pub keys_json: String,
+    /// One function instance's memory of per-IP ceilings, shared by every request of this
+    /// app and its clones (`at`, `shifted`): they act as one warm instance.
+    pub over_limit: Arc<OverLimit>,
 }
 
 impl TestApp {
@@ -34,6 +38,7 @@ impl TestApp {
             clock: Arc::new(SystemClock),
             store,
             keys_json: keys_json.to_string(),
+            over_limit: Arc::default(),
         }
     }
 
@@ -75,6 +80,7 @@ impl TestApp {
     pub fn app(&self) -> App<DynamoStore, KeySet> {
         App::new(self.config.clone())
             .with_clock(self.clock.clone())
+            .with_over_limit(self.over_limit.clone())
             .with_store(self.store.clone())
             .with_keys(self.keys())
     }
@@ -83,6 +89,7 @@ impl TestApp {
     pub fn mailer_app<M>(&self, mailer: M) -> MailerApp<DynamoStore, M> {
         App::new(self.config.clone())
             .with_clock(self.clock.clone())
+            .with_over_limit(self.over_limit.clone())
             .with_store(self.store.clone())
             .with_keys(self.keys())
             .with_mailer(mailer)
@@ -111,6 +118,7 @@ impl<'a> VisitRoute for Serve<'a> {
             let parts = self.app;
             let app = App::new(parts.config.clone())
                 .with_clock(parts.clock.clone())
+                .with_over_limit(parts.over_limit.clone())
                 .with_store(R::Store::from_store(parts.store.clone(), &parts.config))
                 .with_keys(R::Keys::from_keys(parts.keys()));
             serve_route::<R>(&app, self.req).await

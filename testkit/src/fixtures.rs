@@ -71,6 +71,9 @@ pub enum SetupStep {
         slug: Option<String>,
         #[serde(default)]
         team_id: Option<String>,
+        /// The request's source IP (the mailer's per-IP mail budgets).
+        #[serde(default)]
+        source_ip: Option<String>,
     },
 }
 
@@ -330,6 +333,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     change_id: None,
                     pw_version: None,
                     code_challenge: None,
+                    source_ip: None,
                 };
                 if !store
                     .set_first_password(&contact, &hash, app.now(), &notice)
@@ -375,6 +379,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                 purpose,
                 slug,
                 team_id,
+                source_ip,
             } => {
                 let now = app.now();
                 let job = MailJob {
@@ -393,6 +398,7 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     change_id: None,
                     pw_version: None,
                     code_challenge: None,
+                    source_ip: source_ip.clone(),
                 };
                 out.secrets.push(email.clone());
                 store

@@ -28,6 +28,7 @@ pub async fn seed_demo(store: &DynamoStore) -> Result<(), PortError> {
             title: title.into(),
             allowed_redirect_origins: vec!["http://localhost:5173".into()],
             registration_enabled: true,
+            trusted_cidrs: vec![],
         };
         if !store.put_hub(&hub).await? {
             return Err(PortError::Internal(format!(

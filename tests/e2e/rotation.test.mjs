@@ -124,6 +124,9 @@ before(async () => {
     SIGNING_KEY_REFRESH_SECONDS: String(REFRESH_SECONDS),
     // As the make-test stack: every request comes from 127.0.0.1.
     RATE_IP_PER_MINUTE: "100000",
+    RATE_IP_LOGIN_PER_MINUTE: "100000",
+    RATE_IP_NEW_ADDRESS_MAIL_PER_MINUTE: "100000",
+    RATE_IP_SIGN_IN_MAIL_PER_MINUTE: "100000",
     LOG_LEVEL: "debug",
   };
   // What the stack template's GenerateSecretString makes: {"signing_secret": <64 chars>}.

@@ -15,6 +15,10 @@ pub struct Hub {
     pub title: String,
     pub allowed_redirect_origins: Vec<String>,
     pub registration_enabled: bool,
+    /// Egress networks (CIDRs, checked by `domain::rate::trusted_cidr`) exempt from the
+    /// per-IP budgets: an office NAT that a whole membership signs in from.
+    #[serde(default)]
+    pub trusted_cidrs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +68,9 @@ pub struct MailJob {
     pub pw_version: Option<u64>,
     /// Register/magic: the PKCE `code_challenge` (S256) the link will be bound to.
     pub code_challenge: Option<String>,
+    /// Register/magic: the request's source IP, for the mailer's per-IP mail budgets (the
+    /// job is deleted once processed).
+    pub source_ip: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,12 +12,13 @@ use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::jwt::AccessClaims;
 use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, MembershipStatus};
 use crate::domain::password;
-use crate::domain::rate::{email_scope, ip_counter, login_failures};
+use crate::domain::rate::{email_scope, login_failures, IpBudget};
 use crate::domain::secret::new_id;
 use crate::edge::attr_pointer;
 use crate::errors::{ApiError, ErrorCode};
+use crate::flows::limits::reserve;
 use crate::metrics::{self, Event, Limit, Method};
-use crate::ports::{Attempts, Contacts, Counter, Reserved};
+use crate::ports::{Attempts, Contacts, Counter};
 
 pub fn rfc3339(secs: i64) -> Value {
     OffsetDateTime::from_unix_timestamp(secs)
@@ -65,27 +66,24 @@ pub async fn resource<S: Contacts, K>(
     Ok(contact_resource(&contact, &memberships))
 }
 
-/// Counts one password attempt for `scope` (team or slug + email) and the source IP,
-/// before the password is verified: 429 when either limit is reached.
+/// Counts one password attempt for `scope` (team or slug + email) and, unless the source
+/// is a trusted network of the hub, the per-IP ceiling and login budget, before the
+/// password is verified: 429 when any limit is reached.
 pub async fn reserve_password_attempt<S: Attempts, K>(
     app: &App<S, K>,
     scope: &str,
     source_ip: &str,
+    trusted: bool,
     now: i64,
 ) -> Result<Counter, ApiError> {
     let failures = login_failures(scope, now);
-    let ip = ip_counter(source_ip, now);
-    let counters = [
-        (failures.clone(), app.config.login_failures_per_15min),
-        (ip, app.config.ip_per_minute),
-    ];
-    match app.store.reserve_attempts(&counters, now).await? {
-        Reserved::Ok => Ok(failures),
-        Reserved::Limited { retry_after } => {
-            metrics::record(Event::RateLimited(Limit::Login));
-            Err(ApiError::rate_limited(retry_after))
-        }
+    let mut counters = vec![(failures.clone(), app.config.login_failures_per_15min)];
+    if !trusted {
+        counters.push(IpBudget::Ceiling.reserve(&app.config, source_ip, now));
+        counters.push(IpBudget::Login.reserve(&app.config, source_ip, now));
     }
+    reserve(app, &counters, trusted, source_ip, Limit::Login, now).await?;
+    Ok(failures)
 }
 
 /// A mail job about the contact's account in `team_id` (the session's team), for its own
@@ -104,6 +102,7 @@ pub fn notice_job(purpose: JobPurpose, team_id: &TeamId, contact: &Contact, now:
         change_id: None,
         pw_version: None,
         code_challenge: None,
+        source_ip: None,
     }
 }
 
@@ -119,7 +118,7 @@ pub async fn check_current_password<S: Attempts, K>(
 ) -> Result<(), ApiError> {
     let now = app.now();
     let scope = email_scope(claims.tid.as_str(), &contact.email_key);
-    let failures = reserve_password_attempt(app, &scope, source_ip, now).await?;
+    let failures = reserve_password_attempt(app, &scope, source_ip, false, now).await?;
     if !password::verify(contact.password_hash.as_deref(), given) {
         metrics::record(Event::FailedLogin(Method::Pwd));
         tracing::info!(contact_id = %contact.contact_id, "wrong current password");

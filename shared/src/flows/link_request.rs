@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::domain::code::parse_challenge;
 use crate::domain::email::parse_email;
 use crate::domain::model::{JobPurpose, MailJob};
-use crate::domain::rate::{email_scope, send_rules};
+use crate::domain::rate::{email_scope, send_rules, trusted};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::new_id;
 use crate::domain::target::{parse_target, Target};
@@ -17,6 +17,7 @@ use crate::edge::{
     attr_pointer, empty_response, parse_document, Attributes, HandlerResult, RequestMeta,
 };
 use crate::errors::{ApiError, ErrorCode};
+use crate::flows::limits::{remember_refusal, remembered};
 use crate::metrics::{self, Event, Limit};
 use crate::ports::{Directory, Enqueued, MailJobs};
 
@@ -88,7 +89,7 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         ),
     };
 
-    let (scope, slug, team_id) = match target {
+    let (scope, slug, team_id, trusted) = match target {
         Target::Slug(slug) => {
             // With a redirect_url the hub is read fresh: a cached answer (also a cached
             // "no such hub") could be up to a minute old, and an origin must be checked
@@ -109,16 +110,23 @@ pub async fn request_link<S: Directory + MailJobs, K>(
                 Some(h) => h.team_id.to_string(),
                 None => format!("slug:{slug}"),
             };
-            (scope, Some(slug), None)
+            // A hub's trusted egress network is exempt from the per-IP ceiling (the
+            // mailer applies the hub's current list to its mail budgets again).
+            let trusted = hub
+                .as_ref()
+                .is_some_and(|h| trusted(&h.trusted_cidrs, &meta.source_ip));
+            (scope, Some(slug), None, trusted)
         }
-        Target::Team(t) => (t.to_string(), None, Some(t)),
+        Target::Team(t) => (t.to_string(), None, Some(t), false),
     };
 
     let now = app.now();
+    remembered(app, trusted, &meta.source_ip, Limit::Send, now)?;
     let rules = send_rules(
         &app.config,
         &email_scope(&scope, &email.key),
         &meta.source_ip,
+        trusted,
     );
     let job = MailJob {
         job_id: new_id(),
@@ -133,13 +141,18 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         change_id: None,
         pw_version: None,
         code_challenge,
+        source_ip: Some(meta.source_ip.clone()),
     };
     match app.store.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {
             tracing::info!(job_id = %job.job_id, purpose = ?purpose, "mail job queued");
             Ok(empty_response(StatusCode::ACCEPTED))
         }
-        Enqueued::Limited { retry_after } => {
+        Enqueued::Limited {
+            retry_after,
+            refused,
+        } => {
+            remember_refusal(app, &refused, &meta.source_ip, now);
             metrics::record(Event::RateLimited(Limit::Send));
             Err(ApiError::rate_limited(retry_after))
         }

@@ -17,7 +17,7 @@ use crate::domain::email::parse_email;
 use crate::domain::ids::TeamId;
 use crate::domain::jwt::KeySet;
 use crate::domain::password;
-use crate::domain::rate::email_scope;
+use crate::domain::rate::{self, email_scope};
 use crate::domain::target::{parse_target, Target};
 use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
@@ -46,20 +46,26 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
     let store = &app.store;
     let now = app.now();
 
-    let (team_id, hub_id, scope) = match target {
+    let (team_id, hub_id, scope, trusted) = match target {
         Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
             Some(h) => (
                 Some(h.team_id.clone()),
                 Some(h.hub_id),
                 h.team_id.to_string(),
+                rate::trusted(&h.trusted_cidrs, &meta.source_ip),
             ),
-            None => (None, None, format!("slug:{slug}")),
+            None => (None, None, format!("slug:{slug}"), false),
         },
-        Target::Team(t) => (Some(t.clone()), None, t.to_string()),
+        Target::Team(t) => (Some(t.clone()), None, t.to_string(), false),
     };
-    let failures =
-        reserve_password_attempt(app, &email_scope(&scope, &email.key), &meta.source_ip, now)
-            .await?;
+    let failures = reserve_password_attempt(
+        app,
+        &email_scope(&scope, &email.key),
+        &meta.source_ip,
+        trusted,
+        now,
+    )
+    .await?;
     // Without a team, look up a team that never exists: the same reads either way.
     let no_team = TeamId::from_stored("none");
     let contact_id = store.contact_id_by_email(&email.key).await?;

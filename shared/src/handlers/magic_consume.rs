@@ -17,17 +17,18 @@ use crate::domain::email::parse_email;
 use crate::domain::ids::ContactId;
 use crate::domain::jwt::KeySet;
 use crate::domain::model::{JobPurpose, LinkPurpose, LinkRefusal, MagicLink, MailJob};
-use crate::domain::rate::{code_attempts, code_ip_counter, email_scope, ip_counter};
+use crate::domain::rate::{code_attempts, email_scope, trusted, IpBudget};
 use crate::domain::secret::{new_id, RawToken, TokenHash};
 use crate::domain::target::{parse_target, Target};
 use crate::edge::{
     attr_pointer, json_response, parse_document, Attributes, HandlerResult, RequestMeta,
 };
 use crate::errors::{ApiError, ErrorCode};
+use crate::flows::limits::reserve;
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
 use crate::metrics::{self, Event, Limit};
 use crate::ports::{
-    Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, Reserved, UndoEmailChange,
+    Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, UndoEmailChange,
 };
 
 /// Attributes of a consume: `token`, or `email` + `code` + `slug`/`team_id`; either way
@@ -136,29 +137,27 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
     })?;
     let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
     let store = &app.store;
-    let (scope, slug_hub) = match target {
+    let (scope, slug_hub, trusted) = match target {
         // A stale cached "no such hub" only fails this attempt (no redirect is involved).
         Target::Slug(slug) => match store.hub_by_slug_cached(&slug, now).await? {
-            Some(hub) => (hub.team_id.to_string(), Some(hub.hub_id)),
-            None => (format!("slug:{slug}"), None),
+            Some(hub) => (
+                hub.team_id.to_string(),
+                Some(hub.hub_id),
+                trusted(&hub.trusted_cidrs, &meta.source_ip),
+            ),
+            None => (format!("slug:{slug}"), None, false),
         },
-        Target::Team(team) => (team.to_string(), None),
+        Target::Team(team) => (team.to_string(), None, false),
     };
-    let counters = [
-        (
-            code_attempts(&email.key, now),
-            app.config.code_attempts_per_hour,
-        ),
-        (ip_counter(&meta.source_ip, now), app.config.ip_per_minute),
-        (
-            code_ip_counter(&meta.source_ip, now),
-            app.config.code_attempts_per_ip_hour,
-        ),
-    ];
-    if let Reserved::Limited { retry_after } = store.reserve_attempts(&counters, now).await? {
-        metrics::record(Event::RateLimited(Limit::Code));
-        return Err(ApiError::rate_limited(retry_after));
+    let mut counters = vec![(
+        code_attempts(&email.key, now),
+        app.config.code_attempts_per_hour,
+    )];
+    if !trusted {
+        counters.push(IpBudget::Ceiling.reserve(&app.config, &meta.source_ip, now));
+        counters.push(IpBudget::Code.reserve(&app.config, &meta.source_ip, now));
     }
+    reserve(app, &counters, trusted, &meta.source_ip, Limit::Code, now).await?;
     let found = store.newest_link(&email_scope(&scope, &email.key)).await?;
     let no_link = TokenHash::from_stored(String::new());
     let hash = found.as_ref().map_or(&no_link, |(l, _)| &l.token_hash);
@@ -344,6 +343,7 @@ async fn change_email_as<S: Contacts, K>(
         change_id: Some(change_id.clone()),
         pw_version: None,
         code_challenge: None,
+        source_ip: None,
     };
     Ok(ConsumeAs::ChangeEmail {
         contact_id: cid.clone(),

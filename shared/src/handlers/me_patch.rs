@@ -147,6 +147,7 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 &app.config,
                 &email_scope(claims.tid.as_str(), &email.key),
                 &meta.source_ip,
+                false,
             );
             let job = MailJob {
                 email: email.display.clone(),
@@ -172,7 +173,7 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 .await?
             {
                 Enqueued::Queued => {}
-                Enqueued::Limited { retry_after } => {
+                Enqueued::Limited { retry_after, .. } => {
                     metrics::record(Event::RateLimited(Limit::Send));
                     return Err(ApiError::rate_limited(retry_after));
                 }

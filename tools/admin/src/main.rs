@@ -93,6 +93,16 @@ enum Command {
         #[arg(long)]
         set: String,
     },
+    /// Replace a hub's trusted egress networks (an office NAT a whole membership signs in
+    /// from): requests from them skip every per-IP limit; per-email limits still hold.
+    /// Functions pick a change up within their hub cache (60 s). Empty --set clears it.
+    TrustedNetworks {
+        #[arg(long)]
+        slug: String,
+        /// CIDR[,CIDR...]: IPv4 at most /16 wide, IPv6 at most /48
+        #[arg(long, default_value = "")]
+        set: String,
+    },
     /// Ban a member: every session in the team ends for good (an unban does not revive it).
     Ban {
         #[arg(long)]
@@ -498,15 +508,40 @@ async fn run(cli: Cli) -> Res<()> {
             origins: o,
             registration,
         } => {
+            let store = store().await?;
+            let hub_id = HubId::from_stored(id);
+            // Replacing a hub keeps its trusted networks (`trusted-networks` sets them).
+            let trusted_cidrs = store
+                .hub(&hub_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|h| h.trusted_cidrs)
+                .unwrap_or_default();
             let hub = Hub {
-                hub_id: HubId::from_stored(id),
+                hub_id,
                 slug,
                 team_id: TeamId::from_stored(team),
                 title,
                 allowed_redirect_origins: origins(&o)?,
                 registration_enabled: registration == "on",
+                trusted_cidrs,
             };
-            put_hub(&store().await?, hub).await
+            put_hub(&store, hub).await
+        }
+        Command::TrustedNetworks { slug, set } => {
+            let store = store().await?;
+            let mut hub = store
+                .hub_by_slug(&slug)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no hub with slug {slug}"))?;
+            hub.trusted_cidrs = set
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(contact_auth::domain::rate::trusted_cidr)
+                .collect::<Res<Vec<_>>>()?;
+            println!("trusted networks of {slug}: {:?}", hub.trusted_cidrs);
+            put_hub(&store, hub).await
         }
         Command::Origins { slug, set } => {
             let store = store().await?;

@@ -22,6 +22,7 @@ fn reserve_outcome(
     failed: &[(CounterStep, Option<Item>)],
 ) -> PortResult<Reserved> {
     let mut retry = None;
+    let mut refused = vec![];
     for (CounterStep(i), _) in failed {
         let Some((c, _)) = counters.get(*i) else {
             return Err(PortError::Internal(
@@ -29,9 +30,13 @@ fn reserve_outcome(
             ));
         };
         retry = retry.max(Some((c.expires_at - now).max(1) as u64));
+        refused.push(*i);
     }
     match retry {
-        Some(retry_after) => Ok(Reserved::Limited { retry_after }),
+        Some(retry_after) => Ok(Reserved::Limited {
+            retry_after,
+            refused,
+        }),
         None => Err(PortError::Internal("reserve_attempts cancelled".into())),
     }
 }
@@ -110,9 +115,13 @@ mod tests {
             let f: Vec<_> = failed.iter().map(|i| (CounterStep(*i), None)).collect();
             reserve_outcome(&counters, now, &f)
         };
-        assert_eq!(at(&[1]).unwrap(), Reserved::Limited { retry_after: 30 });
-        assert_eq!(at(&[0]).unwrap(), Reserved::Limited { retry_after: 600 });
-        assert_eq!(at(&[0, 1]).unwrap(), Reserved::Limited { retry_after: 600 });
+        let limited = |retry_after, refused: &[usize]| Reserved::Limited {
+            retry_after,
+            refused: refused.to_vec(),
+        };
+        assert_eq!(at(&[1]).unwrap(), limited(30, &[1]));
+        assert_eq!(at(&[0]).unwrap(), limited(600, &[0]));
+        assert_eq!(at(&[0, 1]).unwrap(), limited(600, &[0, 1]));
         assert!(at(&[2]).is_err());
     }
 }

@@ -67,6 +67,7 @@ pub fn hub_from(item: &Item) -> Option<Hub> {
         title: get_s(item, "title").unwrap_or_default(),
         allowed_redirect_origins: get_list_s(item, "allowed_redirect_origins"),
         registration_enabled: get_bool(item, "registration_enabled").unwrap_or(true),
+        trusted_cidrs: get_list_s(item, "trusted_cidrs"),
     })
 }
 
@@ -84,6 +85,7 @@ pub fn hub_item(h: &Hub) -> Item {
             "registration_enabled".to_string(),
             AttributeValue::Bool(h.registration_enabled),
         ),
+        ("trusted_cidrs".to_string(), list_s(&h.trusted_cidrs)),
     ])
 }
 
@@ -229,6 +231,9 @@ pub fn job_item(job: &MailJob, expires_at: i64) -> Item {
     if let Some(v) = job.pw_version {
         item.insert("pw_version".into(), n(v));
     }
+    if let Some(ip) = &job.source_ip {
+        item.insert("source_ip".into(), s(ip));
+    }
     if let Some(c) = &job.code_challenge {
         item.insert("code_challenge".into(), s(c));
     }
@@ -249,6 +254,7 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
         change_id: get_s(item, "change_id"),
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
         code_challenge: get_s(item, "code_challenge"),
+        source_ip: get_s(item, "source_ip"),
     })
 }
 
@@ -363,6 +369,7 @@ mod tests {
             change_id: Some("ch".into()),
             pw_version: Some(3),
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            source_ip: Some("203.0.113.10".into()),
         };
         let item = job_item(&job, 99);
         assert_eq!(get_s(&item, "kind").as_deref(), Some(MAIL_JOB_KIND));

@@ -30,6 +30,7 @@ fn enqueue_outcome(
     failed: &[(EnqueueStep, Option<Item>)],
 ) -> PortResult<Enqueued> {
     let mut retry = 0u64;
+    let mut refused = vec![];
     for (step, old) in failed {
         match step {
             EnqueueStep::Rule(i) => {
@@ -38,6 +39,7 @@ fn enqueue_outcome(
                 };
                 let last = old.as_ref().and_then(|o| get_n(o, "last_at"));
                 retry = retry.max(rule.retry_after(now, last));
+                refused.push(rule.key().to_string());
             }
             // The profile moved since it was read: nothing was written.
             EnqueueStep::PendingChange => return Ok(Enqueued::Stale),
@@ -50,6 +52,7 @@ fn enqueue_outcome(
     }
     Ok(Enqueued::Limited {
         retry_after: retry.max(1),
+        refused,
     })
 }
 
@@ -216,13 +219,24 @@ mod tests {
         let old = HashMap::from([("last_at".to_string(), n(now - 20))]);
         // The cooldown refused, sent 20 s ago: retry in 40 s.
         let out = enqueue_outcome(&rules, now, &[(EnqueueStep::Rule(0), Some(old))]).unwrap();
-        assert_eq!(out, Enqueued::Limited { retry_after: 40 });
+        assert_eq!(
+            out,
+            Enqueued::Limited {
+                retry_after: 40,
+                refused: vec!["c".into()]
+            }
+        );
         // The window refused: retry when the hour window ends; the longer wait wins.
         let out = enqueue_outcome(&rules, now, &[(EnqueueStep::Rule(1), None)]).unwrap();
-        let Enqueued::Limited { retry_after } = out else {
+        let Enqueued::Limited {
+            retry_after,
+            refused,
+        } = out
+        else {
             panic!("{out:?}")
         };
         assert!(retry_after > 40 && retry_after <= 3600, "{retry_after}");
+        assert_eq!(refused, vec!["w".to_string()]);
         // A profile that moved since it was read (sessions ended) is stale, not limited.
         assert_eq!(
             enqueue_outcome(&rules, now, &[(EnqueueStep::PendingChange, None)]).unwrap(),

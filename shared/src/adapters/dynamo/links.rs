@@ -521,6 +521,7 @@ mod tests {
                 change_id: None,
                 pw_version: None,
                 code_challenge: None,
+                source_ip: None,
             }),
         }
     }

@@ -26,19 +26,23 @@ use crate::domain::jwt::KeySet;
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus,
 };
+use crate::domain::rate::{trusted, IpBudget};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::RawToken;
 use crate::errors::PortError;
-use crate::metrics::{self, Event, FailureKind};
-use crate::ports::{Contacts, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail};
+use crate::metrics::{self, Event, FailureKind, Limit};
+use crate::ports::{
+    Attempts, Contacts, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail, Reserved,
+};
 use render::{
     link_url, render, render_email_change_notice, render_email_changed_notice,
     render_password_notice,
 };
 
-/// What the mailer reads and writes: hubs and teams, jobs, contacts, links.
-pub trait MailerStore: Directory + MailJobs + Contacts + MagicLinks {}
-impl<T: Directory + MailJobs + Contacts + MagicLinks> MailerStore for T {}
+/// What the mailer reads and writes: hubs and teams, jobs, contacts, links, and the
+/// counters of the per-IP mail budgets and the send-rate governor.
+pub trait MailerStore: Directory + MailJobs + Contacts + MagicLinks + Attempts {}
+impl<T: Directory + MailJobs + Contacts + MagicLinks + Attempts> MailerStore for T {}
 
 /// The mailer's state: the table, the keys (only their link keys: a job's token and code
 /// are derived from its id) and the mail sender.
@@ -54,6 +58,9 @@ pub enum Outcome {
     Nothing,
     /// SES refused the mail for good; the job is dropped.
     Dropped,
+    /// The request's source IP is over its mail budget (new addresses, or sign-in mail):
+    /// nothing is sent (the request already answered 202).
+    Limited,
     /// The job is gone: already processed (a redelivered stream record).
     AlreadyDone,
 }
@@ -66,6 +73,7 @@ impl Outcome {
             Outcome::Notice => "notice",
             Outcome::Nothing => "nothing",
             Outcome::Dropped => "dropped",
+            Outcome::Limited => "limited",
             Outcome::AlreadyDone => "already_done",
         }
     }
@@ -254,6 +262,9 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     else {
         return Ok(Outcome::Nothing);
     };
+    if !within_mail_budget(app, job, target, purpose).await? {
+        return Ok(Outcome::Limited);
+    }
     let redirect = allowed_redirect(job.redirect_url.as_deref(), target.hub.as_ref());
     if job.redirect_url.is_some() && redirect.is_none() {
         tracing::warn!(job_id = %job.job_id, "redirect_url no longer allowed by the hub: link goes to the hosted page");
@@ -309,6 +320,40 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     // Only now does it replace the previous link (a failed send left that one working).
     store.make_newest(&link).await?;
     Ok(Outcome::Sent(link.purpose))
+}
+
+/// The per-IP mail budget of the job's request (strict for a new address, loose for a
+/// member's sign-in), counted in the window of the request; a source inside one of the
+/// hub's trusted networks (as the hub is now) is exempt, and so is a job without a source.
+async fn within_mail_budget<S: MailerStore, M>(
+    app: &MailerApp<S, M>,
+    job: &MailJob,
+    target: &Target,
+    purpose: LinkPurpose,
+) -> Result<bool, PortError> {
+    let Some(ip) = job.source_ip.as_deref() else {
+        return Ok(true);
+    };
+    if target
+        .hub
+        .as_ref()
+        .is_some_and(|h| trusted(&h.trusted_cidrs, ip))
+    {
+        return Ok(true);
+    }
+    let (budget, limit) = match purpose {
+        LinkPurpose::Register => (IpBudget::NewAddressMail, Limit::NewAddressMail),
+        _ => (IpBudget::SignInMail, Limit::SignInMail),
+    };
+    let counter = budget.reserve(&app.config, ip, job.created_at);
+    match app.store.reserve_attempts(&[counter], app.now()).await? {
+        Reserved::Ok => Ok(true),
+        Reserved::Limited { .. } => {
+            metrics::record(Event::RateLimited(limit));
+            tracing::warn!(job_id = %job.job_id, budget = ?budget, "per-IP mail budget reached: not sent");
+            Ok(false)
+        }
+    }
 }
 
 /// An email change: a notice with an undo link to the current address, then the
@@ -506,6 +551,7 @@ mod tests {
             title: "T".into(),
             allowed_redirect_origins: vec!["https://app.example.com".into()],
             registration_enabled: true,
+            trusted_cidrs: vec![],
         };
         assert_eq!(
             allowed_redirect(Some("https://app.example.com/cb"), Some(&hub)).as_deref(),

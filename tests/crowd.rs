@@ -1,0 +1,374 @@
+//! Issue 18, the flash crowd: per-IP budgets that fit a shared IP, trusted networks, the
+//! instance's memory of ceilings, the mailer under SES limits, DynamoDB under pressure.
+//! Real handlers, DynamoDB Local and the SES sink (through `tools/ses-gate.mjs` where SES's
+//! limits matter), stopped clocks.
+
+use contact_auth::handlers::mailer::{process_job, Outcome};
+use contact_auth::routes::Route;
+use serde_json::{json, Value};
+use testkit::app::TestApp;
+use testkit::fixtures::{self, request};
+
+use crate::{ensure, fresh, job_ids, record_secret};
+
+/// `event` as if it came from `ip`.
+pub fn from_ip(event: &str, ip: &str) -> Result<String, String> {
+    let mut v: Value = serde_json::from_str(event).map_err(|e| e.to_string())?;
+    v["requestContext"]["http"]["sourceIp"] = json!(ip);
+    Ok(v.to_string())
+}
+
+/// A link request (`register` or `magic`) for `email` on member-academy from `ip`.
+pub fn link_request(route: Route, email: &str, ip: &str) -> Result<String, String> {
+    let kind = match route {
+        Route::Register => "register_requests",
+        _ => "magic_link_requests",
+    };
+    from_ip(
+        &fixtures::post_event(
+            route.path(),
+            json!({"data": {"type": kind,
+                "attributes": {"email": email, "slug": "member-academy"}}}),
+        ),
+        ip,
+    )
+}
+
+/// Status and `Retry-After` of one request.
+pub async fn call(app: &TestApp, route: Route, event: &str) -> Result<(u16, Option<i64>), String> {
+    let resp = app.handle(route, request(event)?).await;
+    let retry = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    Ok((resp.status().as_u16(), retry))
+}
+
+/// Every job in the table through the mailer at `app`'s time: how each ended.
+pub async fn mail_outcomes(app: &TestApp) -> Result<Vec<Outcome>, String> {
+    let mailer = app.mailer_app(contact_auth::adapters::ses::SesMailer::from_env().await);
+    let mut out = vec![];
+    for id in job_ids(&app.store).await {
+        out.push(process_job(&mailer, &id).await.map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
+fn count(outcomes: &[Outcome], want: Outcome) -> usize {
+    outcomes.iter().filter(|o| **o == want).count()
+}
+
+/// `n` members of member-academy (`<prefix>-<i>@example.com`).
+async fn members(app: &TestApp, prefix: &str, n: usize) -> Result<Vec<String>, String> {
+    let emails: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{prefix}-{i}-{}@example.com",
+                contact_auth::domain::secret::new_id()
+            )
+        })
+        .collect();
+    let steps: Vec<Value> = emails
+        .iter()
+        .map(|e| json!({"op": "session", "email": e}))
+        .collect();
+    let steps = fixtures::parse_steps(&Value::Array(steps))?;
+    for s in fixtures::setup(app, &steps).await?.secrets {
+        record_secret(&s);
+    }
+    Ok(emails)
+}
+
+/// A minute window's start, well ahead of now (stopped clocks run there).
+fn fresh_minute(app: &TestApp) -> i64 {
+    contact_auth::domain::rate::window_start(app.now(), 3600) + 7200
+}
+
+/// Issue 18 item 1: one office NAT. Sign-ins of existing members from one IP are not held
+/// to the strict budget (their per-email limits govern them); mail to *new* addresses
+/// from it is; the ceiling answers 429 with `Retry-After` to its window's end, on both
+/// sides of its limit; login has its own budget, on both sides; and an instance that saw
+/// the ceiling refused answers 429 without asking the table.
+pub async fn shared_ip_budgets() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ip_per_minute = 25;
+    cfg.ip_new_address_mail_per_minute = 3;
+    cfg.ip_sign_in_mail_per_minute = 12;
+    cfg.ip_login_per_minute = 4;
+    let base = base.with_config(cfg);
+    let nat = "203.0.113.10";
+    let known = members(&base, "nat-member", 10).await?;
+    let t0 = fresh_minute(&base);
+    let app = base.at(t0 + 1);
+
+    // 10 members sign in from the NAT (more than the strict budget of 3), and 10 new
+    // addresses register from it: 20 requests, all 202 under the ceiling of 25.
+    for email in &known {
+        let (status, _) =
+            call(&app, Route::Magic, &link_request(Route::Magic, email, nat)?).await?;
+        ensure(status == 202, || {
+            format!("member sign-in from the NAT: {status}")
+        })?;
+    }
+    let new: Vec<String> = (0..10)
+        .map(|i| {
+            format!(
+                "nat-new-{i}-{}@example.com",
+                contact_auth::domain::secret::new_id()
+            )
+        })
+        .collect();
+    for email in &new {
+        record_secret(email);
+        let (status, _) = call(
+            &app,
+            Route::Register,
+            &link_request(Route::Register, email, nat)?,
+        )
+        .await?;
+        ensure(status == 202, || {
+            format!("registration from the NAT: {status}")
+        })?;
+    }
+    // The mailer: every member's sign-in mail, and exactly 3 of the 10 new addresses.
+    let outcomes = mail_outcomes(&app).await?;
+    let sent_sign_in = count(
+        &outcomes,
+        Outcome::Sent(contact_auth::domain::model::LinkPurpose::SignIn),
+    );
+    let sent_register = count(
+        &outcomes,
+        Outcome::Sent(contact_auth::domain::model::LinkPurpose::Register),
+    );
+    let limited = count(&outcomes, Outcome::Limited);
+    ensure(
+        sent_sign_in == 10 && sent_register == 3 && limited == 7,
+        || {
+            format!("mail from one NAT: {sent_sign_in} sign-in, {sent_register} registration, {limited} over budget; {outcomes:?}")
+        },
+    )?;
+
+    // The ceiling: 5 more requests are allowed (the 25th is), the 26th is refused until
+    // the window ends, with Retry-After to that end. (New addresses: a request a
+    // per-email limit refuses writes nothing, so it does not count into the ceiling.)
+    let fresh_address = || {
+        let e = format!(
+            "nat-more-{}@example.com",
+            contact_auth::domain::secret::new_id()
+        );
+        record_secret(&e);
+        e
+    };
+    for i in 21..=25 {
+        let (status, _) = call(
+            &app,
+            Route::Register,
+            &link_request(Route::Register, &fresh_address(), nat)?,
+        )
+        .await?;
+        ensure(status == 202, || {
+            format!("request {i} from the NAT: {status}")
+        })?;
+    }
+    let (status, retry) = call(
+        &app,
+        Route::Register,
+        &link_request(Route::Register, &fresh_address(), nat)?,
+    )
+    .await?;
+    ensure(status == 429 && retry == Some(59), || {
+        format!("26th request from the NAT: {status}, Retry-After {retry:?} (want 429, 59)")
+    })?;
+    // Another IP is unaffected.
+    let (status, _) = call(
+        &app,
+        Route::Register,
+        &link_request(Route::Register, &fresh_address(), "203.0.113.11")?,
+    )
+    .await?;
+    ensure(status == 202, || format!("another IP: {status}"))?;
+
+    // This instance remembers the ceiling: with the counter gone from the table, it still
+    // answers 429 (so it did not ask the table); another instance asks and gets 202.
+    let ceiling = contact_auth::domain::rate::ip_counter(nat, t0 + 1);
+    delete_rate_item(&app, &ceiling.key).await?;
+    let (status, retry) = call(
+        &app.at(t0 + 30),
+        Route::Register,
+        &link_request(Route::Register, &fresh_address(), nat)?,
+    )
+    .await?;
+    ensure(status == 429 && retry == Some(30), || {
+        format!("remembered ceiling: {status}, Retry-After {retry:?} (want 429, 30)")
+    })?;
+    let other_instance = TestApp::new(
+        app.config.clone(),
+        app.store.clone(),
+        &testkit::test_key_doc(),
+    )
+    .at(t0 + 30);
+    let (status, _) = call(
+        &other_instance,
+        Route::Register,
+        &link_request(Route::Register, &fresh_address(), nat)?,
+    )
+    .await?;
+    ensure(status == 202, || {
+        format!("another instance, the counter gone: {status}")
+    })?;
+    // The next window: the same instance asks the table again.
+    let (status, _) = call(
+        &app.at(t0 + 60),
+        Route::Register,
+        &link_request(Route::Register, &fresh_address(), nat)?,
+    )
+    .await?;
+    ensure(status == 202, || format!("the next window: {status}"))?;
+
+    // Login's own budget (4 a minute) from a fresh IP: four wrong passwords answer 401,
+    // the fifth 429 until the window ends.
+    let office = "203.0.113.99";
+    let login = |email: &str| {
+        from_ip(
+            &crate::login_event(email, "not-the-password-1", "member-academy"),
+            office,
+        )
+    };
+    let app = base.at(t0 + 61);
+    for (i, email) in known.iter().take(4).enumerate() {
+        let (status, _) = call(&app, Route::Login, &login(email)?).await?;
+        ensure(status == 401, || {
+            format!("login {} from the office: {status}", i + 1)
+        })?;
+    }
+    let (status, retry) = call(&app, Route::Login, &login(&known[4])?).await?;
+    ensure(status == 429 && retry == Some(59), || {
+        format!("5th login from the office: {status}, Retry-After {retry:?} (want 429, 59)")
+    })
+}
+
+/// Deletes a counter item (`RATE#<key>`) straight from the table.
+async fn delete_rate_item(app: &TestApp, key: &str) -> Result<(), String> {
+    let k = contact_auth::adapters::dynamo::keys::key_map(
+        contact_auth::adapters::dynamo::keys::rate(key),
+    );
+    app.store
+        .client()
+        .delete_item()
+        .table_name(app.store.table())
+        .set_key(Some(k))
+        .send()
+        .await
+        .map_err(|e| format!("delete {key}: {e}"))?;
+    Ok(())
+}
+
+/// Issue 18 item 1: a hub's trusted egress network skips every per-IP budget (the
+/// ceiling, login, and the mailer's new-address budget); per-email limits still hold; an
+/// address outside the network is held to them.
+pub async fn trusted_network() -> Result<(), String> {
+    use contact_auth::ports::Directory;
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ip_per_minute = 3;
+    cfg.ip_new_address_mail_per_minute = 1;
+    let base = base.with_config(cfg);
+    let mut hub = base
+        .store
+        .hub_by_slug("member-academy")
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no demo hub")?;
+    hub.trusted_cidrs = vec![contact_auth::domain::rate::trusted_cidr("198.51.100.0/24")?];
+    ensure(
+        base.store.put_hub(&hub).await.map_err(|e| e.to_string())?,
+        || "hub not saved".into(),
+    )?;
+    let t0 = fresh_minute(&base);
+    let app = base.at(t0 + 1);
+    let inside = "198.51.100.23";
+    let outside = "198.51.101.23";
+    let mut statuses = vec![];
+    for i in 0..5 {
+        let email = format!(
+            "trusted-{i}-{}@example.com",
+            contact_auth::domain::secret::new_id()
+        );
+        record_secret(&email);
+        statuses.push(
+            call(
+                &app,
+                Route::Register,
+                &link_request(Route::Register, &email, inside)?,
+            )
+            .await?
+            .0,
+        );
+    }
+    ensure(statuses == vec![202; 5], || {
+        format!("inside the trusted network: {statuses:?}")
+    })?;
+    let outcomes = mail_outcomes(&app).await?;
+    let sent = count(
+        &outcomes,
+        Outcome::Sent(contact_auth::domain::model::LinkPurpose::Register),
+    );
+    ensure(sent == 5, || {
+        format!("mail to new addresses from the trusted network: {outcomes:?}")
+    })?;
+    // Per-email limits still hold inside: the same address again within the cooldown.
+    let again = format!(
+        "trusted-again-{}@example.com",
+        contact_auth::domain::secret::new_id()
+    );
+    record_secret(&again);
+    let first = call(
+        &app,
+        Route::Register,
+        &link_request(Route::Register, &again, inside)?,
+    )
+    .await?
+    .0;
+    let second = call(
+        &app,
+        Route::Register,
+        &link_request(Route::Register, &again, inside)?,
+    )
+    .await?
+    .0;
+    ensure(first == 202 && second == 429, || {
+        format!("per-email cooldown inside: {first}, {second}")
+    })?;
+    // Outside: the ceiling (3) and the new-address budget (1) apply.
+    let mut statuses = vec![];
+    for i in 0..4 {
+        let email = format!(
+            "untrusted-{i}-{}@example.com",
+            contact_auth::domain::secret::new_id()
+        );
+        record_secret(&email);
+        statuses.push(
+            call(
+                &app,
+                Route::Register,
+                &link_request(Route::Register, &email, outside)?,
+            )
+            .await?
+            .0,
+        );
+    }
+    ensure(statuses == vec![202, 202, 202, 429], || {
+        format!("outside the trusted network: {statuses:?}")
+    })?;
+    let outcomes = mail_outcomes(&app).await?;
+    let sent = count(
+        &outcomes,
+        Outcome::Sent(contact_auth::domain::model::LinkPurpose::Register),
+    );
+    let limited = count(&outcomes, Outcome::Limited);
+    ensure(sent == 2 && limited == 2, || {
+        format!("mail from outside (1 budget + 1 from inside's again): {outcomes:?}")
+    })
+}
