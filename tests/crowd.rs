@@ -372,3 +372,138 @@ pub async fn trusted_network() -> Result<(), String> {
         format!("mail from outside (1 budget + 1 from inside's again): {outcomes:?}")
     })
 }
+
+/// A stand-in DynamoDB endpoint that answers every request with `status` and `body` (the
+/// JSON protocol's error shape) and counts the requests: what a throttled table or a
+/// throttled transaction item looks like to the SDK, which DynamoDB Local cannot produce.
+async fn refusing_endpoint(
+    status: u16,
+    body: Value,
+) -> Result<(String, std::sync::Arc<std::sync::atomic::AtomicUsize>), String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| e.to_string())?
+    );
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = seen.clone();
+    let body = body.to_string();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let counter = counter.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 16];
+                let mut got = vec![];
+                // One request per connection: headers, then Content-Length bytes.
+                loop {
+                    let Ok(n) = sock.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&got).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if got.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let resp = format!(
+                    "HTTP/1.1 {status} Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    Ok((url, seen))
+}
+
+/// Issue 18 item 5: a throttled table, and a transaction cancelled by a throttled item,
+/// answer 503 `unavailable` with `Retry-After` after a bounded number of jittered retries
+/// (the SDK's 3 attempts; the store's own retries of a cancelled transaction), with no
+/// internals in the body.
+pub async fn throttled_table() -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let base = fresh(&Value::Null).await;
+    let cases = [
+        (
+            "a throttled call",
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+                "message": "The level of configured provisioned throughput for the table was exceeded."}),
+            3,
+        ),
+        (
+            "a transaction with a throttled item",
+            json!({"__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+                "message": "Transaction cancelled, please refer cancellation reasons for specific reasons [None, None, None, ThrottlingError]",
+                "CancellationReasons": [{"Code": "None"}, {"Code": "None"}, {"Code": "None"},
+                    {"Code": "ThrottlingError", "Message": "Throughput exceeds the current capacity for one or more global secondary indexes."}]}),
+            1 + contact_auth::adapters::dynamo::TX_RETRIES as usize,
+        ),
+    ];
+    for (what, body, want_calls) in cases {
+        let (url, seen) = refusing_endpoint(400, body).await?;
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            base.store
+                .client()
+                .config()
+                .to_builder()
+                .endpoint_url(&url)
+                .build(),
+        );
+        let app = TestApp::new(
+            base.config.clone(),
+            contact_auth::adapters::dynamo::DynamoStore::new(client, base.store.table()),
+            &testkit::test_key_doc(),
+        );
+        // By team id: no hub read, so the first call is the enqueue transaction.
+        let event = from_ip(
+            &fixtures::post_event(
+                Route::Magic.path(),
+                json!({"data": {"type": "magic_link_requests",
+                    "attributes": {"email": "throttled@example.com", "team_id": "team_abc123"}}}),
+            ),
+            "203.0.113.50",
+        )?;
+        let resp = app.handle(Route::Magic, request(&event)?).await;
+        let status = resp.status().as_u16();
+        let retry = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = fixtures::body_json(&resp);
+        let calls = seen.load(Ordering::SeqCst);
+        ensure(
+            status == 503
+                && body["errors"][0]["code"] == "unavailable"
+                && retry
+                    .as_deref()
+                    .is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1))
+                && !body.to_string().contains("hroughput")
+                && !body.to_string().contains("Cancel"),
+            || format!("{what}: {status}, Retry-After {retry:?}, {body}"),
+        )?;
+        ensure(calls == want_calls, || {
+            format!("{what}: {calls} calls to DynamoDB, want {want_calls} (bounded retries)")
+        })?;
+    }
+    Ok(())
+}

@@ -200,11 +200,12 @@ pub trait Contacts: Send + Sync {
         &self,
         contact_id: &ContactId,
     ) -> impl Future<Output = PortResult<Vec<Membership>>> + Send;
-    /// Profile and membership in one read (dummy keys when there is no contact, so every
-    /// login does the same reads).
+    /// Profile and membership in one read (the `placeholder` contact's keys, which never
+    /// exist, when there is no contact, so every login does the same reads).
     fn contact_with_membership(
         &self,
         contact_id: Option<&ContactId>,
+        placeholder: &ContactId,
         team_id: &TeamId,
     ) -> impl Future<Output = PortResult<(Option<Contact>, Option<Membership>)>> + Send;
     /// Ends every session (token version + 1) and cancels a pending email change.
@@ -276,10 +277,12 @@ pub trait MagicLinks: Send + Sync {
     ) -> impl Future<Output = PortResult<Consumed>> + Send;
     /// The newest sign-in link for a team and email (`rate::email_scope`), with its
     /// contact token version. The same two reads whether or not there is one (without a
-    /// pointer, a link key that never exists is read), so a code attempt costs the same.
+    /// pointer, the `placeholder` link, which never exists, is read), so a code attempt
+    /// costs the same.
     fn newest_link(
         &self,
         scope: &str,
+        placeholder: &TokenHash,
     ) -> impl Future<Output = PortResult<Option<(MagicLink, Option<u64>)>>> + Send;
     /// Counts one code attempt on a link: one conditional write that succeeds only if the
     /// link has a code and fewer than `max` attempts (parallel guesses cannot pass it).

@@ -125,10 +125,11 @@ impl<S: Contacts> Contacts for HubCache<S> {
     async fn contact_with_membership(
         &self,
         contact_id: Option<&ContactId>,
+        placeholder: &ContactId,
         team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
         self.inner
-            .contact_with_membership(contact_id, team_id)
+            .contact_with_membership(contact_id, placeholder, team_id)
             .await
     }
     async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
@@ -196,8 +197,12 @@ impl<S: MagicLinks> MagicLinks for HubCache<S> {
     ) -> PortResult<Consumed> {
         self.inner.undo_email_change(link, undo, now).await
     }
-    async fn newest_link(&self, scope: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
-        self.inner.newest_link(scope).await
+    async fn newest_link(
+        &self,
+        scope: &str,
+        placeholder: &TokenHash,
+    ) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+        self.inner.newest_link(scope, placeholder).await
     }
     async fn reserve_code_attempt(&self, token_hash: &TokenHash, max: u32) -> PortResult<bool> {
         self.inner.reserve_code_attempt(token_hash, max).await

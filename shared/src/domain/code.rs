@@ -54,6 +54,25 @@ impl LinkKey {
     }
 }
 
+/// A key no item has, for the reads and writes that keep the work equal when there is no
+/// contact or no link: derived from the email under the link key, so the placeholders
+/// spread over the table's keyspace (one shared placeholder item would take the whole
+/// platform's misses on one partition) and nobody outside can aim at one. `none-` + 32 hex
+/// digits: never a token hash (64 hex digits) or a contact id.
+pub fn placeholder(
+    key: &LinkKey,
+    what: &str,
+    email_key: &crate::domain::email::EmailKey,
+) -> String {
+    let m = key.mac(&[
+        b"placeholder",
+        what.as_bytes(),
+        email_key.as_str().as_bytes(),
+    ]);
+    let hex: String = m[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("none-{hex}")
+}
+
 /// HMAC over length-prefixed parts (so no two part lists give the same input).
 fn hmac_of(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
     // HMAC takes a key of any length: `new_from_slice` cannot fail for it; the fallback
@@ -235,6 +254,25 @@ pub fn binding_satisfied(challenge: Option<&str>, verifier: Option<&CodeVerifier
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_spread_by_email_and_never_look_like_real_keys() {
+        let key = LinkKey::derive("secret one");
+        let a = crate::domain::email::EmailKey::from_stored("a@example.com".into());
+        let b = crate::domain::email::EmailKey::from_stored("b@example.com".into());
+        let pa = placeholder(&key, "contact", &a);
+        assert_eq!(pa, placeholder(&key, "contact", &a));
+        assert_ne!(pa, placeholder(&key, "contact", &b));
+        assert_ne!(pa, placeholder(&key, "link", &a));
+        assert_ne!(
+            pa,
+            placeholder(&LinkKey::derive("secret two"), "contact", &a)
+        );
+        assert!(
+            pa.starts_with("none-") && pa.len() == 37 && !pa.contains("example"),
+            "{pa}"
+        );
+    }
 
     fn keys() -> LinkKeys {
         LinkKeys {

@@ -13,8 +13,9 @@ use lambda_http::Request;
 use serde_json::json;
 
 use crate::app::App;
+use crate::domain::code::placeholder;
 use crate::domain::email::parse_email;
-use crate::domain::ids::TeamId;
+use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::jwt::KeySet;
 use crate::domain::password;
 use crate::domain::rate::{self, email_scope};
@@ -69,8 +70,14 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
     // Without a team, look up a team that never exists: the same reads either way.
     let no_team = TeamId::from_stored("none");
     let contact_id = store.contact_id_by_email(&email.key).await?;
+    let placeholder =
+        ContactId::from_stored(placeholder(&app.keys.link().active, "contact", &email.key));
     let (contact, membership) = store
-        .contact_with_membership(contact_id.as_ref(), team_id.as_ref().unwrap_or(&no_team))
+        .contact_with_membership(
+            contact_id.as_ref(),
+            &placeholder,
+            team_id.as_ref().unwrap_or(&no_team),
+        )
         .await?;
     let stored = contact.as_ref().and_then(|c| c.password_hash.clone());
     let verified = password::verify(stored.as_deref(), &pw);

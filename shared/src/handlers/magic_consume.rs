@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::domain::code::{
-    binding_satisfied, code_matches, CodeVerifier, SignInCode, MAX_CODE_ATTEMPTS, NO_CODE_HASH,
+    binding_satisfied, code_matches, placeholder, CodeVerifier, SignInCode, MAX_CODE_ATTEMPTS,
+    NO_CODE_HASH,
 };
 use crate::domain::email::parse_email;
 use crate::domain::ids::ContactId;
@@ -158,8 +159,10 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
         counters.push(IpBudget::Code.reserve(&app.config, &meta.source_ip, now));
     }
     reserve(app, &counters, trusted, &meta.source_ip, Limit::Code, now).await?;
-    let found = store.newest_link(&email_scope(&scope, &email.key)).await?;
-    let no_link = TokenHash::from_stored(String::new());
+    let no_link = TokenHash::from_stored(placeholder(&app.keys.link().active, "link", &email.key));
+    let found = store
+        .newest_link(&email_scope(&scope, &email.key), &no_link)
+        .await?;
     let hash = found.as_ref().map_or(&no_link, |(l, _)| &l.token_hash);
     let reserved = store.reserve_code_attempt(hash, MAX_CODE_ATTEMPTS).await?;
     let stored = found

@@ -67,11 +67,12 @@ impl Contacts for DynamoStore {
     async fn contact_with_membership(
         &self,
         contact_id: Option<&ContactId>,
+        placeholder: &ContactId,
         team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
-        // Without a contact, read two keys that never exist: the same cost either way.
-        let none = ContactId::from_stored("none");
-        let id = contact_id.unwrap_or(&none);
+        // Without a contact, read the placeholder's two keys, which never exist: the same
+        // cost either way.
+        let id = contact_id.unwrap_or(placeholder);
         let items = self
             .batch_get(
                 "contact_with_membership",

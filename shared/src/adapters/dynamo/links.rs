@@ -218,17 +218,19 @@ impl MagicLinks for DynamoStore {
         conditional("make_newest", res).map(|_| ())
     }
 
-    async fn newest_link(&self, scope: &str) -> PortResult<Option<(MagicLink, Option<u64>)>> {
+    async fn newest_link(
+        &self,
+        scope: &str,
+        placeholder: &TokenHash,
+    ) -> PortResult<Option<(MagicLink, Option<u64>)>> {
         let pointer = self
             .get("newest_link", keys::magic_latest(scope))
             .await?
             .and_then(|i| get_s(&i, "token_hash"))
             .map(TokenHash::from_stored);
-        // No pointer: read a link key no token hashes to (hex SHA-256 is lowercase), so
-        // the work is the same as for a real one.
-        let hash = pointer
-            .clone()
-            .unwrap_or_else(|| TokenHash::from_stored("NO-LINK".repeat(9)));
+        // No pointer: read the placeholder link, which never exists, so the work is the
+        // same as for a real one.
+        let hash = pointer.clone().unwrap_or_else(|| placeholder.clone());
         let link = self.magic_link(&hash).await?;
         Ok(link.filter(|_| pointer.is_some()))
     }

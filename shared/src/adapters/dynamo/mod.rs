@@ -45,6 +45,9 @@ const PENDING_CHANGE: &str = "pending_email, email_change_id";
 const UNDO_CHAIN: &str =
     "undo_chain, undo_origin_email, undo_origin_key, undo_boundary, undo_switched_at, undo_until";
 
+/// Retries of a transaction cancelled by a conflict or a throttled item (then 503).
+pub const TX_RETRIES: u32 = 6;
+
 /// Jobs live a day at most (the mailer retires them at once; this is the TTL backstop).
 const JOB_TTL: i64 = 86_400;
 
@@ -183,8 +186,12 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(p).build())
     }
 
-    /// Runs a transaction; retries a few times when it only lost a race
-    /// (`TransactionConflict`), since the caller's conditions decide the outcome.
+    /// Runs a transaction; retries a few times, with jittered back-off, when it only lost
+    /// a race (`TransactionConflict`: hot counters under a crowd) or an item was throttled
+    /// (`ThrottlingError`, `ProvisionedThroughputExceeded` among the cancellation reasons),
+    /// since the caller's conditions decide the outcome; then `Unavailable` (503 with
+    /// `Retry-After`). Throttling of the whole call is retried by the SDK's standard
+    /// retry (3 attempts, exponential back-off with jitter) before it gets here.
     async fn transact(&self, op: &str, items: Vec<TransactWriteItem>) -> PortResult<TxOutcome> {
         let mut attempt = 0u32;
         loop {
@@ -210,15 +217,27 @@ impl DynamoStore {
                 _ => return Err(sdk_err(op, err)),
             };
             let failed = reasons.iter().any(|(c, _)| c == "ConditionalCheckFailed");
-            let conflict = reasons.iter().any(|(c, _)| c == "TransactionConflict");
-            if !failed && conflict && attempt < 6 {
+            let conflict = reasons.iter().any(|(c, _)| {
+                matches!(
+                    c.as_str(),
+                    "TransactionConflict"
+                        | "ThrottlingError"
+                        | "ProvisionedThroughputExceeded"
+                        | "RequestLimitExceeded"
+                )
+            });
+            if !failed && conflict && attempt < TX_RETRIES {
                 attempt += 1;
                 let jitter = u64::from(getrandom_u8()) % 20;
                 tokio::time::sleep(Duration::from_millis(10 * u64::from(attempt) + jitter)).await;
                 continue;
             }
             if !failed && conflict {
-                return Err(PortError::Unavailable(format!("dynamodb {op}: contention")));
+                let codes: Vec<&str> = reasons.iter().map(|(c, _)| c.as_str()).collect();
+                return Err(PortError::Unavailable(format!(
+                    "dynamodb {op}: contention ({})",
+                    codes.join(", ")
+                )));
             }
             return Ok(TxOutcome::Cancelled(reasons));
         }
