@@ -507,3 +507,203 @@ pub async fn throttled_table() -> Result<(), String> {
     }
     Ok(())
 }
+
+fn gate_url() -> Result<String, String> {
+    std::env::var("REPLAY_SES_GATE_URL")
+        .map_err(|_| "REPLAY_SES_GATE_URL is not set: run the replay through make test".into())
+}
+
+/// Sets the SES gate (`{"rate", "mode", "reset"}`) and returns its state and counts.
+fn gate(set: Value) -> Result<Value, String> {
+    use std::io::{Read, Write};
+    let url = gate_url()?;
+    let hostport = url.trim_start_matches("http://");
+    let body = set.to_string();
+    let mut s = std::net::TcpStream::connect(hostport).map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "POST /__gate HTTP/1.0\r\nHost: {hostport}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(body).map_err(|e| format!("gate JSON: {e}"))
+}
+
+/// `n` registration jobs (new addresses) written straight to the table at `app`'s time.
+async fn jobs(app: &TestApp, prefix: &str, n: usize) -> Result<Vec<String>, String> {
+    let mut ids = vec![];
+    for i in 0..n {
+        let id = format!("{prefix}-{i}-{}", contact_auth::domain::secret::new_id());
+        let email = format!("{id}@example.com");
+        record_secret(&email);
+        let steps = fixtures::parse_steps(&json!([{"op": "job", "job_id": id, "email": email,
+            "slug": "member-academy", "purpose": "register"}]))?;
+        fixtures::setup(app, &steps).await?;
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The jobs as one stream batch through the mailer (concurrently, as deployed): the
+/// sequence numbers it reports failed.
+async fn batch(app: &TestApp, ids: &[String]) -> Result<Vec<String>, String> {
+    use contact_auth::runtime::{process_records, JobRecord};
+    let mailer = app.mailer_app(contact_auth::adapters::ses::SesMailer::for_endpoint(
+        &gate_url()?,
+    ));
+    let records = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| JobRecord {
+            sequence_number: Some(format!("{i:04}")),
+            job_id: Some(id.clone()),
+        })
+        .collect();
+    Ok(process_records(&mailer, records).await)
+}
+
+fn per_second(state: &Value) -> Vec<u64> {
+    state["perSecond"]
+        .as_object()
+        .map(|m| m.values().filter_map(Value::as_u64).collect())
+        .unwrap_or_default()
+}
+
+/// Issue 18 item 3: the send-rate governor (2 a second, shared through the table) keeps a
+/// concurrent batch under SES's rate (3 a second at the gate): nothing throttled, no
+/// second over, all sent, spread over at least 3 seconds.
+pub async fn governor() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ses_max_send_rate = 2;
+    cfg.mailer_concurrency = 10;
+    let app = base.with_config(cfg);
+    let ids = jobs(&app, "governed", 6).await?;
+    gate(json!({"rate": 3, "mode": "ok", "reset": true}))?;
+    let failed = batch(&app, &ids).await?;
+    let state = gate(json!({"rate": 1_000_000}))?;
+    let seconds = per_second(&state);
+    ensure(
+        failed.is_empty()
+            && state["accepted"] == 6
+            && state["throttled"] == 0
+            && seconds.iter().all(|n| *n <= 3)
+            && seconds.len() >= 3,
+        || format!("governed batch: failed {failed:?}, gate {state}"),
+    )?;
+    ensure(job_ids(&app.store).await.is_empty(), || "jobs left".into())
+}
+
+/// Issue 18 item 3: without the governor, sends SES throttles wait and go out: the gate
+/// throttled some, all 6 were accepted, no job failed.
+pub async fn throttled_sends_wait() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ses_max_send_rate = 0;
+    cfg.mailer_concurrency = 10;
+    let app = base.with_config(cfg);
+    let ids = jobs(&app, "throttled", 6).await?;
+    gate(json!({"rate": 2, "mode": "ok", "reset": true}))?;
+    let failed = batch(&app, &ids).await?;
+    let state = gate(json!({"rate": 1_000_000}))?;
+    ensure(
+        failed.is_empty()
+            && state["accepted"] == 6
+            && state["throttled"].as_u64().is_some_and(|n| n > 0),
+        || format!("throttled batch: failed {failed:?}, gate {state}"),
+    )?;
+    ensure(job_ids(&app.store).await.is_empty(), || "jobs left".into())
+}
+
+/// Issue 18 item 3: SES says the daily quota is spent: the batch does not fail (nothing
+/// goes to the dead-letter queue), every job is kept, parked with the reason, after one
+/// call to SES (the instance stops calling); a dry redrive after the link lifetime would
+/// delete them; once SES sends again, `redrive` sends each through the mailer.
+pub async fn quota_parks_and_redrive_sends() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.mailer_concurrency = 1;
+    let app = base.with_config(cfg);
+    let ids = jobs(&app, "parked", 3).await?;
+    gate(json!({"mode": "quota", "reset": true}))?;
+    let failed = batch(&app, &ids).await?;
+    let state = gate(json!({}))?;
+    gate(json!({"mode": "ok", "reset": true}))?;
+    let pending = app.store.pending_jobs().await.map_err(|e| e.to_string())?;
+    let parked = pending.iter().filter(|p| p.parked_at.is_some()).count();
+    let said_quota = pending.iter().any(|p| {
+        p.parked_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("TooManyRequests"))
+    });
+    ensure(
+        failed.is_empty() && parked == 3 && said_quota && state["refused"] == 1,
+        || {
+            format!(
+                "quota: failed {failed:?}, parked {parked} of {}, gate {state}",
+                pending.len()
+            )
+        },
+    )?;
+    let now = app.now();
+    let ttl = app.config.magic_ttl;
+    let late = app
+        .store
+        .redrive_pending(ttl, 900, now + ttl, true)
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(late.expired == 3 && late.redriven == 0, || {
+        format!("dry redrive after the link lifetime: {late:?}")
+    })?;
+    let report = app
+        .store
+        .redrive_pending(ttl, 900, now, false)
+        .await
+        .map_err(|e| e.to_string())?;
+    let new_ids = job_ids(&app.store).await;
+    ensure(
+        report.redriven == 3 && new_ids.len() == 3 && new_ids.iter().all(|id| !ids.contains(id)),
+        || format!("redrive: {report:?}, jobs now {new_ids:?}"),
+    )?;
+    // A new instance (the paused one stops calling SES for a minute).
+    let failed = batch(&app, &new_ids).await?;
+    let state = gate(json!({}))?;
+    ensure(failed.is_empty() && state["accepted"] == 3, || {
+        format!("after the redrive: failed {failed:?}, gate {state}")
+    })?;
+    ensure(job_ids(&app.store).await.is_empty(), || {
+        "jobs left after the redrive".into()
+    })
+}
+
+/// Issue 18 item 2: a sign-in job whose link lifetime has passed since the request is
+/// dropped, not sent (at exactly the lifetime); a second younger, it is sent.
+pub async fn old_sign_in_jobs_are_dropped() -> Result<(), String> {
+    let base = fresh(&Value::Null).await;
+    let t0 = base.now();
+    let ttl = base.config.magic_ttl;
+    for (age, want) in [
+        (ttl, Outcome::Expired),
+        (
+            ttl - 1,
+            Outcome::Sent(contact_auth::domain::model::LinkPurpose::Register),
+        ),
+    ] {
+        let ids = jobs(&base.at(t0 - age), "aged", 1).await?;
+        let mailer = base
+            .at(t0)
+            .mailer_app(contact_auth::adapters::ses::SesMailer::for_endpoint(
+                &gate_url()?,
+            ));
+        let out = process_job(&mailer, &ids[0])
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(out == want, || {
+            format!("a job {age} s old: {out:?}, want {want:?}")
+        })?;
+    }
+    ensure(job_ids(&base.store).await.is_empty(), || "jobs left".into())
+}

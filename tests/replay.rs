@@ -609,6 +609,21 @@ fn main() {
         "a_throttled_table_answers_503_with_retry_after_after_bounded_retries",
         || block_on(crowd::throttled_table()),
     ));
+    trials.push(scenario(
+        "the_send_rate_governor_keeps_a_concurrent_batch_under_ses_rate",
+        || block_on(crowd::governor()),
+    ));
+    trials.push(scenario("sends_ses_throttles_wait_and_go_out", || {
+        block_on(crowd::throttled_sends_wait())
+    }));
+    trials.push(scenario(
+        "a_spent_ses_quota_parks_jobs_and_a_redrive_sends_them",
+        || block_on(crowd::quota_parks_and_redrive_sends()),
+    ));
+    trials.push(scenario(
+        "a_sign_in_job_older_than_the_link_lifetime_is_dropped",
+        || block_on(crowd::old_sign_in_jobs_are_dropped()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -122,8 +122,8 @@ async function main() {
   // clock-bound fixtures fail for the wrong reason.
   const replayOnce = async () => {
     group = processGroup(join(OUT, "condition-logs"));
-    const { ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort());
-    const env = { ...baseEnv, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl };
+    const { ddbUrl, sesUrl, sesGateUrl } = await startServices(group, await freePort(), await freePort());
+    const env = { ...baseEnv, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl, REPLAY_SES_GATE_URL: sesGateUrl };
     const r = run("cargo", [...replay, "--", "--include-ignored", "--test-threads", "1"], env);
     await group.stop();
     group = null;

@@ -42,8 +42,8 @@ if (r.status !== 0) process.exit(1);
 const group = processGroup(logDir);
 let emfLines = [];
 try {
-  const { ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort());
-  const env = { ...process.env, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl, REPLAY_COST_OUT: out, REPLAY_LOG: replayLog };
+  const { ddbUrl, sesUrl, sesGateUrl } = await startServices(group, await freePort(), await freePort());
+  const env = { ...process.env, REPLAY_DYNAMODB_URL: ddbUrl, REPLAY_SES_URL: sesUrl, REPLAY_SES_GATE_URL: sesGateUrl, REPLAY_COST_OUT: out, REPLAY_LOG: replayLog };
   for (let run = 1; run <= RUNS; run++) {
     for (const f of fixtures) {
       r = spawnSync("cargo", ["test", "--release", "-p", "integration-tests", "--test", "replay", "--", "--include-ignored", "--exact", `events/${f}`],

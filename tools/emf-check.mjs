@@ -10,7 +10,7 @@ import { readFileSync } from "node:fs";
 const DIMENSION_VALUES = {
   Method: ["magic_link", "otp", "pwd"],
   Limit: ["send", "login", "code", "new_address_mail", "sign_in_mail"],
-  Kind: ["permanent", "transient"],
+  Kind: ["permanent", "transient", "throttled", "paused"],
   Outcome: ["sent", "notice", "nothing", "dropped", "limited", "expired", "parked", "suppressed", "already_done", "failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;

@@ -93,7 +93,11 @@ export function processGroup(logDir) {
   return { start, stop, procs };
 }
 
-/** DynamoDB Local and the SES v2 sink, started in `group`; resolves when both answer. */
+/**
+ * DynamoDB Local and the SES v2 sink, started in `group`, and the SES gate in front of
+ * the sink (tools/ses-gate.mjs: SES's send-rate and stopped-account answers; wide open
+ * until told otherwise); resolves when they answer.
+ */
 export async function startServices(group, dynamoPort, sesPort) {
   const ddbUrl = `http://127.0.0.1:${dynamoPort}`;
   const sesUrl = `http://127.0.0.1:${sesPort}`;
@@ -109,7 +113,18 @@ export async function startServices(group, dynamoPort, sesPort) {
     return r.status >= 400;
   });
   await waitFor("SES sink", async () => (await fetch(`${sesUrl}/health-check`)).ok);
-  return { ddbUrl, sesUrl };
+  // Its own process: callers block on spawnSync while the replay talks to it.
+  const gatePort = await freePort();
+  const sesGateUrl = `http://127.0.0.1:${gatePort}`;
+  group.start("ses-gate", process.execPath, [join(ROOT, "tools", "ses-gate.mjs"), sesUrl, String(gatePort), "1000000"], {});
+  await waitFor("SES gate", async () => (await fetch(`${sesGateUrl}/__gate`)).ok);
+  return { ddbUrl, sesUrl, sesGateUrl };
+}
+
+/** Sets the SES gate (`{rate, mode, reset}`); resolves to its state and counts. */
+export async function setGate(gateUrl, set = {}) {
+  const r = await fetch(`${gateUrl}/__gate`, { method: "POST", body: JSON.stringify(set) });
+  return r.json();
 }
 
 /** The mails the SES sink at `sesUrl` holds for `to`, oldest first. */
@@ -157,7 +172,8 @@ export function admin(env, ...args) {
 /**
  * Starts the whole stack. Options: apiPort, dynamoPort, sesPort, logDir, env (extra
  * function environment), inheritLogs (print API and mailer logs to this terminal),
- * concurrency (instances per function).
+ * concurrency (instances per function), sesRate (send through the SES gate at this many
+ * mails per second, SES's throttling beyond).
  */
 export async function startStack(opts = {}) {
   const apiPort = opts.apiPort || (await freePort());
@@ -169,9 +185,12 @@ export async function startStack(opts = {}) {
 
   try {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const { ddbUrl, sesUrl } = await startServices(group, dynamoPort, sesPort);
+    const { ddbUrl, sesUrl, sesGateUrl } = await startServices(group, dynamoPort, sesPort);
+    // With `sesRate`, the functions send through the gate at SES's pace (make load).
+    if (opts.sesRate) await setGate(sesGateUrl, { rate: opts.sesRate });
+    const mailUrl = opts.sesRate ? sesGateUrl : sesUrl;
     const table = opts.table || `contact-auth-${Date.now().toString(36)}`;
-    const env = { ...functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: apiUrl }), ...(opts.env || {}) };
+    const env = { ...functionEnv({ ddbUrl, sesUrl: mailUrl, table, publicBaseUrl: apiUrl }), ...(opts.env || {}) };
     const adminCmd = (...args) => admin(env, ...args);
     adminCmd("dev-key", "--out", env.SIGNING_KEY_FILE);
     adminCmd("create-table", "--template", join(ROOT, "template.yaml"));
@@ -190,7 +209,7 @@ export async function startStack(opts = {}) {
     // The first request to a function starts it; wait for the router, then warm each.
     await waitFor("the API", async () => (await fetch(`${apiUrl}/m`)).status === 200, 300000);
 
-    return { apiUrl, ddbUrl, sesUrl, table, env, logDir, admin: adminCmd, stop, procs };
+    return { apiUrl, ddbUrl, sesUrl, sesGateUrl, table, env, logDir, admin: adminCmd, stop, procs };
   } catch (e) {
     await stop();
     throw e;

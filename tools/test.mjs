@@ -65,6 +65,7 @@ const env = {
   // The replay test builds its own tables and state against these.
   REPLAY_DYNAMODB_URL: stack.ddbUrl,
   REPLAY_SES_URL: stack.sesUrl,
+  REPLAY_SES_GATE_URL: stack.sesGateUrl,
   REPLAY_LOG: join(logDir, "replay.log"),
 };
 

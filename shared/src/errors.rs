@@ -210,6 +210,11 @@ pub enum PortError {
     /// The dependency refused the request for good (e.g. SES rejected a message):
     /// retrying cannot help. Answer 500 on a request path; the mailer drops the job.
     Permanent(String),
+    /// SES refused a send for the account's send rate: wait and send again.
+    Throttled(String),
+    /// SES stopped the account's sending (daily quota, paused, suspended): no retry soon
+    /// helps; the mailer parks the job for `contact-auth-admin redrive`.
+    Paused(String),
 }
 
 impl std::fmt::Display for PortError {
@@ -218,6 +223,8 @@ impl std::fmt::Display for PortError {
             PortError::Unavailable(m) => write!(f, "dependency unavailable: {m}"),
             PortError::Internal(m) => write!(f, "internal: {m}"),
             PortError::Permanent(m) => write!(f, "permanent: {m}"),
+            PortError::Throttled(m) => write!(f, "throttled: {m}"),
+            PortError::Paused(m) => write!(f, "sending paused: {m}"),
         }
     }
 }
@@ -228,7 +235,9 @@ impl From<PortError> for ApiError {
     fn from(e: PortError) -> Self {
         tracing::error!(error = %e, "port failure");
         match e {
-            PortError::Unavailable(_) => ApiError::unavailable(),
+            PortError::Unavailable(_) | PortError::Throttled(_) | PortError::Paused(_) => {
+                ApiError::unavailable()
+            }
             PortError::Internal(_) | PortError::Permanent(_) => ApiError::internal(),
         }
     }

@@ -75,6 +75,10 @@ impl Limit {
 pub enum FailureKind {
     Permanent,
     Transient,
+    /// SES refused a send for the account's rate: the mailer waited and tried again.
+    Throttled,
+    /// SES stopped the account's sending (daily quota, paused, suspended): jobs are parked.
+    Paused,
 }
 
 impl FailureKind {
@@ -82,6 +86,8 @@ impl FailureKind {
         match self {
             FailureKind::Permanent => "permanent",
             FailureKind::Transient => "transient",
+            FailureKind::Throttled => "throttled",
+            FailureKind::Paused => "paused",
         }
     }
 }

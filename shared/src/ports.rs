@@ -179,7 +179,19 @@ pub trait MailJobs: Send + Sync {
     ) -> impl Future<Output = PortResult<Enqueued>> + Send;
     fn job(&self, job_id: &str) -> impl Future<Output = PortResult<Option<MailJob>>> + Send;
     fn delete_job(&self, job_id: &str) -> impl Future<Output = PortResult<()>> + Send;
+    /// Keeps a job the mailer could not send because SES stopped the account's sending:
+    /// marks it parked (`reason`: the SES error code) and keeps it `PARKED_JOB_TTL` for
+    /// `contact-auth-admin redrive`.
+    fn park_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
+
+/// How long a parked job is kept (redrive it within this).
+pub const PARKED_JOB_TTL: i64 = 3 * 86_400;
 
 /// Contacts: the profile, the email index and team memberships.
 pub trait Contacts: Send + Sync {

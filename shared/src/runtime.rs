@@ -192,42 +192,60 @@ pub struct JobRecord {
     pub job_id: Option<String>,
 }
 
-/// Processes records in order; returns the sequence numbers that failed (for
-/// `ReportBatchItemFailures`: the stream retries from the first failure).
+/// Processes a batch's jobs, up to `MAILER_CONCURRENCY` at once (jobs are independent:
+/// each has its own id, links and counters; the send-rate governor paces them); returns
+/// the sequence number of the first record that failed, if any (for
+/// `ReportBatchItemFailures`: the stream retries the batch from there, and the jobs after
+/// it that did finish are gone from the table, so their retry is `already_done`).
 pub async fn process_records<S: MailerStore, M: Mailer>(
     app: &MailerApp<S, M>,
     records: Vec<JobRecord>,
 ) -> Vec<String> {
-    let mut failures = Vec::new();
-    for r in records {
-        let Some(job_id) = r.job_id else { continue };
-        // Boxed: the job future is deep (static dispatch all the way down), and boxing it
-        // keeps the Lambda loop's future within the compiler's layout depth.
-        let started = std::time::Instant::now();
-        let (result, mut recorded) =
-            metrics::scope(Box::pin(mailer::process_job(app, &job_id))).await;
-        recorded.events.push(metrics::Event::MailJob(match &result {
-            Ok(outcome) => outcome.as_str(),
-            Err(_) => "failed",
-        }));
-        metrics::emit(&metrics::documents(
-            &app.config.metrics_namespace,
-            "mailer",
-            metrics::now_ms(),
-            metrics::Unit::Job,
-            started.elapsed().as_secs_f64() * 1000.0,
-            &recorded,
-        ));
-        if let Err(e) = result {
+    use futures_util::stream::{self, StreamExt};
+    let jobs = records
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.job_id?, r.sequence_number)));
+    let mut failed: Vec<(usize, Option<String>)> = stream::iter(jobs)
+        .map(|(i, job_id, seq)| async move { (i, seq, process_one(app, &job_id).await) })
+        .buffer_unordered(app.config.mailer_concurrency.max(1))
+        .filter_map(|(i, seq, ok)| async move { (!ok).then_some((i, seq)) })
+        .collect()
+        .await;
+    failed.sort_by_key(|(i, _)| *i);
+    failed
+        .into_iter()
+        .next()
+        .and_then(|(_, seq)| seq)
+        .into_iter()
+        .collect()
+}
+
+/// One job with its metrics and log line: whether it finished (sent, parked, nothing…).
+async fn process_one<S: MailerStore, M: Mailer>(app: &MailerApp<S, M>, job_id: &str) -> bool {
+    // Boxed: the job future is deep (static dispatch all the way down), and boxing it
+    // keeps the Lambda loop's future within the compiler's layout depth.
+    let started = std::time::Instant::now();
+    let (result, mut recorded) = metrics::scope(Box::pin(mailer::process_job(app, job_id))).await;
+    recorded.events.push(metrics::Event::MailJob(match &result {
+        Ok(outcome) => outcome.as_str(),
+        Err(_) => "failed",
+    }));
+    metrics::emit(&metrics::documents(
+        &app.config.metrics_namespace,
+        "mailer",
+        metrics::now_ms(),
+        metrics::Unit::Job,
+        started.elapsed().as_secs_f64() * 1000.0,
+        &recorded,
+    ));
+    match result {
+        Ok(_) => true,
+        Err(e) => {
             tracing::error!(job_id = %job_id, error = %e, "mail job failed; will be retried");
-            if let Some(seq) = r.sequence_number {
-                failures.push(seq);
-            }
-            // Later records must wait for this one (ordering of the shard).
-            break;
+            false
         }
     }
-    failures
 }
 
 /// A stream record's job id, for an inserted mail job only.

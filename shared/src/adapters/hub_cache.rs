@@ -103,6 +103,9 @@ impl<S: MailJobs> MailJobs for HubCache<S> {
     async fn delete_job(&self, job_id: &str) -> PortResult<()> {
         self.inner.delete_job(job_id).await
     }
+    async fn park_job(&self, job_id: &str, reason: &str, now: i64) -> PortResult<()> {
+        self.inner.park_job(job_id, reason, now).await
+    }
 }
 
 impl<S: Contacts> Contacts for HubCache<S> {

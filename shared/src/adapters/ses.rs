@@ -4,25 +4,52 @@
 use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
 use aws_sdk_sesv2::Client;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use aws_config::retry::RetryConfig;
 
 use crate::errors::PortError;
 use crate::ports::{Mailer, OutgoingMail, PortResult};
 
 pub struct SesMailer {
     client: Client,
+    /// Unix seconds until which this instance does not call SES: set when SES said the
+    /// account's sending stopped (daily quota, paused, suspended), so a batch parks its
+    /// jobs after one refused call instead of one per job.
+    paused_until: AtomicI64,
 }
+
+/// How long an instance stops calling SES after it said the account's sending stopped.
+pub const PAUSE_SECONDS: i64 = 60;
 
 impl SesMailer {
     pub fn new(client: Client) -> Self {
-        SesMailer { client }
+        SesMailer {
+            client,
+            paused_until: AtomicI64::new(0),
+        }
+    }
+
+    /// SES retries are the mailer's (`handlers::mailer`: the send-rate governor, waiting
+    /// on throttling, parking on a stopped account), so the SDK's are off.
+    fn config(url: Option<&str>) -> aws_sdk_sesv2::Config {
+        let cfg = super::aws::sdk_config(super::aws::Service::SesV2);
+        let mut b = aws_sdk_sesv2::config::Builder::from(&cfg)
+            .retry_config(RetryConfig::disabled())
+            .interceptor(super::aws::DependencyTimer(crate::metrics::Dependency::Ses));
+        if let Some(url) = url {
+            b = b.endpoint_url(url);
+        }
+        b.build()
     }
 
     pub async fn from_env() -> Self {
-        let cfg = super::aws::sdk_config(super::aws::Service::SesV2);
-        let conf = aws_sdk_sesv2::config::Builder::from(&cfg)
-            .interceptor(super::aws::DependencyTimer(crate::metrics::Dependency::Ses))
-            .build();
-        SesMailer::new(Client::from_conf(conf))
+        SesMailer::new(Client::from_conf(SesMailer::config(None)))
+    }
+
+    /// The same client with another endpoint (tests and the load scenario: the SES gate).
+    pub fn for_endpoint(url: &str) -> Self {
+        SesMailer::new(Client::from_conf(SesMailer::config(Some(url))))
     }
 }
 
@@ -34,8 +61,19 @@ fn content(data: &str) -> PortResult<Content> {
         .map_err(|_| PortError::Internal("ses content build".into()))
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 impl Mailer for SesMailer {
     async fn send(&self, mail: &OutgoingMail) -> PortResult<()> {
+        if self.paused_until.load(Ordering::Relaxed) > unix_now() {
+            return Err(PortError::Paused(
+                "ses send: paused by this instance".into(),
+            ));
+        }
         let message = Message::builder()
             .subject(content(&mail.subject)?)
             .body(
@@ -45,40 +83,62 @@ impl Mailer for SesMailer {
                     .build(),
             )
             .build();
-        self.client
+        let res = self
+            .client
             .send_email()
             .from_email_address(&mail.from)
             .destination(Destination::builder().to_addresses(&mail.to).build())
             .content(EmailContent::builder().simple(message).build())
             .send()
-            .await
-            .map_err(|e| {
-                let code = e.code().unwrap_or("none").to_string();
-                match e {
-                    SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-                        PortError::Unavailable("ses send: unreachable".into())
-                    }
-                    _ => classify(&code),
-                }
-            })?;
-        Ok(())
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(()),
+            Err(SdkError::TimeoutError(_) | SdkError::DispatchFailure(_)) => {
+                return Err(PortError::Unavailable("ses send: unreachable".into()))
+            }
+            Err(e) => classify(e.code().unwrap_or("none"), e.message().unwrap_or("")),
+        };
+        if matches!(err, PortError::Paused(_)) {
+            self.paused_until
+                .store(unix_now() + PAUSE_SECONDS, Ordering::Relaxed);
+        }
+        Err(err)
     }
 }
 
-/// SES v2 `SendEmail` error codes that no retry can fix: the message or an address is
-/// refused (`MessageRejected`: e.g. an undeliverable address or a bad header;
-/// `BadRequestException`: a malformed request), or the sender is not verified. Everything
-/// else — throttling, quotas, a paused or suspended account, server errors — may pass
-/// later and is retried (and lands in the mailer's failure destination if it never does).
-pub fn classify(code: &str) -> PortError {
+/// What an SES v2 `SendEmail` error means for the mailer, from its code and message (the
+/// message only picks the kind; it is never logged, since it can echo request data):
+/// - refused for good — the message or an address (`MessageRejected`: e.g. a bad header;
+///   `BadRequestException`), or the sender is not verified: the mail is dropped;
+/// - the account's send rate (`TooManyRequestsException`, `ThrottlingException`,
+///   "Maximum sending rate exceeded"): wait and send again;
+/// - the account's sending stopped — "Daily message quota exceeded",
+///   `LimitExceededException`, `SendingPausedException`, `AccountSuspendedException`:
+///   the job is parked (kept, alarmed on) for `contact-auth-admin redrive`;
+/// - anything else (server errors): transient, the stream retries the job.
+pub fn classify(code: &str, message: &str) -> PortError {
     const PERMANENT: &[&str] = &[
         "MessageRejected",
         "BadRequestException",
         "MailFromDomainNotVerifiedException",
         "NotFoundException",
     ];
+    const STOPPED: &[&str] = &[
+        "LimitExceededException",
+        "SendingPausedException",
+        "AccountSuspendedException",
+    ];
+    const RATE: &[&str] = &[
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "Throttling",
+    ];
     if PERMANENT.contains(&code) {
         PortError::Permanent(format!("ses send: {code}"))
+    } else if STOPPED.contains(&code) || message.contains("Daily message quota") {
+        PortError::Paused(format!("ses send: {code}"))
+    } else if RATE.contains(&code) {
+        PortError::Throttled(format!("ses send: {code}"))
     } else {
         PortError::Unavailable(format!("ses send: {code}"))
     }
@@ -89,24 +149,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn permanent_and_transient_failures() {
+    fn every_kind_of_ses_refusal() {
         for code in [
             "MessageRejected",
             "BadRequestException",
             "MailFromDomainNotVerifiedException",
         ] {
-            assert!(matches!(classify(code), PortError::Permanent(_)), "{code}");
+            assert!(
+                matches!(classify(code, ""), PortError::Permanent(_)),
+                "{code}"
+            );
         }
-        for code in [
-            "TooManyRequestsException",
-            "LimitExceededException",
-            "SendingPausedException",
-            "AccountSuspendedException",
-            "InternalFailure",
-            "none",
+        for (code, msg) in [
+            ("TooManyRequestsException", "Maximum sending rate exceeded."),
+            ("ThrottlingException", "Maximum sending rate exceeded."),
         ] {
             assert!(
-                matches!(classify(code), PortError::Unavailable(_)),
+                matches!(classify(code, msg), PortError::Throttled(_)),
+                "{code}"
+            );
+        }
+        for (code, msg) in [
+            ("TooManyRequestsException", "Daily message quota exceeded."),
+            ("ThrottlingException", "Daily message quota exceeded"),
+            ("LimitExceededException", ""),
+            ("SendingPausedException", ""),
+            ("AccountSuspendedException", ""),
+        ] {
+            assert!(
+                matches!(classify(code, msg), PortError::Paused(_)),
+                "{code} {msg}"
+            );
+        }
+        for code in ["InternalFailure", "none"] {
+            assert!(
+                matches!(classify(code, ""), PortError::Unavailable(_)),
                 "{code}"
             );
         }

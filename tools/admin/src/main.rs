@@ -103,6 +103,18 @@ enum Command {
         #[arg(long, default_value = "")]
         set: String,
     },
+    /// Send parked mail jobs (SES stopped the account's sending: daily quota, paused,
+    /// suspended) and stuck ones (older than --stuck-after) through the mailer again, once
+    /// SES sends again; sign-in jobs older than the link lifetime are deleted instead
+    /// (README "Operating it": the runbook).
+    Redrive {
+        /// Seconds after which a job that is not parked counts as stuck.
+        #[arg(long, default_value_t = 900)]
+        stuck_after: i64,
+        /// Count only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Ban a member: every session in the team ends for good (an unban does not revive it).
     Ban {
         #[arg(long)]
@@ -527,6 +539,26 @@ async fn run(cli: Cli) -> Res<()> {
                 trusted_cidrs,
             };
             put_hub(&store, hub).await
+        }
+        Command::Redrive {
+            stuck_after,
+            dry_run,
+        } => {
+            let config = Config::from_env()?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let r = store()
+                .await?
+                .redrive_pending(config.magic_ttl, stuck_after, now, dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!(
+                "{}redriven {}, expired sign-in jobs deleted {}, left to the mailer {}",
+                if dry_run { "(dry run) " } else { "" },
+                r.redriven,
+                r.expired,
+                r.left
+            );
+            Ok(())
         }
         Command::TrustedNetworks { slug, set } => {
             let store = store().await?;

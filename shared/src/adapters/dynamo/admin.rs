@@ -3,15 +3,42 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 
-use super::codec::{hub_item, n, s};
+use super::codec::{get_n, get_s, hub_item, job_from, job_item, n, s};
 use super::keys::{self, key_map, with_key};
 use super::tx::{Settled, Tx};
 use super::{build_err, conditional, sdk_err, DynamoStore};
 use crate::domain::ids::{ContactId, TeamId};
-use crate::domain::model::{Hub, Team};
+use crate::domain::model::{Hub, MailJob, Team};
 use crate::ports::PortResult;
+
+/// A mail job the mailer has not retired: parked (SES stopped the account's sending) or
+/// stuck (its stream record was lost: older than the operator's threshold).
+#[derive(Debug, Clone)]
+pub struct PendingJob {
+    pub job: MailJob,
+    /// The SES error that parked it, if parked.
+    pub parked_reason: Option<String>,
+    pub parked_at: Option<i64>,
+}
+
+/// What `redrive_pending` did (or, dry, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RedriveReport {
+    /// Parked or stuck jobs sent through the mailer again.
+    pub redriven: usize,
+    /// Sign-in jobs older than the link lifetime: deleted, not sent.
+    pub expired: usize,
+    /// Jobs younger than the stuck threshold and not parked: left to the mailer.
+    pub left: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RedriveStep {
+    New,
+    Old,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HubStep {
@@ -21,6 +48,112 @@ enum HubStep {
 }
 
 impl DynamoStore {
+    /// Every mail job in the table (a scan: an operator's command, not a request path).
+    pub async fn pending_jobs(&self) -> PortResult<Vec<PendingJob>> {
+        let mut out = vec![];
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(pk, :job)")
+                .expression_attribute_values(":job", s(keys::JOB_PREFIX))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| sdk_err("pending_jobs", e))?;
+            for item in page.items() {
+                if let Some(job) = job_from(item) {
+                    out.push(PendingJob {
+                        job,
+                        parked_reason: get_s(item, "parked_reason"),
+                        parked_at: get_n(item, "parked_at"),
+                    });
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Sends a job through the mailer again: the same job under `new_id` (a new stream
+    /// record; its link and code are new, since nothing of the old one was delivered), and
+    /// the old one deleted — in one transaction, only while the old one is still there
+    /// (two operators redriving at once send it once).
+    pub async fn redrive_job(&self, job: &MailJob, new_id: &str, now: i64) -> PortResult<bool> {
+        let copy = MailJob {
+            job_id: new_id.to_string(),
+            ..job.clone()
+        };
+        let old = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::job(&job.job_id))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        let mut tx = Tx::new();
+        tx.push(
+            RedriveStep::New,
+            self.put_new(job_item(&copy, now + super::JOB_TTL))?,
+        );
+        tx.push(
+            RedriveStep::Old,
+            TransactWriteItem::builder().delete(old).build(),
+        );
+        match self.commit("redrive_job", tx).await? {
+            Settled::Done => Ok(true),
+            Settled::Failed(_) => Ok(false),
+        }
+    }
+
+    /// The redrive runbook step (`contact-auth-admin redrive`): every parked job, and every
+    /// job older than `stuck_after` seconds (its stream record lost), goes through the
+    /// mailer again — except sign-in and registration jobs older than the link lifetime
+    /// `magic_ttl`, which are deleted (the member has asked again or given up).
+    pub async fn redrive_pending(
+        &self,
+        magic_ttl: i64,
+        stuck_after: i64,
+        now: i64,
+        dry_run: bool,
+    ) -> PortResult<RedriveReport> {
+        use crate::domain::model::JobPurpose;
+        let mut report = RedriveReport::default();
+        for p in self.pending_jobs().await? {
+            let job = &p.job;
+            if p.parked_at.is_none() && job.created_at + stuck_after > now {
+                report.left += 1;
+                continue;
+            }
+            let sign_in = matches!(job.purpose, JobPurpose::Register | JobPurpose::Magic);
+            if sign_in && job.created_at + magic_ttl <= now {
+                report.expired += 1;
+                if !dry_run {
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key_map(keys::job(&job.job_id))))
+                        .send()
+                        .await
+                        .map_err(|e| sdk_err("redrive_pending", e))?;
+                }
+                continue;
+            }
+            if dry_run
+                || self
+                    .redrive_job(job, &crate::domain::secret::new_id(), now)
+                    .await?
+            {
+                report.redriven += 1;
+            }
+        }
+        Ok(report)
+    }
+
     pub async fn put_team(&self, team: &Team) -> PortResult<()> {
         let mut item = HashMap::from([
             ("team_id".to_string(), s(team.team_id.as_str())),

@@ -6,11 +6,11 @@ use aws_sdk_dynamodb::types::{ReturnValuesOnConditionCheckFailure, TransactWrite
 use super::codec::{get_n, job_from, job_item, n, s};
 use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
-use super::{build_err, sdk_err, DynamoStore, Item, JOB_TTL};
+use super::{build_err, conditional, sdk_err, DynamoStore, Item, JOB_TTL};
 use crate::domain::model::MailJob;
 use crate::domain::rate::RateRule;
 use crate::errors::PortError;
-use crate::ports::{Counter, Enqueued, MailJobs, PendingChange, PortResult};
+use crate::ports::{Counter, Enqueued, MailJobs, PendingChange, PortResult, PARKED_JOB_TTL};
 
 /// The items of an enqueue transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +183,23 @@ impl MailJobs for DynamoStore {
             .await?
             .as_ref()
             .and_then(job_from))
+    }
+
+    async fn park_job(&self, job_id: &str, reason: &str, now: i64) -> PortResult<()> {
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::job(job_id))))
+            .update_expression("SET parked_at = :now, parked_reason = :r, expires_at = :exp")
+            // Only a job that is still there (a redelivered record may find it retired).
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":r", s(reason))
+            .expression_attribute_values(":exp", n(now + PARKED_JOB_TTL))
+            .send()
+            .await;
+        conditional("park_job", res).map(|_| ())
     }
 
     async fn delete_job(&self, job_id: &str) -> PortResult<()> {

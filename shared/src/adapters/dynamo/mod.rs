@@ -11,6 +11,7 @@
 //! TTL deletion is lazy, so every read and conditional write checks `expires_at` itself.
 
 mod admin;
+pub use admin::{PendingJob, RedriveReport};
 mod attempts;
 pub mod codec;
 mod contacts;

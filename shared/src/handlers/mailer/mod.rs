@@ -14,7 +14,16 @@
 //! - a sign-in link becomes the newest for its team and email only once SES accepted its
 //!   mail, so a failed send leaves the previous link working;
 //! - a permanent SES refusal drops that mail with a log line (job id, never the address);
-//!   a transient failure fails the job, and the stream retries it.
+//!   a transient failure fails the job, and the stream retries it;
+//! - every send first takes a slot of the account's send rate (`SES_MAX_SEND_RATE` per
+//!   second, counted in the table, so shared by every instance), waiting for the next
+//!   second when there is none; a send SES still throttles is tried again after a
+//!   jittered back-off;
+//! - when SES says the account's sending stopped (daily quota, paused, suspended), the job
+//!   is parked, not failed: it stays in the table (`MailFailures{Kind=paused}` alarms) for
+//!   `contact-auth-admin redrive`, instead of retrying into the dead-letter queue;
+//! - a sign-in or registration job older than the link lifetime is dropped
+//!   (`MailJobs{Outcome=expired}`): its link would be dead before or soon after it arrives.
 
 pub mod render;
 
@@ -32,7 +41,7 @@ use crate::domain::secret::RawToken;
 use crate::errors::PortError;
 use crate::metrics::{self, Event, FailureKind, Limit};
 use crate::ports::{
-    Attempts, Contacts, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail, Reserved,
+    Attempts, Contacts, Counter, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail, Reserved,
 };
 use render::{
     link_url, render, render_email_change_notice, render_email_changed_notice,
@@ -58,6 +67,10 @@ pub enum Outcome {
     Nothing,
     /// SES refused the mail for good; the job is dropped.
     Dropped,
+    /// SES stopped the account's sending: the job is kept for a redrive.
+    Parked,
+    /// A sign-in job older than the link lifetime: dropped.
+    Expired,
     /// The request's source IP is over its mail budget (new addresses, or sign-in mail):
     /// nothing is sent (the request already answered 202).
     Limited,
@@ -73,6 +86,8 @@ impl Outcome {
             Outcome::Notice => "notice",
             Outcome::Nothing => "nothing",
             Outcome::Dropped => "dropped",
+            Outcome::Parked => "parked",
+            Outcome::Expired => "expired",
             Outcome::Limited => "limited",
             Outcome::AlreadyDone => "already_done",
         }
@@ -144,28 +159,90 @@ pub fn sign_in_purpose(
     }
 }
 
+/// How often a send SES throttles is tried again (back-off 200 ms doubling to 3.2 s, with
+/// jitter: about 10 s in all) before the job fails and the stream retries it.
+const THROTTLED_SENDS: u32 = 8;
+
+/// How long the governor waits for a send slot before the job fails (and is retried).
+const GOVERNOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn jitter_ms(max: u64) -> u64 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::getrandom(&mut b);
+    u64::from(u16::from_le_bytes(b)) % max.max(1)
+}
+
+/// Takes one slot of the account's send rate for the current second (a counter in the
+/// table, shared by every mailer instance); without one, waits for the next second. Wall
+/// time, not the app's clock: it paces real calls to SES.
+async fn send_slot<S: Attempts, M>(app: &MailerApp<S, M>) -> Result<(), PortError> {
+    let rate = app.config.ses_max_send_rate;
+    if rate == 0 {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let second = now_ms / 1000;
+        let slot = Counter {
+            key: format!("ses-send#{second}"),
+            expires_at: second + 60,
+        };
+        match app.store.reserve_attempts(&[(slot, rate)], second).await? {
+            Reserved::Ok => return Ok(()),
+            Reserved::Limited { .. } if started.elapsed() < GOVERNOR_WAIT => {
+                let wait = (1000 - now_ms.rem_euclid(1000)) as u64 + jitter_ms(50);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            }
+            Reserved::Limited { .. } => {
+                return Err(PortError::Unavailable(
+                    "ses governor: no send slot in 30 s".into(),
+                ))
+            }
+        }
+    }
+}
+
 /// Sends one mail: `Ok(true)` accepted, `Ok(false)` refused for good (logged, dropped),
-/// `Err` transient (the job is retried).
-async fn send<S, M: Mailer>(
+/// `Err` otherwise (`Paused`: the caller parks the job; anything else: retried).
+async fn send<S: Attempts, M: Mailer>(
     app: &MailerApp<S, M>,
     job_id: &str,
     mail: &OutgoingMail,
 ) -> Result<bool, PortError> {
-    match app.mailer.send(mail).await {
-        Ok(()) => {
-            metrics::record(Event::MailSent);
-            Ok(true)
-        }
-        Err(PortError::Permanent(reason)) => {
-            metrics::record(Event::MailFailed(FailureKind::Permanent));
-            tracing::error!(job_id = %job_id, reason = %reason, "mail refused by SES for good; dropped");
-            Ok(false)
-        }
-        Err(e) => {
-            metrics::record(Event::MailFailed(FailureKind::Transient));
-            Err(e)
+    let mut backoff = 200u64;
+    for _ in 0..THROTTLED_SENDS {
+        send_slot(app).await?;
+        match app.mailer.send(mail).await {
+            Ok(()) => {
+                metrics::record(Event::MailSent);
+                return Ok(true);
+            }
+            Err(PortError::Permanent(reason)) => {
+                metrics::record(Event::MailFailed(FailureKind::Permanent));
+                tracing::error!(job_id = %job_id, reason = %reason, "mail refused by SES for good; dropped");
+                return Ok(false);
+            }
+            Err(PortError::Throttled(_)) => {
+                metrics::record(Event::MailFailed(FailureKind::Throttled));
+                let wait = backoff + jitter_ms(backoff);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                backoff = (backoff * 2).min(3_200);
+            }
+            Err(e @ PortError::Paused(_)) => {
+                metrics::record(Event::MailFailed(FailureKind::Paused));
+                return Err(e);
+            }
+            Err(e) => {
+                metrics::record(Event::MailFailed(FailureKind::Transient));
+                return Err(e);
+            }
         }
     }
+    metrics::record(Event::MailFailed(FailureKind::Transient));
+    Err(PortError::Unavailable("ses send: still throttled".into()))
 }
 
 pub async fn process_job<S: MailerStore, M: Mailer>(
@@ -177,20 +254,45 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
     let Some(job) = store.job(job_id).await? else {
         return Ok(Outcome::AlreadyDone);
     };
-    let outcome = match resolve(app, job.slug.as_deref(), job.team_id.as_ref()).await? {
-        None => Outcome::Nothing,
-        Some(target) => match job.purpose {
-            JobPurpose::Register | JobPurpose::Magic => sign_in_mail(app, &job, &target).await?,
-            JobPurpose::EmailChange => email_change_mail(app, &job, &target).await?,
-            JobPurpose::PasswordSetNotice | JobPurpose::PasswordChangeNotice => {
-                password_notice(app, &job, &target).await?
+    let sign_in = matches!(job.purpose, JobPurpose::Register | JobPurpose::Magic);
+    let outcome = if sign_in && job.created_at + app.config.magic_ttl <= app.now() {
+        // Asked for a link lifetime ago: the member has given up on it or asked again.
+        tracing::warn!(job_id = %job_id, "sign-in job older than the link lifetime: dropped");
+        Outcome::Expired
+    } else {
+        match mail_for(app, &job).await {
+            Ok(outcome) => outcome,
+            Err(PortError::Paused(reason)) => {
+                store.park_job(job_id, &reason, app.now()).await?;
+                tracing::error!(job_id = %job_id, reason = %reason, "SES stopped the account's sending: job parked for a redrive");
+                return Ok(Outcome::Parked);
             }
-            JobPurpose::EmailChangedNotice => email_changed_notice(app, &job, &target).await?,
-        },
+            Err(e) => return Err(e),
+        }
     };
     store.delete_job(job_id).await?;
     tracing::info!(job_id = %job_id, outcome = ?outcome, "mail job done");
     Ok(outcome)
+}
+
+/// The mail a job asks for, sent (or the reason none is).
+async fn mail_for<S: MailerStore, M: Mailer>(
+    app: &MailerApp<S, M>,
+    job: &MailJob,
+) -> Result<Outcome, PortError> {
+    Ok(
+        match resolve(app, job.slug.as_deref(), job.team_id.as_ref()).await? {
+            None => Outcome::Nothing,
+            Some(target) => match job.purpose {
+                JobPurpose::Register | JobPurpose::Magic => sign_in_mail(app, job, &target).await?,
+                JobPurpose::EmailChange => email_change_mail(app, job, &target).await?,
+                JobPurpose::PasswordSetNotice | JobPurpose::PasswordChangeNotice => {
+                    password_notice(app, job, &target).await?
+                }
+                JobPurpose::EmailChangedNotice => email_changed_notice(app, job, &target).await?,
+            },
+        },
+    )
 }
 
 /// The token and code of one link of a job (`label` tells a job's links apart), and the
