@@ -12,11 +12,14 @@ use crate::edge::{HandlerResult, RequestMeta};
 
 const PAGE: &str = include_str!("hosted_page.html");
 
-pub async fn handle<S, K>(_app: &App<S, K>, _req: Request, _meta: RequestMeta) -> HandlerResult {
+pub async fn handle<S, K>(app: &App<S, K>, _req: Request, _meta: RequestMeta) -> HandlerResult {
     let nonce = crate::domain::secret::new_nonce()?;
+    // The same-browser proof is kept while a link can still arrive and work (see the page).
+    let pending = (2 * app.config.magic_ttl).max(60);
     let html = PAGE
         .replace("{{NONCE}}", &nonce)
-        .replace("{{API_PREFIX}}", API_PREFIX);
+        .replace("{{API_PREFIX}}", API_PREFIX)
+        .replace("{{PENDING_SECONDS}}", &pending.to_string());
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; \
          connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
