@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 
-.PHONY: help install dev test unit lint fmt build-dev bench check-template build sam-build invoke deploy mutants mutants-conditions cost sam-local
+.PHONY: help install dev test unit lint fmt build-dev load bench check-template build sam-build invoke deploy mutants mutants-conditions cost sam-local
 
 help:
 	@echo "make dev    the API on 127.0.0.1:3000 with a seeded demo hub and a mail inbox on :8005"
@@ -51,6 +51,10 @@ endif
 	node tools/test.mjs
 
 # CPU figures of the pure hot paths (release build); see README "Performance".
+# The flash-crowd scenario (tools/load.mjs; README "Performance" has the figures).
+load: install build-dev
+	node tools/load.mjs
+
 bench:
 	cargo bench -p contact-auth --bench core
 	cargo build --release --bin hosted-page --bin jwks --bin register --bin login --bin mailer --bin contact-auth-admin

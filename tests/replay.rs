@@ -2344,6 +2344,45 @@ async fn stale_reads() -> Result<(), String> {
         "the hub could not be written again".into()
     })?;
 
+    // Mail jobs: parking a job the mailer already retired (a redelivered record) writes
+    // nothing; a redrive from a read before another redrive moved the job sends it once.
+    store
+        .park_job("stale-vanished-job", "TooManyRequestsException", now)
+        .await
+        .map_err(e)?;
+    ensure(
+        !snapshot(store)
+            .await
+            .contains_key(&keys::job("stale-vanished-job")),
+        || "parking a retired job wrote it back".into(),
+    )?;
+    let parked_job = MailJob {
+        job_id: format!("stale-parked-{}", new_id()),
+        ..notice_job(JobPurpose::PasswordSetNotice, &hub.team_id, &contact, now)
+    };
+    ensure(
+        store.enqueue_job(&parked_job, &[], now).await.map_err(e)? == Enqueued::Queued,
+        || "the job was not queued".into(),
+    )?;
+    let moves: Vec<(String, bool)> = {
+        let mut out = vec![];
+        for _ in 0..2 {
+            let id = format!("stale-redriven-{}", new_id());
+            let moved = store.redrive_job(&parked_job, &id, now).await.map_err(e)?;
+            out.push((id, moved));
+        }
+        out
+    };
+    let jobs_now = job_ids(store).await;
+    ensure(
+        moves[0].1
+            && !moves[1].1
+            && jobs_now.contains(&moves[0].0)
+            && !jobs_now.contains(&moves[1].0)
+            && !jobs_now.contains(&parked_job.job_id),
+        || format!("two redrives of one job: {moves:?}, jobs {jobs_now:?}"),
+    )?;
+
     // A contact that does not exist (deleted meanwhile): nothing writes an item for it.
     let ghost = ContactId::generate();
     let _ = store.end_all_sessions(&ghost).await;

@@ -99,7 +99,7 @@ impl Config {
             ip_per_minute: 600,
             ip_login_per_minute: 120,
             ip_new_address_mail_per_minute: 30,
-            ip_sign_in_mail_per_minute: 300,
+            ip_sign_in_mail_per_minute: 600,
             login_failures_per_15min: 10,
             code_attempts_per_hour: 10,
             code_attempts_per_ip_hour: 30,

@@ -398,7 +398,7 @@ mod tests {
         assert_eq!(keys.len(), budgets.len());
         // The defaults of README "Limits".
         let limits: Vec<u32> = budgets.iter().map(|b| b.limit(&cfg)).collect();
-        assert_eq!(limits, vec![600, 120, 30, 30, 300]);
+        assert_eq!(limits, vec![600, 120, 30, 30, 600]);
         cfg.ip_login_per_minute = 7;
         assert_eq!(IpBudget::Login.reserve(&cfg, "203.0.113.10", 125).1, 7);
         // Minute windows, except codes (an hour); the code counter keeps its old key.

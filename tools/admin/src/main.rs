@@ -115,6 +115,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Sign up COUNT members of the demo hub member-academy (<PREFIX>-<i>@example.com)
+    /// through the real sign-in path (the load scenario's crowd; not for production).
+    SeedMembers {
+        #[arg(long)]
+        count: usize,
+        #[arg(long, default_value = "load")]
+        prefix: String,
+    },
     /// Ban a member: every session in the team ends for good (an unban does not revive it).
     Ban {
         #[arg(long)]
@@ -539,6 +547,25 @@ async fn run(cli: Cli) -> Res<()> {
                 trusted_cidrs,
             };
             put_hub(&store, hub).await
+        }
+        Command::SeedMembers { count, prefix } => {
+            let keys = std::env::var("SIGNING_KEY_FILE")
+                .map_err(|_| "SIGNING_KEY_FILE is not set".to_string())
+                .and_then(|p| read(&p))?;
+            let app = TestApp::new(Config::from_env()?, store().await?, &keys);
+            for chunk in (0..count).collect::<Vec<_>>().chunks(100) {
+                let steps: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|i| serde_json::json!({"op": "session", "email": format!("{prefix}-{i}@example.com")}))
+                    .collect();
+                let steps = fixtures::parse_steps(&serde_json::Value::Array(steps))?;
+                fixtures::setup(&app, &steps).await?;
+            }
+            println!(
+                "{count} members of member-academy: {prefix}-0..{}@example.com",
+                count.saturating_sub(1)
+            );
+            Ok(())
         }
         Command::Redrive {
             stuck_after,
