@@ -45,6 +45,37 @@ pub async fn call(app: &TestApp, route: Route, event: &str) -> Result<(u16, Opti
     Ok((resp.status().as_u16(), retry))
 }
 
+/// `n` registrations of fresh addresses (`<prefix>-<i>-<id>@example.com`) on
+/// member-academy from `ip`, one after another: each one's status and `Retry-After`.
+async fn registrations(
+    app: &TestApp,
+    prefix: &str,
+    n: usize,
+    ip: &str,
+) -> Result<Vec<(u16, Option<i64>)>, String> {
+    let mut out = vec![];
+    for i in 0..n {
+        let email = format!(
+            "{prefix}-{i}-{}@example.com",
+            contact_auth::domain::secret::new_id()
+        );
+        record_secret(&email);
+        out.push(
+            call(
+                app,
+                Route::Register,
+                &link_request(Route::Register, &email, ip)?,
+            )
+            .await?,
+        );
+    }
+    Ok(out)
+}
+
+fn statuses(r: &[(u16, Option<i64>)]) -> Vec<u16> {
+    r.iter().map(|(s, _)| *s).collect()
+}
+
 /// Every job in the table through the mailer at `app`'s time: how each ended.
 pub async fn mail_outcomes(app: &TestApp) -> Result<Vec<Outcome>, String> {
     let mailer = app.mailer_app(contact_auth::adapters::ses::SesMailer::from_env().await);
@@ -112,26 +143,10 @@ pub async fn shared_ip_budgets() -> Result<(), String> {
             format!("member sign-in from the NAT: {status}")
         })?;
     }
-    let new: Vec<String> = (0..10)
-        .map(|i| {
-            format!(
-                "nat-new-{i}-{}@example.com",
-                contact_auth::domain::secret::new_id()
-            )
-        })
-        .collect();
-    for email in &new {
-        record_secret(email);
-        let (status, _) = call(
-            &app,
-            Route::Register,
-            &link_request(Route::Register, email, nat)?,
-        )
-        .await?;
-        ensure(status == 202, || {
-            format!("registration from the NAT: {status}")
-        })?;
-    }
+    let regs = registrations(&app, "nat-new", 10, nat).await?;
+    ensure(statuses(&regs) == vec![202; 10], || {
+        format!("registrations from the NAT: {regs:?}")
+    })?;
     // The mailer: every member's sign-in mail, and exactly 3 of the 10 new addresses.
     let outcomes = mail_outcomes(&app).await?;
     let sent_sign_in = count(
@@ -153,55 +168,27 @@ pub async fn shared_ip_budgets() -> Result<(), String> {
     // The ceiling: 5 more requests are allowed (the 25th is), the 26th is refused until
     // the window ends, with Retry-After to that end. (New addresses: a request a
     // per-email limit refuses writes nothing, so it does not count into the ceiling.)
-    let fresh_address = || {
-        let e = format!(
-            "nat-more-{}@example.com",
-            contact_auth::domain::secret::new_id()
-        );
-        record_secret(&e);
-        e
-    };
-    for i in 21..=25 {
-        let (status, _) = call(
-            &app,
-            Route::Register,
-            &link_request(Route::Register, &fresh_address(), nat)?,
-        )
-        .await?;
-        ensure(status == 202, || {
-            format!("request {i} from the NAT: {status}")
-        })?;
-    }
-    let (status, retry) = call(
-        &app,
-        Route::Register,
-        &link_request(Route::Register, &fresh_address(), nat)?,
-    )
-    .await?;
-    ensure(status == 429 && retry == Some(59), || {
-        format!("26th request from the NAT: {status}, Retry-After {retry:?} (want 429, 59)")
+    let regs = registrations(&app, "nat-more", 5, nat).await?;
+    ensure(statuses(&regs) == vec![202; 5], || {
+        format!("requests 21 to 25 from the NAT: {regs:?}")
+    })?;
+    let regs = registrations(&app, "nat-26th", 1, nat).await?;
+    ensure(regs == vec![(429, Some(59))], || {
+        format!("26th request from the NAT: {regs:?} (want 429, 59)")
     })?;
     // Another IP is unaffected.
-    let (status, _) = call(
-        &app,
-        Route::Register,
-        &link_request(Route::Register, &fresh_address(), "203.0.113.11")?,
-    )
-    .await?;
-    ensure(status == 202, || format!("another IP: {status}"))?;
+    let regs = registrations(&app, "other-ip", 1, "203.0.113.11").await?;
+    ensure(statuses(&regs) == vec![202], || {
+        format!("another IP: {regs:?}")
+    })?;
 
     // This instance remembers the ceiling: with the counter gone from the table, it still
     // answers 429 (so it did not ask the table); another instance asks and gets 202.
     let ceiling = contact_auth::domain::rate::ip_counter(nat, t0 + 1);
     delete_rate_item(&app, &ceiling.key).await?;
-    let (status, retry) = call(
-        &app.at(t0 + 30),
-        Route::Register,
-        &link_request(Route::Register, &fresh_address(), nat)?,
-    )
-    .await?;
-    ensure(status == 429 && retry == Some(30), || {
-        format!("remembered ceiling: {status}, Retry-After {retry:?} (want 429, 30)")
+    let regs = registrations(&app.at(t0 + 30), "remembered", 1, nat).await?;
+    ensure(regs == vec![(429, Some(30))], || {
+        format!("remembered ceiling: {regs:?} (want 429, 30)")
     })?;
     let other_instance = TestApp::new(
         app.config.clone(),
@@ -209,23 +196,15 @@ pub async fn shared_ip_budgets() -> Result<(), String> {
         &testkit::test_key_doc(),
     )
     .at(t0 + 30);
-    let (status, _) = call(
-        &other_instance,
-        Route::Register,
-        &link_request(Route::Register, &fresh_address(), nat)?,
-    )
-    .await?;
-    ensure(status == 202, || {
-        format!("another instance, the counter gone: {status}")
+    let regs = registrations(&other_instance, "other-instance", 1, nat).await?;
+    ensure(statuses(&regs) == vec![202], || {
+        format!("another instance, the counter gone: {regs:?}")
     })?;
     // The next window: the same instance asks the table again.
-    let (status, _) = call(
-        &app.at(t0 + 60),
-        Route::Register,
-        &link_request(Route::Register, &fresh_address(), nat)?,
-    )
-    .await?;
-    ensure(status == 202, || format!("the next window: {status}"))?;
+    let regs = registrations(&app.at(t0 + 60), "next-window", 1, nat).await?;
+    ensure(statuses(&regs) == vec![202], || {
+        format!("the next window: {regs:?}")
+    })?;
 
     // Login's own budget (4 a minute) from a fresh IP: four wrong passwords answer 401,
     // the fifth 429 until the window ends.
@@ -290,23 +269,7 @@ pub async fn trusted_network() -> Result<(), String> {
     let app = base.at(t0 + 1);
     let inside = "198.51.100.23";
     let outside = "198.51.101.23";
-    let mut statuses = vec![];
-    for i in 0..5 {
-        let email = format!(
-            "trusted-{i}-{}@example.com",
-            contact_auth::domain::secret::new_id()
-        );
-        record_secret(&email);
-        statuses.push(
-            call(
-                &app,
-                Route::Register,
-                &link_request(Route::Register, &email, inside)?,
-            )
-            .await?
-            .0,
-        );
-    }
+    let statuses = self::statuses(&registrations(&app, "trusted", 5, inside).await?);
     ensure(statuses == vec![202; 5], || {
         format!("inside the trusted network: {statuses:?}")
     })?;
@@ -342,23 +305,7 @@ pub async fn trusted_network() -> Result<(), String> {
         format!("per-email cooldown inside: {first}, {second}")
     })?;
     // Outside: the ceiling (3) and the new-address budget (1) apply.
-    let mut statuses = vec![];
-    for i in 0..4 {
-        let email = format!(
-            "untrusted-{i}-{}@example.com",
-            contact_auth::domain::secret::new_id()
-        );
-        record_secret(&email);
-        statuses.push(
-            call(
-                &app,
-                Route::Register,
-                &link_request(Route::Register, &email, outside)?,
-            )
-            .await?
-            .0,
-        );
-    }
+    let statuses = self::statuses(&registrations(&app, "untrusted", 4, outside).await?);
     ensure(statuses == vec![202, 202, 202, 429], || {
         format!("outside the trusted network: {statuses:?}")
     })?;
@@ -572,19 +519,34 @@ fn per_second(state: &Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+/// Six registration jobs as one concurrent batch, the mailer's governor at
+/// `governor` mails a second (0: off), SES (the gate) at `ses` a second: the failed
+/// records, and the gate's state after (its rate opened again). Every job must be gone.
+async fn six_jobs_at(
+    prefix: &str,
+    governor: u32,
+    ses: u32,
+) -> Result<(Vec<String>, Value), String> {
+    let base = fresh(&Value::Null).await;
+    let mut cfg = base.config.clone();
+    cfg.ses_max_send_rate = governor;
+    cfg.mailer_concurrency = 10;
+    let app = base.with_config(cfg);
+    let ids = jobs(&app, prefix, 6).await?;
+    gate(json!({"rate": ses, "mode": "ok", "reset": true}))?;
+    let failed = batch(&app, &ids).await?;
+    let state = gate(json!({"rate": 1_000_000}))?;
+    ensure(job_ids(&app.store).await.is_empty(), || {
+        format!("{prefix}: jobs left")
+    })?;
+    Ok((failed, state))
+}
+
 /// Issue 18 item 3: the send-rate governor (2 a second, shared through the table) keeps a
 /// concurrent batch under SES's rate (3 a second at the gate): nothing throttled, no
 /// second over, all sent, spread over at least 3 seconds.
 pub async fn governor() -> Result<(), String> {
-    let base = fresh(&Value::Null).await;
-    let mut cfg = base.config.clone();
-    cfg.ses_max_send_rate = 2;
-    cfg.mailer_concurrency = 10;
-    let app = base.with_config(cfg);
-    let ids = jobs(&app, "governed", 6).await?;
-    gate(json!({"rate": 3, "mode": "ok", "reset": true}))?;
-    let failed = batch(&app, &ids).await?;
-    let state = gate(json!({"rate": 1_000_000}))?;
+    let (failed, state) = six_jobs_at("governed", 2, 3).await?;
     let seconds = per_second(&state);
     ensure(
         failed.is_empty()
@@ -593,29 +555,19 @@ pub async fn governor() -> Result<(), String> {
             && seconds.iter().all(|n| *n <= 3)
             && seconds.len() >= 3,
         || format!("governed batch: failed {failed:?}, gate {state}"),
-    )?;
-    ensure(job_ids(&app.store).await.is_empty(), || "jobs left".into())
+    )
 }
 
 /// Issue 18 item 3: without the governor, sends SES throttles wait and go out: the gate
 /// throttled some, all 6 were accepted, no job failed.
 pub async fn throttled_sends_wait() -> Result<(), String> {
-    let base = fresh(&Value::Null).await;
-    let mut cfg = base.config.clone();
-    cfg.ses_max_send_rate = 0;
-    cfg.mailer_concurrency = 10;
-    let app = base.with_config(cfg);
-    let ids = jobs(&app, "throttled", 6).await?;
-    gate(json!({"rate": 2, "mode": "ok", "reset": true}))?;
-    let failed = batch(&app, &ids).await?;
-    let state = gate(json!({"rate": 1_000_000}))?;
+    let (failed, state) = six_jobs_at("throttled", 0, 2).await?;
     ensure(
         failed.is_empty()
             && state["accepted"] == 6
             && state["throttled"].as_u64().is_some_and(|n| n > 0),
         || format!("throttled batch: failed {failed:?}, gate {state}"),
-    )?;
-    ensure(job_ids(&app.store).await.is_empty(), || "jobs left".into())
+    )
 }
 
 /// Issue 18 item 3: SES says the daily quota is spent: the batch does not fail (nothing

@@ -330,6 +330,14 @@ fn origins(raw: &str) -> Res<Vec<String>> {
         .collect()
 }
 
+async fn hub_with_slug(store: &DynamoStore, slug: &str) -> Res<Hub> {
+    store
+        .hub_by_slug(slug)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no hub with slug {slug}"))
+}
+
 async fn put_hub(store: &DynamoStore, hub: Hub) -> Res<()> {
     if !store.put_hub(&hub).await.map_err(|e| e.to_string())? {
         return Err(format!("slug {} belongs to another hub", hub.slug));
@@ -589,11 +597,7 @@ async fn run(cli: Cli) -> Res<()> {
         }
         Command::TrustedNetworks { slug, set } => {
             let store = store().await?;
-            let mut hub = store
-                .hub_by_slug(&slug)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or(format!("no hub with slug {slug}"))?;
+            let mut hub = hub_with_slug(&store, &slug).await?;
             hub.trusted_cidrs = set
                 .split(',')
                 .filter(|s| !s.trim().is_empty())
@@ -604,11 +608,7 @@ async fn run(cli: Cli) -> Res<()> {
         }
         Command::Origins { slug, set } => {
             let store = store().await?;
-            let mut hub = store
-                .hub_by_slug(&slug)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or(format!("no hub with slug {slug}"))?;
+            let mut hub = hub_with_slug(&store, &slug).await?;
             hub.allowed_redirect_origins = origins(&set)?;
             put_hub(&store, hub).await
         }
