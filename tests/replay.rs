@@ -624,6 +624,10 @@ fn main() {
         "a_sign_in_job_older_than_the_link_lifetime_is_dropped",
         || block_on(crowd::old_sign_in_jobs_are_dropped()),
     ));
+    trials.push(scenario(
+        "the_mail_budgets_do_not_tell_whether_an_address_has_an_account",
+        || block_on(crowd::mail_budgets_do_not_enumerate()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -348,6 +348,9 @@ pub trait Attempts: Send + Sync {
         counters: &[(Counter, u32)],
         now: i64,
     ) -> impl Future<Output = PortResult<Reserved>> + Send;
+    /// Counts one event on a fixed-window counter, whatever its value, and returns the new
+    /// count (the mailer's per-IP mail budgets: see `handlers::mailer`).
+    fn count_event(&self, counter: &Counter) -> impl Future<Output = PortResult<u64>> + Send;
     /// Deletes a counter (a successful check clears its failures).
     fn reset_counter(&self, counter: &Counter) -> impl Future<Output = PortResult<()>> + Send;
 }

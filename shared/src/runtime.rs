@@ -213,10 +213,10 @@ pub async fn process_records<S: MailerStore, M: Mailer>(
         .collect()
         .await;
     failed.sort_by_key(|(i, _)| *i);
+    // The first failure that has a sequence number (the stream retries from there).
     failed
         .into_iter()
-        .next()
-        .and_then(|(_, seq)| seq)
+        .find_map(|(_, seq)| seq)
         .into_iter()
         .collect()
 }

@@ -223,6 +223,9 @@ impl<S: Attempts> Attempts for HubCache<S> {
     async fn reset_counter(&self, counter: &Counter) -> PortResult<()> {
         self.inner.reset_counter(counter).await
     }
+    async fn count_event(&self, counter: &Counter) -> PortResult<u64> {
+        self.inner.count_event(counter).await
+    }
 }
 
 impl<S: Sessions> Sessions for HubCache<S> {

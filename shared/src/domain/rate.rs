@@ -104,8 +104,8 @@ impl IpBudget {
             IpBudget::Ceiling => "ip",
             IpBudget::Login => "ip-login",
             IpBudget::Code => "code-ip",
-            IpBudget::NewAddressMail => "ip-new-mail",
-            IpBudget::SignInMail => "ip-sign-in-mail",
+            // One counter for every sign-in job, two limits (`handlers::mailer`).
+            IpBudget::NewAddressMail | IpBudget::SignInMail => "ip-link-mail",
         }
     }
 
@@ -395,7 +395,13 @@ mod tests {
             .iter()
             .map(|b| b.counter("203.0.113.10", 125).key)
             .collect();
-        assert_eq!(keys.len(), budgets.len());
+        // The two mail budgets are limits on one counter of every sign-in job (so what is
+        // counted does not depend on whether an address has an account).
+        assert_eq!(keys.len(), budgets.len() - 1);
+        assert_eq!(
+            IpBudget::NewAddressMail.key("203.0.113.10"),
+            IpBudget::SignInMail.key("203.0.113.10")
+        );
         // The defaults of README "Limits".
         let limits: Vec<u32> = budgets.iter().map(|b| b.limit(&cfg)).collect();
         assert_eq!(limits, vec![600, 120, 30, 30, 600]);

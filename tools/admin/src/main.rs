@@ -108,8 +108,10 @@ enum Command {
     /// SES sends again; sign-in jobs older than the link lifetime are deleted instead
     /// (README "Operating it": the runbook).
     Redrive {
-        /// Seconds after which a job that is not parked counts as stuck.
-        #[arg(long, default_value_t = 900)]
+        /// Seconds after which a job that is not parked counts as stuck: the stream
+        /// mapping's record age (6 h), after which its record is skipped; a younger job may
+        /// still be on its way through the mailer, and a copy would mail it twice.
+        #[arg(long, default_value_t = 21_600)]
         stuck_after: i64,
         /// Count only; change nothing.
         #[arg(long)]

@@ -85,8 +85,11 @@ impl DynamoStore {
     /// the old one deleted — in one transaction, only while the old one is still there
     /// (two operators redriving at once send it once).
     pub async fn redrive_job(&self, job: &MailJob, new_id: &str, now: i64) -> PortResult<bool> {
+        // No source IP: its per-IP mail budget was counted when it first ran (an operator
+        // redriving a thousand parked jobs from one office must not find them over it).
         let copy = MailJob {
             job_id: new_id.to_string(),
+            source_ip: None,
             ..job.clone()
         };
         let old = Delete::builder()

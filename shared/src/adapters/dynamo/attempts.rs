@@ -2,12 +2,12 @@
 //! their limits — the same items the mail-send rules count (`jobs.rs`).
 
 use aws_sdk_dynamodb::types::builders::UpdateBuilder;
-use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ReturnValue, TransactWriteItem, Update};
 
-use super::codec::n;
+use super::codec::{get_n, n};
 use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
-use super::{build_err, sdk_err, DynamoStore, Item};
+use super::{build_err, conditional, sdk_err, DynamoStore, Item};
 use crate::errors::PortError;
 use crate::ports::{Attempts, Counter, PortResult, Reserved};
 
@@ -62,6 +62,33 @@ impl Attempts for DynamoStore {
         counters: &[(Counter, u32)],
         now: i64,
     ) -> PortResult<Reserved> {
+        // One counter (the mailer's send-rate slot, taken by many instances at once): a
+        // plain conditional update, which cannot lose a transaction conflict.
+        if let [(c, limit)] = counters {
+            let res = self
+                .window_count(c, *limit)
+                .build()
+                .map_err(build_err)
+                .map(|u| {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(u.key))
+                        .update_expression(u.update_expression)
+                        .set_condition_expression(u.condition_expression)
+                        .set_expression_attribute_values(u.expression_attribute_values)
+                })?
+                .send()
+                .await;
+            return Ok(if conditional("reserve_attempts", res)? {
+                Reserved::Ok
+            } else {
+                Reserved::Limited {
+                    retry_after: (c.expires_at - now).max(1) as u64,
+                    refused: vec![0],
+                }
+            });
+        }
         let mut tx = Tx::new();
         for (i, (c, limit)) in counters.iter().enumerate() {
             let u = self.window_count(c, *limit).build().map_err(build_err)?;
@@ -74,6 +101,26 @@ impl Attempts for DynamoStore {
             Settled::Done => Ok(Reserved::Ok),
             Settled::Failed(failed) => reserve_outcome(counters, now, &failed),
         }
+    }
+
+    async fn count_event(&self, counter: &Counter) -> PortResult<u64> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::rate(&counter.key))))
+            .update_expression("ADD n :one SET expires_at = :exp")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", n(counter.expires_at))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| sdk_err("count_event", e))?;
+        Ok(out
+            .attributes
+            .as_ref()
+            .and_then(|a| get_n(a, "n"))
+            .map_or(0, |v| v.max(0) as u64))
     }
 
     async fn reset_counter(&self, counter: &Counter) -> PortResult<()> {

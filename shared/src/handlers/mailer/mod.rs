@@ -164,7 +164,7 @@ pub fn sign_in_purpose(
 const THROTTLED_SENDS: u32 = 8;
 
 /// How long the governor waits for a send slot before the job fails (and is retried).
-const GOVERNOR_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+const GOVERNOR_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn jitter_ms(max: u64) -> u64 {
     let mut b = [0u8; 2];
@@ -190,18 +190,21 @@ async fn send_slot<S: Attempts, M>(app: &MailerApp<S, M>) -> Result<(), PortErro
             key: format!("ses-send#{second}"),
             expires_at: second + 60,
         };
-        match app.store.reserve_attempts(&[(slot, rate)], second).await? {
-            Reserved::Ok => return Ok(()),
-            Reserved::Limited { .. } if started.elapsed() < GOVERNOR_WAIT => {
-                let wait = (1000 - now_ms.rem_euclid(1000)) as u64 + jitter_ms(50);
-                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-            }
-            Reserved::Limited { .. } => {
-                return Err(PortError::Unavailable(
-                    "ses governor: no send slot in 30 s".into(),
-                ))
-            }
+        // A throttled or unreachable table is waited out like a full second.
+        let taken = match app.store.reserve_attempts(&[(slot, rate)], second).await {
+            Ok(Reserved::Ok) => return Ok(()),
+            Ok(Reserved::Limited { .. }) | Err(PortError::Unavailable(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if !taken && started.elapsed() >= GOVERNOR_WAIT {
+            return Err(PortError::Unavailable(
+                "ses governor: no send slot in time".into(),
+            ));
         }
+        // Into the next second, spread over its first half: waiters do not all wake at
+        // its first millisecond.
+        let wait = (1000 - now_ms.rem_euclid(1000)) as u64 + jitter_ms(500);
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
     }
 }
 
@@ -364,9 +367,6 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     else {
         return Ok(Outcome::Nothing);
     };
-    if !within_mail_budget(app, job, target, purpose).await? {
-        return Ok(Outcome::Limited);
-    }
     let redirect = allowed_redirect(job.redirect_url.as_deref(), target.hub.as_ref());
     if job.redirect_url.is_some() && redirect.is_none() {
         tracing::warn!(job_id = %job.job_id, "redirect_url no longer allowed by the hub: link goes to the hosted page");
@@ -390,16 +390,23 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     link.key_id = Some(key.id());
     link.code_hash = Some(code_hash(&key, &link.token_hash, &code));
     link.code_challenge = job.code_challenge.clone();
+    // Ordered by the request, not by when a (concurrent) mailer got to it: the link of
+    // the newest request becomes the newest (`make_newest`), whatever order jobs finish in.
+    link.created_at = job.created_at;
     if !store
         .put_magic_link(&link, contact.as_ref().map(|c| c.token_version))
         .await?
     {
         // A retry of this job: its link (same token, same code) is stored already. Resend
-        // it as stored, unless it was used meanwhile (the first mail got through).
+        // it as stored, unless it was used meanwhile (the first mail got through). Its
+        // mail budget was counted by the first attempt.
         match store.magic_link(&link.token_hash).await? {
             Some((stored, _)) if stored.used_at.is_none() => link = stored,
             _ => return Ok(Outcome::Nothing),
         }
+    } else if !within_mail_budget(app, job, target, purpose).await? {
+        // The stored link is never mailed and never becomes the newest: it just expires.
+        return Ok(Outcome::Limited);
     }
     let url = link_url(
         &app.config.public_base_url,
@@ -424,9 +431,15 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     Ok(Outcome::Sent(link.purpose))
 }
 
-/// The per-IP mail budget of the job's request (strict for a new address, loose for a
-/// member's sign-in), counted in the window of the request; a source inside one of the
-/// hub's trusted networks (as the hub is now) is exempt, and so is a job without a source.
+/// The per-IP mail budget of the job's request. Every sign-in job from an IP counts on
+/// one counter, whatever it finds; the limit it is held to depends on what it sends:
+/// strict (30 a minute) for a registration to an address without an account, loose (600)
+/// for mail to a contact. Counting every job the same way matters: were only new
+/// addresses counted on the strict counter, an attacker could ask for a victim's address
+/// and 30 of their own in one minute and learn from the 30th mail whether the victim has
+/// an account. A source inside one of the hub's trusted networks is exempt — only when
+/// the request named the hub by slug, as on the request side — and so is a job without a
+/// source (a redrive: counted when it first ran).
 async fn within_mail_budget<S: MailerStore, M>(
     app: &MailerApp<S, M>,
     job: &MailJob,
@@ -436,26 +449,22 @@ async fn within_mail_budget<S: MailerStore, M>(
     let Some(ip) = job.source_ip.as_deref() else {
         return Ok(true);
     };
-    if target
-        .hub
-        .as_ref()
-        .is_some_and(|h| trusted(&h.trusted_cidrs, ip))
-    {
+    let trusted_hub = target.hub.as_ref().filter(|_| job.slug.is_some());
+    if trusted_hub.is_some_and(|h| trusted(&h.trusted_cidrs, ip)) {
         return Ok(true);
     }
     let (budget, limit) = match purpose {
         LinkPurpose::Register => (IpBudget::NewAddressMail, Limit::NewAddressMail),
         _ => (IpBudget::SignInMail, Limit::SignInMail),
     };
-    let counter = budget.reserve(&app.config, ip, job.created_at);
-    match app.store.reserve_attempts(&[counter], app.now()).await? {
-        Reserved::Ok => Ok(true),
-        Reserved::Limited { .. } => {
-            metrics::record(Event::RateLimited(limit));
-            tracing::warn!(job_id = %job.job_id, budget = ?budget, "per-IP mail budget reached: not sent");
-            Ok(false)
-        }
+    let now = app.now();
+    let count = app.store.count_event(&budget.counter(ip, now)).await?;
+    if count <= u64::from(budget.limit(&app.config)) {
+        return Ok(true);
     }
+    metrics::record(Event::RateLimited(limit));
+    tracing::warn!(job_id = %job.job_id, budget = ?budget, "per-IP mail budget reached: not sent");
+    Ok(false)
 }
 
 /// An email change: a notice with an undo link to the current address, then the
