@@ -432,7 +432,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
 }
 
 /// The per-IP mail budget of the job's request. Every sign-in job from an IP counts on
-/// one counter, whatever it finds; the limit it is held to depends on what it sends:
+/// one counter (per minute of the request), whatever it finds; the limit it is held to depends on what it sends:
 /// strict (30 a minute) for a registration to an address without an account, loose (600)
 /// for mail to a contact. Counting every job the same way matters: were only new
 /// addresses counted on the strict counter, an attacker could ask for a victim's address
@@ -457,8 +457,16 @@ async fn within_mail_budget<S: MailerStore, M>(
         LinkPurpose::Register => (IpBudget::NewAddressMail, Limit::NewAddressMail),
         _ => (IpBudget::SignInMail, Limit::SignInMail),
     };
-    let now = app.now();
-    let count = app.store.count_event(&budget.counter(ip, now)).await?;
+    // Counted in the request's window, like the per-IP ceiling that admitted the request
+    // (a backlog must not crowd two request-minutes into one), and kept an hour past that
+    // window's end or now, whichever is later: TTL deletion is lazy but may come any time
+    // after `expires_at`, and would reset a delayed crowd's count.
+    let window = budget.counter(ip, job.created_at);
+    let counter = Counter {
+        expires_at: window.expires_at.max(app.now()) + 3600,
+        ..window
+    };
+    let count = app.store.count_event(&counter).await?;
     if count <= u64::from(budget.limit(&app.config)) {
         return Ok(true);
     }
