@@ -212,12 +212,12 @@ pub trait Contacts: Send + Sync {
         &self,
         contact_id: &ContactId,
     ) -> impl Future<Output = PortResult<Vec<Membership>>> + Send;
-    /// Profile and membership in one read (the `placeholder` contact's keys, which never
-    /// exist, when there is no contact, so every login does the same reads).
+    /// Profile and membership in one read. Without a contact, the caller passes a
+    /// placeholder id whose keys never exist (`domain::code::placeholder`): the same reads,
+    /// and nothing found.
     fn contact_with_membership(
         &self,
-        contact_id: Option<&ContactId>,
-        placeholder: &ContactId,
+        contact_id: &ContactId,
         team_id: &TeamId,
     ) -> impl Future<Output = PortResult<(Option<Contact>, Option<Membership>)>> + Send;
     /// Ends every session (token version + 1) and cancels a pending email change.

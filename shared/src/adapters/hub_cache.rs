@@ -127,12 +127,11 @@ impl<S: Contacts> Contacts for HubCache<S> {
     }
     async fn contact_with_membership(
         &self,
-        contact_id: Option<&ContactId>,
-        placeholder: &ContactId,
+        contact_id: &ContactId,
         team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
         self.inner
-            .contact_with_membership(contact_id, placeholder, team_id)
+            .contact_with_membership(contact_id, team_id)
             .await
     }
     async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {

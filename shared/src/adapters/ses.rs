@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use aws_config::retry::RetryConfig;
 
 use crate::errors::PortError;
-use crate::ports::{Mailer, OutgoingMail, PortResult};
+use crate::ports::{Clock, Mailer, OutgoingMail, PortResult, SystemClock};
 
 pub struct SesMailer {
     client: Client,
@@ -61,15 +61,9 @@ fn content(data: &str) -> PortResult<Content> {
         .map_err(|_| PortError::Internal("ses content build".into()))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Mailer for SesMailer {
     async fn send(&self, mail: &OutgoingMail) -> PortResult<()> {
-        if self.paused_until.load(Ordering::Relaxed) > unix_now() {
+        if self.paused_until.load(Ordering::Relaxed) > SystemClock.now() {
             return Err(PortError::Paused(
                 "ses send: paused by this instance".into(),
             ));
@@ -100,7 +94,7 @@ impl Mailer for SesMailer {
         };
         if matches!(err, PortError::Paused(_)) {
             self.paused_until
-                .store(unix_now() + PAUSE_SECONDS, Ordering::Relaxed);
+                .store(SystemClock.now() + PAUSE_SECONDS, Ordering::Relaxed);
         }
         Err(err)
     }

@@ -73,6 +73,16 @@ pub struct MailJob {
     pub source_ip: Option<String>,
 }
 
+impl MailJob {
+    /// A sign-in or registration job asked for a link lifetime (`magic_ttl`) ago or more:
+    /// the member has asked again or given up, so it is dropped, not sent (the mailer and
+    /// `redrive` both).
+    pub fn sign_in_expired(&self, magic_ttl: i64, now: i64) -> bool {
+        matches!(self.purpose, JobPurpose::Register | JobPurpose::Magic)
+            && self.created_at + magic_ttl <= now
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MembershipStatus {

@@ -217,7 +217,7 @@ pub async fn authenticate<S: Contacts>(
     // removal from the team all end the token here.
     let (contact, membership) = app
         .store
-        .contact_with_membership(Some(&claims.sub), &claims.sub, &claims.tid)
+        .contact_with_membership(&claims.sub, &claims.tid)
         .await?;
     let contact = contact.ok_or_else(unauthorized)?;
     if claims.tv < contact.token_version || !membership.is_some_and(|m| m.admits(claims.auth_time))

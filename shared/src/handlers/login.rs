@@ -74,8 +74,7 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
         ContactId::from_stored(placeholder(&app.keys.link().active, "contact", &email.key));
     let (contact, membership) = store
         .contact_with_membership(
-            contact_id.as_ref(),
-            &placeholder,
+            contact_id.as_ref().unwrap_or(&placeholder),
             team_id.as_ref().unwrap_or(&no_team),
         )
         .await?;

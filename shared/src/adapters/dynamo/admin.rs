@@ -124,7 +124,7 @@ impl DynamoStore {
         now: i64,
         dry_run: bool,
     ) -> PortResult<RedriveReport> {
-        use crate::domain::model::JobPurpose;
+        use crate::ports::MailJobs;
         let mut report = RedriveReport::default();
         for p in self.pending_jobs().await? {
             let job = &p.job;
@@ -132,17 +132,10 @@ impl DynamoStore {
                 report.left += 1;
                 continue;
             }
-            let sign_in = matches!(job.purpose, JobPurpose::Register | JobPurpose::Magic);
-            if sign_in && job.created_at + magic_ttl <= now {
+            if job.sign_in_expired(magic_ttl, now) {
                 report.expired += 1;
                 if !dry_run {
-                    self.client
-                        .delete_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key_map(keys::job(&job.job_id))))
-                        .send()
-                        .await
-                        .map_err(|e| sdk_err("redrive_pending", e))?;
+                    self.delete_job(&job.job_id).await?;
                 }
                 continue;
             }

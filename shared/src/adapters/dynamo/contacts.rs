@@ -66,22 +66,16 @@ impl Contacts for DynamoStore {
 
     async fn contact_with_membership(
         &self,
-        contact_id: Option<&ContactId>,
-        placeholder: &ContactId,
+        contact_id: &ContactId,
         team_id: &TeamId,
     ) -> PortResult<(Option<Contact>, Option<Membership>)> {
-        // Without a contact, read the placeholder's two keys, which never exist: the same
-        // cost either way.
-        let id = contact_id.unwrap_or(placeholder);
+        let id = contact_id;
         let items = self
             .batch_get(
                 "contact_with_membership",
                 vec![keys::profile(id), keys::membership(id, team_id)],
             )
             .await?;
-        if contact_id.is_none() {
-            return Ok((None, None));
-        }
         let contact = items
             .iter()
             .find(|i| get_s(i, "sk") == Some(keys::profile(id).1))

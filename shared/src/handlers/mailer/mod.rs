@@ -257,8 +257,7 @@ pub async fn process_job<S: MailerStore, M: Mailer>(
     let Some(job) = store.job(job_id).await? else {
         return Ok(Outcome::AlreadyDone);
     };
-    let sign_in = matches!(job.purpose, JobPurpose::Register | JobPurpose::Magic);
-    let outcome = if sign_in && job.created_at + app.config.magic_ttl <= app.now() {
+    let outcome = if job.sign_in_expired(app.config.magic_ttl, app.now()) {
         // Asked for a link lifetime ago: the member has given up on it or asked again.
         tracing::warn!(job_id = %job_id, "sign-in job older than the link lifetime: dropped");
         Outcome::Expired
