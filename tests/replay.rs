@@ -24,6 +24,7 @@ use contact_auth::routes::Route;
 use contact_auth::runtime::handle_stream_event;
 use libtest_mimic::{Arguments, Failed, Trial};
 
+mod bounces;
 mod crowd;
 use serde_json::Value;
 use testkit::app::TestApp;
@@ -466,6 +467,45 @@ async fn replay_mailer(ses: &str, path: &Path, exp: &Expected) -> Result<(), Str
     Ok(())
 }
 
+/// A ses-events fixture (an SNS event of SES sending events) through the handler: its
+/// result (the summary), and the items it must have written — or, naming none, that the
+/// table is unchanged.
+async fn replay_ses_events(path: &Path, exp: &Expected) -> Result<(), String> {
+    let app = fresh(&exp.config).await;
+    let steps = fixtures::parse_steps(&exp.setup)?;
+    fixtures::setup(&app, &steps)
+        .await
+        .map_err(|e| format!("fixture setup: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+    let event: contact_auth::handlers::ses_events::SnsEvent =
+        serde_json::from_str(&text).map_err(|e| format!("not an SNS event: {e}"))?;
+    let before = snapshot(&app.store).await;
+    let summary = contact_auth::runtime::handle_ses_events(&app.store_app(), event)
+        .await
+        .map_err(|e| e.to_string())?;
+    let out = serde_json::to_value(&summary).map_err(|e| e.to_string())?;
+    let problems = testkit::verdict::check_event(exp, &out);
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    let after = snapshot(&app.store).await;
+    if exp.writes.is_empty() {
+        let changed: Vec<_> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|k| before.get(*k) != after.get(*k))
+            .collect();
+        if !changed.is_empty() {
+            return Err(format!("the event changed {changed:?}, want nothing"));
+        }
+    }
+    let missing = missing_writes(&exp.writes, &before, &after);
+    if !missing.is_empty() {
+        return Err(missing.join("; "));
+    }
+    Ok(())
+}
+
 fn fixtures_on_disk() -> Vec<(String, String, PathBuf)> {
     let mut out = vec![];
     let mut dirs: Vec<_> = std::fs::read_dir(format!("{ROOT}/events"))
@@ -514,6 +554,8 @@ fn fixture_trial(function: String, case: String, path: PathBuf) -> Trial {
         block_on(async move {
             if function == "mailer" {
                 replay_mailer(&ses, &path, &exp).await
+            } else if function == "ses-events" {
+                replay_ses_events(&path, &exp).await
             } else {
                 replay_http(&function, &path, &exp).await
             }
@@ -539,12 +581,12 @@ fn main() {
     // Every function has fixtures, and the set is the full one.
     let functions: std::collections::BTreeSet<_> =
         fixtures_on_disk().into_iter().map(|(f, _, _)| f).collect();
-    for r in Route::ALL {
-        assert!(
-            functions.contains(r.function()),
-            "no fixtures for {}",
-            r.function()
-        );
+    let every = Route::ALL
+        .iter()
+        .map(|r| r.function())
+        .chain(contact_auth::routes::EVENT_FUNCTIONS.iter().copied());
+    for f in every {
+        assert!(functions.contains(f), "no fixtures for {f}");
     }
     assert!(
         trials.len() >= 100,
@@ -627,6 +669,10 @@ fn main() {
     trials.push(scenario(
         "the_mail_budgets_do_not_tell_whether_an_address_has_an_account",
         || block_on(crowd::mail_budgets_do_not_enumerate()),
+    ));
+    trials.push(scenario(
+        "bounced_addresses_get_no_mail_until_a_password_login",
+        || block_on(bounces::bounced_addresses_get_no_mail_until_a_password_login()),
     ));
     libtest_mimic::run(&args, trials).exit();
 }

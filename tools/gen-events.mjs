@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Writes the fixtures under events/: API Gateway HTTP API (payload 2.0) events, and
-// DynamoDB stream events for the mailer, each with `<case>.expected.json` beside it.
+// Writes the fixtures under events/: API Gateway HTTP API (payload 2.0) events, DynamoDB
+// stream events for the mailer and SNS events for ses-events, each with
+// `<case>.expected.json` beside it.
 // The files are committed; rerun this after changing a case (`node tools/gen-events.mjs`).
 //
 // Expected-file fields: status, code, pointer, headers (names that must be present),
@@ -397,6 +398,54 @@ add("mailer", "redelivered-record-sends-nothing", streamEvent("INSERT", jobImage
 // check stands between it and a mail.
 add("mailer", "remove-event-ignored", streamEvent("REMOVE", jobImage("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" }), { withImage: true }),
   { emails: 0, to: "gone@example.com", jobs_left: 1, setup: [jobSetup("job-fixture-6", "register", "gone@example.com", { slug: "member-academy" })] });
+
+// An address SES reported undeliverable gets no mail; the job is retired (the request
+// that queued it answered 202 long ago).
+add("mailer", "suppressed-address-sends-nothing", streamEvent("INSERT", jobImage("job-fixture-7", "magic", "member@example.com", { slug: "my-hub" })),
+  { emails: 0, to: "member@example.com", setup: [{ op: "session", email: "member@example.com" }, { op: "suppress", email: "member@example.com", reason: "bounce" }, jobSetup("job-fixture-7", "magic", "member@example.com", { slug: "my-hub" })] });
+
+// ses-events: SNS events carrying SES sending events (the configuration set publishes
+// bounces and complaints; the message is SES's event record as a JSON string). The
+// expected `body` is the function's result (its summary); without `writes`, the table
+// must be unchanged.
+function snsEvent(...messages) {
+  const topic = "arn:aws:sns:eu-west-1:123456789012:contact-auth-SesEventsTopic-ABC";
+  return {
+    Records: messages.map((m, i) => ({
+      EventSource: "aws:sns",
+      EventVersion: "1.0",
+      EventSubscriptionArn: `${topic}:2bcfbf39-05c3-41de-beaa-fcfcc21c8f5${i}`,
+      Sns: {
+        Type: "Notification",
+        MessageId: `95df01b4-ee98-5cb9-9903-4c221d41eb5${i}`,
+        TopicArn: topic,
+        Subject: null,
+        Message: typeof m === "string" ? m : JSON.stringify(m),
+        Timestamp: "2026-12-05T10:00:00.000Z",
+        SignatureVersion: "1",
+        Signature: "EXAMPLE",
+        SigningCertUrl: "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem",
+        UnsubscribeUrl: "https://sns.eu-west-1.amazonaws.com/?Action=Unsubscribe",
+        MessageAttributes: {},
+      },
+    })),
+  };
+}
+const sesMail = (to) => ({ timestamp: "2026-12-05T09:59:58.012Z", source: "Member Academy <no-reply@example.com>", sendingAccountId: "123456789012", messageId: "0102018f-example-000000", destination: [to], headersTruncated: false, tags: { "ses:configuration-set": ["contact-auth-SesConfigurationSet-ABC"] } });
+const bounce = (to, bounceType) => ({ eventType: "Bounce", bounce: { bounceType, bounceSubType: "General", bouncedRecipients: [{ emailAddress: to, action: "failed", status: "5.1.1", diagnosticCode: "smtp; 550 5.1.1 user unknown" }], timestamp: "2026-12-05T10:00:00.669Z", feedbackId: "0102018f-feedback-000000", reportingMTA: "dsn; mta.example.com" }, mail: sesMail(to) });
+const complaint = (to) => ({ eventType: "Complaint", complaint: { complainedRecipients: [{ emailAddress: to }], timestamp: "2026-12-05T10:00:00.669Z", feedbackId: "0102018f-feedback-000001", userAgent: "Mozilla/5.0", complaintFeedbackType: "abuse", arrivalDate: "2026-12-05T10:00:00.669Z" }, mail: sesMail(to) });
+const summary = (counts) => Object.fromEntries(Object.entries({ records: 1, suppressed: 0, ...counts }).map(([k, v]) => [`/${k}`, v]));
+add("ses-events", "success", snsEvent(bounce("member@example.com", "Permanent")),
+  { body: summary({ suppressed: 1, bounce_permanent: 1 }), setup: [{ op: "session", email: "member@example.com" }],
+    writes: [{ pk: "SUPPRESS#" }, { pk: "CONTACT#", sk: "PROFILE", attr: "mail_suppressed_at" }] });
+add("ses-events", "complaint-suppresses-an-address-without-account", snsEvent(complaint("Someone <someone@example.com>")),
+  { body: summary({ suppressed: 1, complaint: 1 }), writes: [{ pk: "SUPPRESS#" }] });
+add("ses-events", "transient-bounce-changes-nothing", snsEvent(bounce("member@example.com", "Transient")),
+  { body: summary({ bounce_transient: 1 }), setup: [{ op: "session", email: "member@example.com" }] });
+add("ses-events", "delivery-event-ignored", snsEvent({ eventType: "Delivery", delivery: { recipients: ["member@example.com"] }, mail: sesMail("member@example.com") }),
+  { body: summary({ other: 1 }) });
+add("ses-events", "not-an-ses-record-ignored", snsEvent("{\"Type\":\"SubscriptionConfirmation\"}", "not json at all"),
+  { body: summary({ records: 2, malformed: 2 }) });
 
 rmSync(OUT, { recursive: true, force: true });
 for (const [path, content] of files) {

@@ -9,8 +9,8 @@
 //   2. The function's binary runs against the emulator exactly as Lambda runs `bootstrap`:
 //      it polls the Runtime API, handles the event, posts the response.
 //   3. The response is printed and checked against the expected file (status, error code,
-//      headers; for the mailer: no batch item failures and the mails sent). Exit 1 when
-//      it differs.
+//      headers; for the mailer: no batch item failures and the mails sent; for ses-events:
+//      its result, the summary). Exit 1 when it differs.
 //
 // Which binary: BOOTSTRAP=<path> if given, else this machine's build of the function
 // (`cargo build --bin <function>`). Lambda's `bootstrap` from `make build` is the same
@@ -162,13 +162,17 @@ async function main() {
     const mailsFile = join(workDir, `${fn}-${basename(eventPath)}.mails.json`);
     writeFileSync(mailsFile, JSON.stringify((await mailsTo(sesUrl, expected.to)).slice(mailsBefore)));
     verdictArgs.push("--mails", mailsFile);
+  } else if (fn === "ses-events") {
+    verdictArgs.push("--event");
   }
   const v = spawnSync(join(BIN, "contact-auth-admin"), verdictArgs, { cwd: ROOT, encoding: "utf8" });
   if (v.status !== 0) {
     console.error(`invoke ${fn} ${eventArg}: ${(v.stderr || v.stdout).trim()}`);
     return 1;
   }
-  const what = fn === "mailer" ? `${expected.emails} mail(s) to ${expected.to}` : `status ${expected.status}${expected.code ? ` ${expected.code}` : ""}`;
+  const what = fn === "mailer" ? `${expected.emails} mail(s) to ${expected.to}`
+    : fn === "ses-events" ? `result ${JSON.stringify(expected.body)}`
+    : `status ${expected.status}${expected.code ? ` ${expected.code}` : ""}`;
   console.log(`invoke ${fn} ${eventArg}: ok (${what}, as expected)`);
   return 0;
 }

@@ -111,6 +111,8 @@ pub enum Event {
     MailFailed(FailureKind),
     /// A mail job ended (`sent`, `notice`, `nothing`, `dropped`, `already_done`, `failed`).
     MailJob(&'static str),
+    /// An SES sending event read by `ses-events` (`domain::suppression::Kind`).
+    SesEvent(&'static str),
 }
 
 /// Which dependency a call went to.
@@ -248,6 +250,7 @@ pub fn documents(
             Event::MailSent => ("MailsSent", None),
             Event::MailFailed(k) => ("MailFailures", Some(("Kind", k.as_str()))),
             Event::MailJob(outcome) => ("MailJobs", Some(("Outcome", *outcome))),
+            Event::SesEvent(kind) => ("SesEvents", Some(("Kind", *kind))),
             Event::WrongCode(hub) => ("WrongCodes", Some(("Hub", hub.as_str()))),
         };
         let mut dims = vec![("Function", function)];

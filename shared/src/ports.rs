@@ -12,6 +12,7 @@ use crate::domain::model::{
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
+use crate::domain::suppression::Reason;
 use crate::errors::PortError;
 
 pub type PortResult<T> = Result<T, PortError>;
@@ -353,6 +354,29 @@ pub trait Attempts: Send + Sync {
     fn count_event(&self, counter: &Counter) -> impl Future<Output = PortResult<u64>> + Send;
     /// Deletes a counter (a successful check clears its failures).
     fn reset_counter(&self, counter: &Counter) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// Addresses SES reported undeliverable: a permanent bounce or a complaint
+/// (`domain::suppression`). The mailer sends them nothing; a password login by the
+/// contact the address belongs to, or an operator, lifts it.
+pub trait Suppressions: Send + Sync {
+    /// Whether mail to the address is suppressed (a consistent read).
+    fn suppressed(&self, key: &EmailKey) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Suppresses the address (again: the newest reason and time win), and flags the
+    /// profile of the contact that has it now (`Contact::mail_suppressed_at`) so that
+    /// contact's next password login lifts it without another read.
+    fn suppress(
+        &self,
+        key: &EmailKey,
+        reason: Reason,
+        at: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+    /// Lifts a contact's suppression: the address's item, then the profile's flag.
+    fn lift_suppression(
+        &self,
+        contact: &ContactId,
+        key: &EmailKey,
+    ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

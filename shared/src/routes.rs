@@ -132,6 +132,11 @@ routes! {
         => PasswordChangeFn(DynamoStore, KeySet) password_change;
 }
 
+/// The functions an event triggers instead of an HTTP route (each its own crate, template
+/// function and fixtures folder): the mailer (the table's stream, `runtime::run_mailer`) and
+/// ses-events (SES bounces and complaints through SNS, `runtime::run_ses_events`).
+pub const EVENT_FUNCTIONS: &[&str] = &["mailer", "ses-events"];
+
 impl Route {
     pub fn by_function(name: &str) -> Option<Route> {
         Route::ALL.iter().copied().find(|r| r.function() == name)

@@ -18,8 +18,9 @@ use crate::config::Config;
 use crate::domain::jwt::KeySet;
 use crate::edge;
 use crate::handlers::mailer::{self, MailerApp, MailerStore};
+use crate::handlers::ses_events;
 use crate::metrics;
-use crate::ports::Mailer;
+use crate::ports::{Mailer, Suppressions};
 use crate::routes::RouteFn;
 
 /// JSON logs, one object per line, level from `LOG_LEVEL` (`error`, `warn`, `info`,
@@ -299,6 +300,47 @@ pub async fn run_mailer() -> Result<(), Error> {
         app.keys.refresh(&app.config).await;
         Ok::<_, Error>(handle_stream_event(app, ev.payload).await)
     }))
+    .await
+}
+
+/// One SNS invocation of `ses-events` with its metrics (the same documents a mail job
+/// writes: latency, DynamoDB time, one `SesEvents{Kind}` per record).
+pub async fn handle_ses_events<S: Suppressions, K, M>(
+    app: &App<S, K, M>,
+    event: ses_events::SnsEvent,
+) -> Result<ses_events::Summary, crate::errors::PortError> {
+    let started = std::time::Instant::now();
+    // Boxed, like a mail job: keeps the Lambda loop's future within the layout depth.
+    let (result, recorded) = metrics::scope(Box::pin(ses_events::handle(app, event))).await;
+    metrics::emit(&metrics::documents(
+        &app.config.metrics_namespace,
+        "ses-events",
+        metrics::now_ms(),
+        metrics::Unit::Job,
+        started.elapsed().as_secs_f64() * 1000.0,
+        &recorded,
+    ));
+    if let Err(e) = &result {
+        tracing::error!(error = %e, "ses events not recorded; Lambda retries the invocation");
+    }
+    result
+}
+
+/// The `ses-events` function's `main`: the Lambda loop over SNS events (SES bounces and
+/// complaints). The table only: no keys, no mail.
+pub async fn run_ses_events() -> Result<(), Error> {
+    init_tracing();
+    let config = Config::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    let app = App::new(config).with_store(store);
+    let app = &app;
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<ses_events::SnsEvent>| async move {
+            handle_ses_events(app, ev.payload)
+                .await
+                .map_err(|e| Error::from(e.to_string()))
+        },
+    ))
     .await
 }
 

@@ -86,6 +86,13 @@ impl TestApp {
     }
 
     /// The mailer's state on these parts.
+    /// The app of a function built with the table only (ses-events), at this app's clock.
+    pub fn store_app(&self) -> App<DynamoStore> {
+        App::new(self.config.clone())
+            .with_clock(self.clock.clone())
+            .with_store(self.store.clone())
+    }
+
     pub fn mailer_app<M>(&self, mailer: M) -> MailerApp<DynamoStore, M> {
         App::new(self.config.clone())
             .with_clock(self.clock.clone())

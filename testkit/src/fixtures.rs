@@ -16,7 +16,8 @@ use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
 use contact_auth::domain::password;
 use contact_auth::domain::secret::{new_id, RawToken};
-use contact_auth::ports::{Contacts, Directory, MagicLinks, MailJobs};
+use contact_auth::domain::suppression::Reason;
+use contact_auth::ports::{Contacts, Directory, MagicLinks, MailJobs, Suppressions};
 use contact_auth::routes::Route;
 use http::Response;
 use lambda_http::Body;
@@ -75,6 +76,9 @@ pub enum SetupStep {
         #[serde(default)]
         source_ip: Option<String>,
     },
+    /// SES reported `email` undeliverable (`reason`: `bounce` or `complaint`), as the
+    /// ses-events function records it (the profile of its contact flagged too).
+    Suppress { email: String, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -357,6 +361,17 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                 {
                     return Err("setup: the contact is not a member".into());
                 }
+            }
+            SetupStep::Suppress { email, reason } => {
+                let key = parse_email(email)
+                    .map_err(|_| format!("setup: suppress: {email} is not an address"))?
+                    .key;
+                let reason = Reason::parse(reason)
+                    .ok_or_else(|| format!("setup: suppress: no reason {reason}"))?;
+                store
+                    .suppress(&key, reason, app.now())
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             SetupStep::Rotate => {
                 let old = out

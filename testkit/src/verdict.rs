@@ -10,6 +10,9 @@
 //!   `body_strings` (pointers holding a non-empty string), `body_empty`.
 //! - Mailer: `to`, `emails` (how many mails to `to`), `subject` (of the last one, which
 //!   must carry the hosted-page link in both parts).
+//! - Other event functions (ses-events): `body`, JSON pointers into the function's result
+//!   (its summary), and no `status`; `writes` as below. A fixture without `writes` must
+//!   leave the table as it was (replay).
 //! - Setup and sending: `setup`, `clock_offset`, `repeat`, `vary_email`, `config`.
 //! - Side effects (replay only: `make invoke` has no table snapshot): `writes`, the items
 //!   the request must have changed (`missing_writes`): a revocation, a version bump, a job.
@@ -283,6 +286,24 @@ pub fn check_http(exp: &Expected, obs: &Observed) -> Vec<String> {
     }
     if exp.body_empty && !obs.body.is_empty() {
         problems.push(format!("the body must be empty: {}", obs.body));
+    }
+    problems
+}
+
+/// Everything in an event function's result (`out`) that differs from `exp`.
+pub fn check_event(exp: &Expected, out: &Value) -> Vec<String> {
+    let mut problems = vec![];
+    if exp.status.is_some() || exp.emails.is_some() {
+        problems.push("an event function's expected file names no status and no emails".into());
+    }
+    if exp.body.is_empty() {
+        problems.push("the expected file names no result (body)".into());
+    }
+    for (ptr, want) in &exp.body {
+        match out.pointer(ptr) {
+            Some(got) if got == want => {}
+            got => problems.push(format!("result {ptr} = {got:?}, want {want}")),
+        }
     }
     problems
 }

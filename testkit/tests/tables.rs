@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use contact_auth::errors::ErrorCode;
-use contact_auth::routes::Route;
+use contact_auth::routes::{Route, EVENT_FUNCTIONS};
 
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 
@@ -131,7 +131,8 @@ fn routes_agree_with_the_template_the_router_and_openapi() {
         .collect();
     assert_eq!(rust_pairs, openapi, "Route::ALL vs openapi.yaml paths");
 
-    // One crate per function: every route, plus the mailer; and template.yaml builds each.
+    // One crate per function: every route, plus the event functions; and template.yaml
+    // builds each.
     let crates: BTreeSet<String> = std::fs::read_dir(format!("{ROOT}/functions"))
         .unwrap()
         .flatten()
@@ -142,8 +143,11 @@ fn routes_agree_with_the_template_the_router_and_openapi() {
         .iter()
         .map(|r| r.function().to_string())
         .collect();
-    expected.insert("mailer".into());
-    assert_eq!(crates, expected, "functions/ vs Route::ALL + mailer");
+    expected.extend(EVENT_FUNCTIONS.iter().map(|f| f.to_string()));
+    assert_eq!(
+        crates, expected,
+        "functions/ vs Route::ALL + EVENT_FUNCTIONS"
+    );
     assert_eq!(template_functions, expected, "template.yaml functions");
 }
 

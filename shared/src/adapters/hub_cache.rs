@@ -12,10 +12,11 @@ use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
+use crate::domain::suppression::Reason;
 use crate::ports::{
     Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
     PendingChange, PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions,
-    UndoEmailChange,
+    Suppressions, UndoEmailChange,
 };
 
 /// At most this many slugs are kept; past it the cache starts over.
@@ -224,6 +225,18 @@ impl<S: Attempts> Attempts for HubCache<S> {
     }
     async fn count_event(&self, counter: &Counter) -> PortResult<u64> {
         self.inner.count_event(counter).await
+    }
+}
+
+impl<S: Suppressions> Suppressions for HubCache<S> {
+    async fn suppressed(&self, key: &EmailKey) -> PortResult<bool> {
+        self.inner.suppressed(key).await
+    }
+    async fn suppress(&self, key: &EmailKey, reason: Reason, at: i64) -> PortResult<()> {
+        self.inner.suppress(key, reason, at).await
+    }
+    async fn lift_suppression(&self, contact: &ContactId, key: &EmailKey) -> PortResult<()> {
+        self.inner.lift_suppression(contact, key).await
     }
 }
 

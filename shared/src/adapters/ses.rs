@@ -17,6 +17,9 @@ pub struct SesMailer {
     /// account's sending stopped (daily quota, paused, suspended), so a batch parks its
     /// jobs after one refused call instead of one per job.
     paused_until: AtomicI64,
+    /// The configuration set every send names (`SES_CONFIGURATION_SET`; the stack's
+    /// publishes bounces and complaints to the `ses-events` function). None locally.
+    configuration_set: Option<String>,
 }
 
 /// How long an instance stops calling SES after it said the account's sending stopped.
@@ -27,6 +30,9 @@ impl SesMailer {
         SesMailer {
             client,
             paused_until: AtomicI64::new(0),
+            configuration_set: std::env::var("SES_CONFIGURATION_SET")
+                .ok()
+                .filter(|s| !s.is_empty()),
         }
     }
 
@@ -83,6 +89,7 @@ impl Mailer for SesMailer {
             .from_email_address(&mail.from)
             .destination(Destination::builder().to_addresses(&mail.to).build())
             .content(EmailContent::builder().simple(message).build())
+            .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await;
         let err = match res {

@@ -10,4 +10,5 @@ pub mod rate;
 pub mod redirect;
 pub mod secret;
 pub mod session;
+pub mod suppression;
 pub mod target;

@@ -130,6 +130,9 @@ pub struct Contact {
     pub password_changed_at: Option<i64>,
     /// The email-change undo chain, while one was started (`domain::email_change`).
     pub undo_chain: Option<UndoChain>,
+    /// When SES last reported this contact's address undeliverable (`ports::Suppressions`):
+    /// the next password login lifts the suppression.
+    pub mail_suppressed_at: Option<i64>,
 }
 
 /// What a magic link does when consumed.

@@ -8,6 +8,10 @@
 //! their limits, so N parallel guesses cannot get past the limit (a success clears the
 //! team+email counter). DynamoDB: that write, one read of the email index, one batch read
 //! (profile, membership), and on success one write (session, counter reset, rehash).
+//!
+//! A login by a contact whose address SES reported undeliverable (the profile's
+//! `mail_suppressed_at`) lifts that suppression: the member is here, and mail may go to
+//! them again (two more writes, only then). A failure there does not fail the login.
 
 use lambda_http::Request;
 use serde_json::json;
@@ -25,9 +29,9 @@ use crate::errors::{ApiError, ErrorCode};
 use crate::flows::account::reserve_password_attempt;
 use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
 use crate::metrics::{self, Event, Method};
-use crate::ports::{Attempts, Contacts, Directory, Sessions};
+use crate::ports::{Attempts, Contacts, Directory, Sessions, Suppressions};
 
-pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
+pub async fn handle<S: Directory + Contacts + Attempts + Sessions + Suppressions>(
     app: &App<S, KeySet>,
     req: Request,
     meta: RequestMeta,
@@ -110,6 +114,19 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions>(
             rehashed.as_ref().map(|(o, n)| (o.as_str(), n.as_str())),
         )
         .await?;
+    if contact.mail_suppressed_at.is_some() {
+        match store
+            .lift_suppression(&contact.contact_id, &contact.email_key)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(contact_id = %contact.contact_id, "mail suppression lifted by a password login")
+            }
+            Err(e) => {
+                tracing::warn!(contact_id = %contact.contact_id, error = %e, "mail suppression not lifted; the next login tries again")
+            }
+        }
+    }
     tracing::info!(contact_id = %contact.contact_id, rehashed = rehashed.is_some(), "login");
     metrics::record(Event::SignIn(Method::Pwd));
     token_pair_response(app, &subject, &refresh, json!({}))

@@ -1,7 +1,8 @@
 //! One module per function, named like it (`functions/me-patch` -> `handlers::me_patch`),
 //! each with one entry point, `handle`. A handler takes the `App` with exactly the
 //! dependencies its signature names, the request and its metadata, and returns a response
-//! or an `ApiError`; the edge maps errors once. `crate::routes` binds each to its function.
+//! or an `ApiError`; the edge maps errors once. `crate::routes` binds each to its function. The two event functions (`mailer`:
+//! DynamoDB stream; `ses_events`: SNS) are bound in `crate::runtime`.
 
 pub mod hosted_page;
 pub mod jwks;
@@ -18,6 +19,7 @@ pub mod password_change;
 pub mod password_set;
 pub mod refresh;
 pub mod register;
+pub mod ses_events;
 
 /// A public document about the keys (the JWK set, the discovery document): JSON, cacheable
 /// for five minutes — short enough that a rotation is seen within minutes (verifiers such

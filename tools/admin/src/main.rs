@@ -17,7 +17,7 @@ use contact_auth::domain::redirect::normalize_origin;
 use contact_auth::ports::{Contacts, Directory};
 use contact_auth::runtime::KeysDep;
 use testkit::app::TestApp;
-use testkit::verdict::{check_http, check_mail, Expected, MailObserved, Observed};
+use testkit::verdict::{check_event, check_http, check_mail, Expected, MailObserved, Observed};
 use testkit::{fixtures, poll, schema, seed};
 
 mod keys;
@@ -188,6 +188,9 @@ enum Command {
         response: String,
         #[arg(long)]
         mails: Option<String>,
+        /// The response is an event function's result (ses-events), not an HTTP answer.
+        #[arg(long)]
+        event: bool,
     },
     /// The local mailer: follow the table's stream and send each new job's mail (the
     /// deployed mailer is triggered by the stream instead).
@@ -424,7 +427,7 @@ async fn fixture(
     Ok(())
 }
 
-fn verdict(expected: &str, response: &str, mails: Option<&str>) -> Res<()> {
+fn verdict(expected: &str, response: &str, mails: Option<&str>, event: bool) -> Res<()> {
     let exp = Expected::parse(&read(expected)?)?;
     let out: serde_json::Value =
         serde_json::from_str(&read(response)?).map_err(|e| format!("{response}: {e}"))?;
@@ -442,6 +445,7 @@ fn verdict(expected: &str, response: &str, mails: Option<&str>) -> Res<()> {
                 },
             )
         }
+        None if event => check_event(&exp, &out),
         None => check_http(&exp, &Observed::from_lambda_json(&out)?),
     };
     if problems.is_empty() {
@@ -499,7 +503,8 @@ async fn run(cli: Cli) -> Res<()> {
             expected,
             response,
             mails,
-        } => verdict(&expected, &response, mails.as_deref()),
+            event,
+        } => verdict(&expected, &response, mails.as_deref(), event),
         Command::Key { kind } => key(kind),
         Command::PasswordList { from, out } => {
             let fst = testkit::password_list::build(&read(&from)?)?;

@@ -17,6 +17,7 @@ use crate::domain::model::{
     RefreshRecord,
 };
 use crate::domain::secret::TokenHash;
+use crate::domain::suppression::Reason;
 use crate::ports::RefreshState;
 
 pub fn s(v: impl Into<String>) -> AttributeValue {
@@ -127,6 +128,7 @@ pub fn contact_from(item: &Item) -> Option<Contact> {
         password_version: get_n(item, "password_version").unwrap_or(0).max(0) as u64,
         password_changed_at: get_n(item, "password_changed_at"),
         undo_chain: undo_chain_from(item),
+        mail_suppressed_at: get_n(item, "mail_suppressed_at"),
     })
 }
 
@@ -313,6 +315,17 @@ pub fn email_item(contact_id: &ContactId, email_key: &EmailKey) -> Item {
     with_key(
         HashMap::from([("contact_id".to_string(), s(contact_id.as_str()))]),
         keys::email(email_key),
+    )
+}
+
+/// An undeliverable address (`ports::Suppressions`): why, and since when.
+pub fn suppression_item(email_key: &EmailKey, reason: Reason, at: i64) -> Item {
+    with_key(
+        HashMap::from([
+            ("reason".to_string(), s(reason.as_str())),
+            ("suppressed_at".to_string(), n(at)),
+        ]),
+        keys::suppression(email_key),
     )
 }
 

@@ -1,6 +1,7 @@
 //! Every item key of the table, in one place. Layout (NOTES.md has the story):
 //! TEAM#, HUB#, SLUG# (a full copy of the hub), CONTACT#<id> with PROFILE and TEAM#<team>,
-//! EMAIL#<key>, JOB#, MAGIC#<hash>, MAGICLATEST#<scope>, RT#<hash>, RTFAMILY#, RATE#.
+//! EMAIL#<key>, JOB#, MAGIC#<hash>, MAGICLATEST#<scope>, RT#<hash>, RTFAMILY#, RATE#,
+//! SUPPRESS#<key>.
 //! Tests and tools that read items go through `contact_auth::adapters::dynamo::keys`.
 
 use std::collections::HashMap;
@@ -57,6 +58,10 @@ pub fn refresh(hash: &TokenHash) -> Key {
 }
 pub fn rate(key: &str) -> Key {
     (format!("RATE#{key}"), "RATE".into())
+}
+/// An address SES reported undeliverable (`ports::Suppressions`).
+pub fn suppression(key: &EmailKey) -> Key {
+    (format!("SUPPRESS#{}", key.as_str()), "SUPPRESS".into())
 }
 pub fn family(id: &str) -> Key {
     (format!("RTFAMILY#{id}"), "RTFAMILY".into())

@@ -4,7 +4,8 @@
 //! - `directory` (`Directory`: hubs, teams), `jobs` (`MailJobs`), `contacts`
 //!   (`Contacts`: profile, email index, memberships, passwords), `links` (`MagicLinks`:
 //!   links and what consuming one writes), `sessions` (`Sessions`: refresh tokens and
-//!   families), `attempts` (`Attempts`: fixed-window counters);
+//!   families), `attempts` (`Attempts`: fixed-window counters), `suppressions` (`Suppressions`:
+//!   addresses SES reported undeliverable);
 //! - `keys` (every item key), `codec` (every item's attributes), `tx` (transactions
 //!   decoded by named steps), `admin` (operator writes: teams, hubs, bans).
 //!
@@ -20,6 +21,7 @@ mod jobs;
 pub mod keys;
 mod links;
 mod sessions;
+mod suppressions;
 mod tx;
 
 use std::collections::HashMap;

@@ -23,13 +23,17 @@
 //!   is parked, not failed: it stays in the table (`MailFailures{Kind=paused}` alarms) for
 //!   `contact-auth-admin redrive`, instead of retrying into the dead-letter queue;
 //! - a sign-in or registration job older than the link lifetime is dropped
-//!   (`MailJobs{Outcome=expired}`): its link would be dead before or soon after it arrives.
+//!   (`MailJobs{Outcome=expired}`): its link would be dead before or soon after it arrives;
+//! - nothing goes to an address SES reported undeliverable (`ports::Suppressions`, written
+//!   by `ses-events`): `MailJobs{Outcome=suppressed}`. Checked at each send, so it holds
+//!   for every mail (sign-in, notices, an email change's confirmation), and a stored link
+//!   that was not mailed never becomes the newest.
 
 pub mod render;
 
 use crate::app::App;
 use crate::domain::code::{code_hash, link_secrets, LinkKey, SignInCode};
-use crate::domain::email::EmailKey;
+use crate::domain::email::{parse_email, EmailKey};
 use crate::domain::ids::TeamId;
 use crate::domain::jwt::KeySet;
 use crate::domain::model::{
@@ -42,6 +46,7 @@ use crate::errors::PortError;
 use crate::metrics::{self, Event, FailureKind, Limit};
 use crate::ports::{
     Attempts, Contacts, Counter, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail, Reserved,
+    Suppressions,
 };
 use render::{
     link_url, render, render_email_change_notice, render_email_changed_notice,
@@ -50,8 +55,11 @@ use render::{
 
 /// What the mailer reads and writes: hubs and teams, jobs, contacts, links, and the
 /// counters of the per-IP mail budgets and the send-rate governor.
-pub trait MailerStore: Directory + MailJobs + Contacts + MagicLinks + Attempts {}
-impl<T: Directory + MailJobs + Contacts + MagicLinks + Attempts> MailerStore for T {}
+pub trait MailerStore:
+    Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions
+{
+}
+impl<T: Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions> MailerStore for T {}
 
 /// The mailer's state: the table, the keys (only their link keys: a job's token and code
 /// are derived from its id) and the mail sender.
@@ -74,6 +82,9 @@ pub enum Outcome {
     /// The request's source IP is over its mail budget (new addresses, or sign-in mail):
     /// nothing is sent (the request already answered 202).
     Limited,
+    /// SES reported the address undeliverable (a permanent bounce or a complaint):
+    /// nothing is sent.
+    Suppressed,
     /// The job is gone: already processed (a redelivered stream record).
     AlreadyDone,
 }
@@ -89,6 +100,7 @@ impl Outcome {
             Outcome::Parked => "parked",
             Outcome::Expired => "expired",
             Outcome::Limited => "limited",
+            Outcome::Suppressed => "suppressed",
             Outcome::AlreadyDone => "already_done",
         }
     }
@@ -208,25 +220,54 @@ async fn send_slot<S: Attempts, M>(app: &MailerApp<S, M>) -> Result<(), PortErro
     }
 }
 
-/// Sends one mail: `Ok(true)` accepted, `Ok(false)` refused for good (logged, dropped),
-/// `Err` otherwise (`Paused`: the caller parks the job; anything else: retried).
-async fn send<S: Attempts, M: Mailer>(
+/// What became of one mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Accepted,
+    /// SES refused it for good (logged, dropped).
+    Refused,
+    /// The address is suppressed: not sent.
+    Suppressed,
+}
+
+impl Sent {
+    /// The job's outcome when this was its mail.
+    fn outcome(self, accepted: Outcome) -> Outcome {
+        match self {
+            Sent::Accepted => accepted,
+            Sent::Refused => Outcome::Dropped,
+            Sent::Suppressed => Outcome::Suppressed,
+        }
+    }
+}
+
+/// Sends one mail unless its address is suppressed; `Err` when it could not be sent now
+/// (`Paused`: the caller parks the job; anything else: retried).
+async fn send<S: Attempts + Suppressions, M: Mailer>(
     app: &MailerApp<S, M>,
     job_id: &str,
     mail: &OutgoingMail,
-) -> Result<bool, PortError> {
+) -> Result<Sent, PortError> {
+    // Every address the mailer writes to is one `parse_email` made (a stored address or
+    // a job's); one that no longer parses has no key to be suppressed under.
+    if let Ok(to) = parse_email(&mail.to) {
+        if app.store.suppressed(&to.key).await? {
+            tracing::info!(job_id = %job_id, "address reported undeliverable by SES: not sent");
+            return Ok(Sent::Suppressed);
+        }
+    }
     let mut backoff = 200u64;
     for _ in 0..THROTTLED_SENDS {
         send_slot(app).await?;
         match app.mailer.send(mail).await {
             Ok(()) => {
                 metrics::record(Event::MailSent);
-                return Ok(true);
+                return Ok(Sent::Accepted);
             }
             Err(PortError::Permanent(reason)) => {
                 metrics::record(Event::MailFailed(FailureKind::Permanent));
                 tracing::error!(job_id = %job_id, reason = %reason, "mail refused by SES for good; dropped");
-                return Ok(false);
+                return Ok(Sent::Refused);
             }
             Err(PortError::Throttled(_)) => {
                 metrics::record(Event::MailFailed(FailureKind::Throttled));
@@ -422,8 +463,9 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         Some(&code.display()),
         app.config.magic_ttl,
     );
-    if !send(app, &job.job_id, &mail).await? {
-        return Ok(Outcome::Dropped);
+    let sent = send(app, &job.job_id, &mail).await?;
+    if sent != Sent::Accepted {
+        return Ok(sent.outcome(Outcome::Nothing));
     }
     // Only now does it replace the previous link (a failed send left that one working).
     store.make_newest(&link).await?;
@@ -549,10 +591,9 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
         None,
         app.config.magic_ttl,
     );
-    if !send(app, &job.job_id, &mail).await? {
-        return Ok(Outcome::Dropped);
-    }
-    Ok(Outcome::Sent(LinkPurpose::EmailChange))
+    Ok(send(app, &job.job_id, &mail)
+        .await?
+        .outcome(Outcome::Sent(LinkPurpose::EmailChange)))
 }
 
 /// A stored link of an email change (its confirmation or its undo), bound to the change
@@ -623,11 +664,9 @@ async fn email_changed_notice<S: MailerStore, M: Mailer>(
         &hubs,
         &app.config.public_base_url,
     );
-    Ok(if send(app, &job.job_id, &mail).await? {
-        Outcome::Notice
-    } else {
-        Outcome::Dropped
-    })
+    Ok(send(app, &job.job_id, &mail)
+        .await?
+        .outcome(Outcome::Notice))
 }
 
 async fn password_notice<S: MailerStore, M: Mailer>(
@@ -648,11 +687,9 @@ async fn password_notice<S: MailerStore, M: Mailer>(
         job.purpose == JobPurpose::PasswordSetNotice,
         &app.config.public_base_url,
     );
-    Ok(if send(app, &job.job_id, &mail).await? {
-        Outcome::Notice
-    } else {
-        Outcome::Dropped
-    })
+    Ok(send(app, &job.job_id, &mail)
+        .await?
+        .outcome(Outcome::Notice))
 }
 
 #[cfg(test)]
