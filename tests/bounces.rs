@@ -189,5 +189,16 @@ pub async fn bounced_addresses_get_no_mail_until_a_password_login() -> Result<()
     // The complainer is still suppressed (no account, nobody to lift it but an operator).
     ensure(suppressed(&app, &stranger).await?, || {
         "the complaint's suppression went away".into()
+    })?;
+    // The operator lifts it (`contact-auth-admin suppression --lift`: no contact to flag);
+    // the next registration mail goes.
+    let key = parse_email(&stranger).map_err(|_| "bad address")?.key;
+    app.store
+        .lift_suppression(&key, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (outcome, mails) = sign_in_mail(&app, &ses, Route::Register, &stranger).await?;
+    ensure(matches!(outcome, Outcome::Sent(_)) && mails == 1, || {
+        format!("after the operator's lift: {outcome:?}, {mails} mails")
     })
 }

@@ -10,7 +10,8 @@ import { readFileSync } from "node:fs";
 const DIMENSION_VALUES = {
   Method: ["magic_link", "otp", "pwd"],
   Limit: ["send", "login", "code", "new_address_mail", "sign_in_mail"],
-  Kind: ["permanent", "transient", "throttled", "paused"],
+  // MailFailures{Kind} (SES send errors) and SesEvents{Kind} (bounces and complaints).
+  Kind: ["permanent", "transient", "throttled", "paused", "bounce_permanent", "bounce_transient", "complaint", "other", "malformed"],
   Outcome: ["sent", "notice", "nothing", "dropped", "limited", "expired", "parked", "suppressed", "already_done", "failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;
@@ -84,5 +85,6 @@ export const EXPECTED = [
   "SignIns/Method=magic_link", "SignIns/Method=otp", "SignIns/Method=pwd", "Registrations",
   "FailedLogins/Method=pwd", "FailedLogins/Method=otp", "RateLimited/Limit=send",
   "RateLimited/Limit=login", "RateLimited/Limit=code", "RefreshReuseDetected", "MailsSent",
-  "MailJobs/Outcome=sent", "WrongCodes",
+  "MailJobs/Outcome=sent", "WrongCodes", "MailJobs/Outcome=suppressed",
+  "SesEvents/Kind=bounce_permanent", "SesEvents/Kind=complaint",
 ];

@@ -371,11 +371,12 @@ pub trait Suppressions: Send + Sync {
         reason: Reason,
         at: i64,
     ) -> impl Future<Output = PortResult<()>> + Send;
-    /// Lifts a contact's suppression: the address's item, then the profile's flag.
+    /// Lifts the suppression of an address: its item, then the flag on `contact`'s
+    /// profile (the contact that has the address, when there is one).
     fn lift_suppression(
         &self,
-        contact: &ContactId,
         key: &EmailKey,
+        contact: Option<&ContactId>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 

@@ -235,8 +235,12 @@ impl<S: Suppressions> Suppressions for HubCache<S> {
     async fn suppress(&self, key: &EmailKey, reason: Reason, at: i64) -> PortResult<()> {
         self.inner.suppress(key, reason, at).await
     }
-    async fn lift_suppression(&self, contact: &ContactId, key: &EmailKey) -> PortResult<()> {
-        self.inner.lift_suppression(contact, key).await
+    async fn lift_suppression(
+        &self,
+        key: &EmailKey,
+        contact: Option<&ContactId>,
+    ) -> PortResult<()> {
+        self.inner.lift_suppression(key, contact).await
     }
 }
 

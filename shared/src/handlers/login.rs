@@ -116,7 +116,7 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions + Suppressions
         .await?;
     if contact.mail_suppressed_at.is_some() {
         match store
-            .lift_suppression(&contact.contact_id, &contact.email_key)
+            .lift_suppression(&contact.email_key, Some(&contact.contact_id))
             .await
         {
             Ok(()) => {

@@ -14,7 +14,7 @@ use contact_auth::domain::ids::{ContactId, HubId, TeamId};
 use contact_auth::domain::jwt::{KeySet, SigningKeys, TokenAlg};
 use contact_auth::domain::model::{Hub, Team};
 use contact_auth::domain::redirect::normalize_origin;
-use contact_auth::ports::{Contacts, Directory};
+use contact_auth::ports::{Contacts, Directory, Suppressions};
 use contact_auth::runtime::KeysDep;
 use testkit::app::TestApp;
 use testkit::verdict::{check_event, check_http, check_mail, Expected, MailObserved, Observed};
@@ -131,6 +131,15 @@ enum Command {
         team: String,
         #[arg(long)]
         email: String,
+    },
+    /// Show whether SES reported an address undeliverable (a permanent bounce or a
+    /// complaint: the mailer sends it nothing); with --lift, lift that (a member who fixed
+    /// their mailbox and has no password to log in with). README "Bounces and complaints".
+    Suppression {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        lift: bool,
     },
     /// Make a banned member active again.
     Unban {
@@ -382,6 +391,29 @@ async fn ban(store: &DynamoStore, team: &str, email: &str, banned: bool) -> Res<
     Ok(())
 }
 
+async fn suppression(store: &DynamoStore, email: &str, lift: bool) -> Res<()> {
+    let email = parse_email(email).map_err(|e| e.detail().to_string())?;
+    let err = |e: contact_auth::errors::PortError| e.to_string();
+    let suppressed = store.suppressed(&email.key).await.map_err(err)?;
+    let contact = store.contact_id_by_email(&email.key).await.map_err(err)?;
+    let whose = match &contact {
+        Some(c) => format!("contact {c}"),
+        None => "no contact".to_string(),
+    };
+    match (suppressed, lift) {
+        (false, _) => println!("not suppressed ({whose})"),
+        (true, false) => println!("suppressed: no mail goes to it ({whose}); --lift to lift"),
+        (true, true) => {
+            store
+                .lift_suppression(&email.key, contact.as_ref())
+                .await
+                .map_err(err)?;
+            println!("suppression lifted ({whose})");
+        }
+    }
+    Ok(())
+}
+
 /// Prepares one `events/` fixture for `make invoke` (tools/invoke.mjs): the table in
 /// TABLE_NAME is created and seeded, the `setup` steps of the expected file run through
 /// the real handlers (`testkit::fixtures`, as in the replay tests), and the event is
@@ -621,6 +653,7 @@ async fn run(cli: Cli) -> Res<()> {
         }
         Command::Ban { team, email } => ban(&store().await?, &team, &email, true).await,
         Command::Unban { team, email } => ban(&store().await?, &team, &email, false).await,
+        Command::Suppression { email, lift } => suppression(&store().await?, &email, lift).await,
         Command::Fixture {
             event,
             out,

@@ -49,7 +49,11 @@ impl Suppressions for DynamoStore {
         conditional("suppress_flag", flagged).map(|_| ())
     }
 
-    async fn lift_suppression(&self, contact: &ContactId, key: &EmailKey) -> PortResult<()> {
+    async fn lift_suppression(
+        &self,
+        key: &EmailKey,
+        contact: Option<&ContactId>,
+    ) -> PortResult<()> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -57,6 +61,9 @@ impl Suppressions for DynamoStore {
             .send()
             .await
             .map_err(|e| sdk_err("lift_suppression", e))?;
+        let Some(contact) = contact else {
+            return Ok(());
+        };
         // Only the flag (a profile that is gone is not created by this write).
         let cleared = self
             .client
