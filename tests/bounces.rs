@@ -39,7 +39,12 @@ async fn deliver(app: &TestApp, event: SnsEvent) -> Result<usize, String> {
 
 async fn suppressed(app: &TestApp, email: &str) -> Result<bool, String> {
     let key = parse_email(email).map_err(|_| "bad address")?.key;
-    app.store.suppressed(&key).await.map_err(|e| e.to_string())
+    Ok(app
+        .store
+        .suppressed(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some())
 }
 
 /// The profile's `mail_suppressed_at` flag of the member with `email`.
@@ -200,5 +205,89 @@ pub async fn bounced_addresses_get_no_mail_until_a_password_login() -> Result<()
     let (outcome, mails) = sign_in_mail(&app, &ses, Route::Register, &stranger).await?;
     ensure(matches!(outcome, Outcome::Sent(_)) && mails == 1, || {
         format!("after the operator's lift: {outcome:?}, {mails} mails")
+    })
+}
+
+/// A password-changed notice for the member with `email` (the demo team's), through the
+/// mailer: the job's outcome and how many mails reached the sink.
+async fn notice(app: &TestApp, ses: &str, email: &str) -> Result<(Outcome, usize), String> {
+    use contact_auth::domain::ids::TeamId;
+    use contact_auth::domain::model::{JobPurpose, MailJob};
+    use contact_auth::ports::{Enqueued, MailJobs};
+    let key = parse_email(email).map_err(|_| "bad address")?.key;
+    let contact = app
+        .store
+        .contact_id_by_email(&key)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no contact")?;
+    let job = MailJob {
+        job_id: contact_auth::domain::secret::new_id(),
+        purpose: JobPurpose::PasswordChangeNotice,
+        slug: None,
+        team_id: Some(TeamId::from_stored(testkit::seed::DEMO_TEAM)),
+        email: String::new(),
+        email_key: contact_auth::domain::email::EmailKey::from_stored(String::new()),
+        redirect_url: None,
+        created_at: app.now(),
+        contact_id: Some(contact),
+        change_id: None,
+        pw_version: None,
+        code_challenge: None,
+        source_ip: None,
+    };
+    let queued = app.store.enqueue_job(&job, &[], app.now()).await;
+    ensure(matches!(queued, Ok(Enqueued::Queued)), || {
+        format!("enqueue: {queued:?}")
+    })?;
+    let before = mails_to(ses, email)?.len();
+    let outcomes = mail_outcomes(app).await?;
+    ensure(outcomes.len() == 1, || format!("jobs: {outcomes:?}"))?;
+    Ok((outcomes[0], mails_to(ses, email)?.len() - before))
+}
+
+/// Security notices still reach a member who complained (and the complaint flags their
+/// profile, so a password login lifts it), but never an address that bounced.
+pub async fn security_notices_reach_a_complainer_not_a_bounced_address() -> Result<(), String> {
+    let ses = init()?;
+    let app = fresh(&Value::Null).await;
+    let id = contact_auth::domain::secret::new_id();
+    let complainer = format!("complained-{id}@example.com");
+    let gone = format!("gone-{id}@example.com");
+    for e in [&complainer, &gone] {
+        record_secret(e);
+    }
+    let steps = fixtures::parse_steps(&json!([
+        {"op": "session", "email": complainer},
+        {"op": "session", "email": gone},
+    ]))?;
+    for s in fixtures::setup(&app, &steps).await?.secrets {
+        record_secret(&s);
+    }
+    mail_outcomes(&app).await?;
+    ensure(
+        deliver(&app, ses_event("Complaint", &complainer, "")?).await? == 1,
+        || "the complaint suppressed nothing".into(),
+    )?;
+    ensure(flagged(&app, &complainer).await?, || {
+        "a complaint did not flag its member's profile".into()
+    })?;
+    ensure(
+        deliver(&app, ses_event("Bounce", &gone, "Permanent")?).await? == 1,
+        || "the bounce suppressed nothing".into(),
+    )?;
+    let (outcome, mails) = notice(&app, &ses, &complainer).await?;
+    ensure(outcome == Outcome::Notice && mails == 1, || {
+        format!("complainer's password notice: {outcome:?}, {mails} mails")
+    })?;
+    let (outcome, mails) = notice(&app, &ses, &gone).await?;
+    ensure(outcome == Outcome::Suppressed && mails == 0, || {
+        format!("bounced address's password notice: {outcome:?}, {mails} mails")
+    })?;
+    // Sign-in mail to the complainer does not go.
+    let app = app.at(app.now() + 120);
+    let (outcome, mails) = sign_in_mail(&app, &ses, Route::Magic, &complainer).await?;
+    ensure(outcome == Outcome::Suppressed && mails == 0, || {
+        format!("complainer's sign-in mail: {outcome:?}, {mails} mails")
     })
 }

@@ -674,6 +674,10 @@ fn main() {
         "bounced_addresses_get_no_mail_until_a_password_login",
         || block_on(bounces::bounced_addresses_get_no_mail_until_a_password_login()),
     ));
+    trials.push(scenario(
+        "security_notices_reach_a_complainer_but_not_a_bounced_address",
+        || block_on(bounces::security_notices_reach_a_complainer_not_a_bounced_address()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 

@@ -360,8 +360,9 @@ pub trait Attempts: Send + Sync {
 /// (`domain::suppression`). The mailer sends them nothing; a password login by the
 /// contact the address belongs to, or an operator, lifts it.
 pub trait Suppressions: Send + Sync {
-    /// Whether mail to the address is suppressed (a consistent read).
-    fn suppressed(&self, key: &EmailKey) -> impl Future<Output = PortResult<bool>> + Send;
+    /// Why mail to the address is suppressed, if it is (a consistent read).
+    fn suppressed(&self, key: &EmailKey)
+        -> impl Future<Output = PortResult<Option<Reason>>> + Send;
     /// Suppresses the address (again: the newest reason and time win), and flags the
     /// profile of the contact that has it now (`Contact::mail_suppressed_at`) so that
     /// contact's next password login lifts it without another read.

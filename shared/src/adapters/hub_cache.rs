@@ -229,7 +229,7 @@ impl<S: Attempts> Attempts for HubCache<S> {
 }
 
 impl<S: Suppressions> Suppressions for HubCache<S> {
-    async fn suppressed(&self, key: &EmailKey) -> PortResult<bool> {
+    async fn suppressed(&self, key: &EmailKey) -> PortResult<Option<Reason>> {
         self.inner.suppressed(key).await
     }
     async fn suppress(&self, key: &EmailKey, reason: Reason, at: i64) -> PortResult<()> {

@@ -6,7 +6,12 @@
 //!   mail as spam) make the address undeliverable: the mailer sends it nothing more until
 //!   the member signs in by password, or an operator lifts it.
 //! - A transient or undetermined bounce (mailbox full, a greylisting server) changes
-//!   nothing: SES already retried it, and the next mail may well arrive.
+//!   nothing: SES already retried it, and the next mail may well arrive. Neither does a
+//!   complaint whose feedback type is `not-spam` (a provider's report that it is not one).
+//! - What suppression stops depends on why: after a bounce no mail at all goes to the
+//!   address (it cannot arrive); after a complaint no mail the member asks for (sign-in,
+//!   registration), but security notices — a password set or changed, an email change
+//!   and its undo link — still go: the member must learn that their account changed.
 //! - Every other event type (delivery, send, …) is ignored.
 //!
 //! The event record is SES's "event publishing" JSON (`eventType`), or the older identity
@@ -21,6 +26,16 @@ use super::email::{parse_email, EmailKey};
 pub enum Reason {
     Bounce,
     Complaint,
+}
+
+/// Whether a mail may go to an address suppressed for `reason` (`None`: not suppressed).
+/// `notice`: a security notice (password set or changed, an email change and its undo).
+pub fn may_send(reason: Option<Reason>, notice: bool) -> bool {
+    match reason {
+        None => true,
+        Some(Reason::Bounce) => false,
+        Some(Reason::Complaint) => notice,
+    }
 }
 
 impl Reason {
@@ -95,6 +110,7 @@ struct Bounce {
 struct Complaint {
     #[serde(default)]
     complained_recipients: Vec<Recipient>,
+    complaint_feedback_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +158,12 @@ pub fn read(message: &str) -> Verdict {
             kind: Kind::TransientBounce,
             suppress: vec![],
         },
+        ("Complaint", _, Some(c)) if c.complaint_feedback_type.as_deref() == Some("not-spam") => {
+            Verdict {
+                kind: Kind::Other,
+                suppress: vec![],
+            }
+        }
         ("Complaint", _, Some(c)) => Verdict {
             kind: Kind::Complaint,
             suppress: keys(&c.complained_recipients, Reason::Complaint),
@@ -168,6 +190,15 @@ mod tests {
     }
 
     #[test]
+    fn a_bounce_stops_every_mail_and_a_complaint_all_but_security_notices() {
+        assert!(may_send(None, false) && may_send(None, true));
+        assert!(!may_send(Some(Reason::Bounce), false));
+        assert!(!may_send(Some(Reason::Bounce), true));
+        assert!(!may_send(Some(Reason::Complaint), false));
+        assert!(may_send(Some(Reason::Complaint), true));
+    }
+
+    #[test]
     fn a_permanent_bounce_suppresses_each_recipient_by_identity_key() {
         let v = read(BOUNCE);
         assert_eq!(v.kind, Kind::PermanentBounce);
@@ -185,6 +216,10 @@ mod tests {
             v.suppress,
             vec![(key("jane@example.com"), Reason::Complaint)]
         );
+        // A provider's "not spam" report is not a complaint to act on.
+        let not_spam = COMPLAINT.replace(r#""abuse""#, r#""not-spam""#);
+        assert_eq!(read(&not_spam).kind, Kind::Other);
+        assert!(read(&not_spam).suppress.is_empty());
         // The older notification format names the type `notificationType`.
         let old = COMPLAINT.replace("eventType", "notificationType");
         assert_eq!(read(&old).suppress, v.suppress);

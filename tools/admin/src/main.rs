@@ -401,9 +401,17 @@ async fn suppression(store: &DynamoStore, email: &str, lift: bool) -> Res<()> {
         None => "no contact".to_string(),
     };
     match (suppressed, lift) {
-        (false, _) => println!("not suppressed ({whose})"),
-        (true, false) => println!("suppressed: no mail goes to it ({whose}); --lift to lift"),
-        (true, true) => {
+        (None, _) => println!("not suppressed ({whose})"),
+        (Some(reason), false) => println!(
+            "suppressed after a {}: {} ({whose}); --lift to lift",
+            reason.as_str(),
+            match reason {
+                contact_auth::domain::suppression::Reason::Bounce => "no mail goes to it",
+                contact_auth::domain::suppression::Reason::Complaint =>
+                    "only security notices go to it",
+            }
+        ),
+        (Some(_), true) => {
             store
                 .lift_suppression(&email.key, contact.as_ref())
                 .await

@@ -10,11 +10,16 @@ use crate::domain::suppression::Reason;
 use crate::ports::{PortResult, Suppressions};
 
 impl Suppressions for DynamoStore {
-    async fn suppressed(&self, key: &EmailKey) -> PortResult<bool> {
+    async fn suppressed(&self, key: &EmailKey) -> PortResult<Option<Reason>> {
+        // An item whose reason is unreadable counts as a bounce (the stricter one).
         Ok(self
             .get("suppressed", keys::suppression(key))
             .await?
-            .is_some())
+            .map(|i| {
+                get_s(&i, "reason")
+                    .and_then(|r| Reason::parse(&r))
+                    .unwrap_or(Reason::Bounce)
+            }))
     }
 
     async fn suppress(&self, key: &EmailKey, reason: Reason, at: i64) -> PortResult<()> {

@@ -24,10 +24,10 @@
 //!   `contact-auth-admin redrive`, instead of retrying into the dead-letter queue;
 //! - a sign-in or registration job older than the link lifetime is dropped
 //!   (`MailJobs{Outcome=expired}`): its link would be dead before or soon after it arrives;
-//! - nothing goes to an address SES reported undeliverable (`ports::Suppressions`, written
-//!   by `ses-events`): `MailJobs{Outcome=suppressed}`. Checked at each send, so it holds
-//!   for every mail (sign-in, notices, an email change's confirmation), and a stored link
-//!   that was not mailed never becomes the newest.
+//! - nothing goes to an address SES reported bouncing, and only security notices go to one
+//!   whose owner complained (`domain::suppression::may_send`; written by `ses-events`):
+//!   `MailJobs{Outcome=suppressed}`. Checked at each send, and a stored link that was not
+//!   mailed never becomes the newest.
 
 pub mod render;
 
@@ -42,6 +42,7 @@ use crate::domain::model::{
 use crate::domain::rate::{trusted, IpBudget};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
 use crate::domain::secret::RawToken;
+use crate::domain::suppression::may_send;
 use crate::errors::PortError;
 use crate::metrics::{self, Event, FailureKind, Limit};
 use crate::ports::{
@@ -241,17 +242,19 @@ impl Sent {
     }
 }
 
-/// Sends one mail unless its address is suppressed; `Err` when it could not be sent now
-/// (`Paused`: the caller parks the job; anything else: retried).
+/// Sends one mail unless its address is suppressed (`notice`: a security notice, which
+/// still goes to an address that complained: `suppression::may_send`); `Err` when it
+/// could not be sent now (`Paused`: the caller parks the job; anything else: retried).
 async fn send<S: Attempts + Suppressions, M: Mailer>(
     app: &MailerApp<S, M>,
     job_id: &str,
     mail: &OutgoingMail,
+    notice: bool,
 ) -> Result<Sent, PortError> {
     // Every address the mailer writes to is one `parse_email` made (a stored address or
     // a job's); one that no longer parses has no key to be suppressed under.
     if let Ok(to) = parse_email(&mail.to) {
-        if app.store.suppressed(&to.key).await? {
+        if !may_send(app.store.suppressed(&to.key).await?, notice) {
             tracing::info!(job_id = %job_id, "address reported undeliverable by SES: not sent");
             return Ok(Sent::Suppressed);
         }
@@ -463,7 +466,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         Some(&code.display()),
         app.config.magic_ttl,
     );
-    let sent = send(app, &job.job_id, &mail).await?;
+    let sent = send(app, &job.job_id, &mail, false).await?;
     if sent != Sent::Accepted {
         return Ok(sent.outcome(Outcome::Nothing));
     }
@@ -568,7 +571,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
         &undo_url,
         app.config.undo_ttl,
     );
-    send(app, &job.job_id, &notice).await?;
+    send(app, &job.job_id, &notice, true).await?;
     // 2. The confirmation link to the new address.
     let to_new = (job.email.as_str(), &job.email_key);
     let token = change_link(
@@ -591,7 +594,7 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
         None,
         app.config.magic_ttl,
     );
-    Ok(send(app, &job.job_id, &mail)
+    Ok(send(app, &job.job_id, &mail, false)
         .await?
         .outcome(Outcome::Sent(LinkPurpose::EmailChange)))
 }
@@ -664,7 +667,7 @@ async fn email_changed_notice<S: MailerStore, M: Mailer>(
         &hubs,
         &app.config.public_base_url,
     );
-    Ok(send(app, &job.job_id, &mail)
+    Ok(send(app, &job.job_id, &mail, true)
         .await?
         .outcome(Outcome::Notice))
 }
@@ -687,7 +690,7 @@ async fn password_notice<S: MailerStore, M: Mailer>(
         job.purpose == JobPurpose::PasswordSetNotice,
         &app.config.public_base_url,
     );
-    Ok(send(app, &job.job_id, &mail)
+    Ok(send(app, &job.job_id, &mail, true)
         .await?
         .outcome(Outcome::Notice))
 }
