@@ -26,6 +26,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 mod bounces;
 mod crowd;
+mod sessions;
 use serde_json::Value;
 use testkit::app::TestApp;
 use testkit::capacity::{thread_cpu_ms, CapacityMeter};
@@ -677,6 +678,10 @@ fn main() {
     trials.push(scenario(
         "security_notices_reach_a_complainer_but_not_a_bounced_address",
         || block_on(bounces::security_notices_reach_a_complainer_not_a_bounced_address()),
+    ));
+    trials.push(scenario(
+        "sessions_are_recorded_touched_and_ended_and_their_tokens_with_them",
+        || block_on(sessions::sessions_are_recorded_touched_and_ended()),
     ));
     libtest_mimic::run(&args, trials).exit();
 }

@@ -22,6 +22,8 @@ pub const X_REQUEST_ID: &str = "x-request-id";
 pub struct RequestMeta {
     pub request_id: String,
     pub source_ip: String,
+    /// The `User-Agent` header, if any (a sign-in records it on its session).
+    pub user_agent: Option<String>,
 }
 
 pub type HandlerResult = Result<Response<Body>, ApiError>;
@@ -37,6 +39,11 @@ pub fn request_meta(req: &Request) -> RequestMeta {
     RequestMeta {
         request_id: request_id.unwrap_or_else(crate::domain::secret::new_id),
         source_ip: source_ip.unwrap_or_else(|| "unknown".into()),
+        user_agent: req
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     }
 }
 

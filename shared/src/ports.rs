@@ -7,11 +7,13 @@ use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
-    Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, Team,
+    Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, SessionRecord,
+    Team,
 };
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
+use crate::domain::session::EndReason;
 use crate::domain::suppression::Reason;
 use crate::errors::PortError;
 
@@ -191,6 +193,9 @@ pub trait MailJobs: Send + Sync {
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
 
+/// An access token's state: profile, membership, session (`Contacts::access_state`).
+pub type AccessState = (Option<Contact>, Option<Membership>, Option<SessionRecord>);
+
 /// How long a parked job is kept (redrive it within this).
 pub const PARKED_JOB_TTL: i64 = 3 * 86_400;
 
@@ -221,6 +226,14 @@ pub trait Contacts: Send + Sync {
         contact_id: &ContactId,
         team_id: &TeamId,
     ) -> impl Future<Output = PortResult<(Option<Contact>, Option<Membership>)>> + Send;
+    /// What an access token of session `sid` is checked against, in one read: the profile,
+    /// the membership in `team_id`, and the session (`None`: never recorded).
+    fn access_state(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        sid: &str,
+    ) -> impl Future<Output = PortResult<AccessState>> + Send;
     /// Ends every session (token version + 1) and cancels a pending email change.
     fn end_all_sessions(
         &self,
@@ -322,11 +335,13 @@ pub trait Sessions: Send + Sync {
         now: i64,
         grace_since: Option<i64>,
     ) -> impl Future<Output = PortResult<Rotation>> + Send;
-    /// Revokes a whole token family (and marks `token_hash` revoked when given).
+    /// Revokes `record`'s whole token family (and marks `token_hash` revoked when given),
+    /// and ends its session with `reason` — one transaction.
     fn revoke_family(
         &self,
-        family_id: &str,
+        record: &RefreshRecord,
         token_hash: Option<&TokenHash>,
+        reason: EndReason,
         now: i64,
         until: i64,
     ) -> impl Future<Output = PortResult<()>> + Send;

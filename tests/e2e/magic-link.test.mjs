@@ -57,7 +57,7 @@ test("register → mail in the inbox → consume → token pair → /me; the JWT
   assert.ok(jwk, "kid is in the JWK set");
   const key = createPublicKey({ key: jwk, format: "jwk" });
   assert.ok(verify("sha256", Buffer.from(`${h}.${p}`), key, Buffer.from(s, "base64url")), "signature verifies");
-  for (const k of ["iss", "aud", "sub", "tid", "hid", "tv", "amr", "auth_time", "iat", "exp", "jti"]) assert.ok(k in claims, `claim ${k}`);
+  for (const k of ["iss", "aud", "sub", "tid", "hid", "tv", "amr", "auth_time", "iat", "exp", "jti", "sid"]) assert.ok(k in claims, `claim ${k}`);
   assert.deepEqual(claims.amr, ["magic_link"]);
   assert.equal(claims.tid, "team_abc123");
   assert.equal(claims.exp - claims.iat, 900);

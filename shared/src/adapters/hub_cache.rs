@@ -12,9 +12,10 @@ use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
+use crate::domain::session::EndReason;
 use crate::domain::suppression::Reason;
 use crate::ports::{
-    Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
+    AccessState, Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
     PendingChange, PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions,
     Suppressions, UndoEmailChange,
 };
@@ -134,6 +135,14 @@ impl<S: Contacts> Contacts for HubCache<S> {
         self.inner
             .contact_with_membership(contact_id, team_id)
             .await
+    }
+    async fn access_state(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        sid: &str,
+    ) -> PortResult<AccessState> {
+        self.inner.access_state(contact_id, team_id, sid).await
     }
     async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
         self.inner.end_all_sessions(contact_id).await
@@ -259,13 +268,14 @@ impl<S: Sessions> Sessions for HubCache<S> {
     }
     async fn revoke_family(
         &self,
-        family_id: &str,
+        record: &RefreshRecord,
         token_hash: Option<&TokenHash>,
+        reason: EndReason,
         now: i64,
         until: i64,
     ) -> PortResult<()> {
         self.inner
-            .revoke_family(family_id, token_hash, now, until)
+            .revoke_family(record, token_hash, reason, now, until)
             .await
     }
     async fn record_login_success(

@@ -632,6 +632,11 @@ pub struct AccessClaims {
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
+    /// The session (refresh-token family) the token was issued in; this service refuses
+    /// the token once that session ended. Absent only from tokens issued before sessions
+    /// were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ fn claims(now: i64) -> AccessClaims {
         iat: now,
         exp: now + 900,
         jti: "j1".into(),
+        sid: Some("s1".into()),
     }
 }
 

@@ -6,6 +6,7 @@ use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::secret::TokenHash;
+use crate::domain::session::SessionStart;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hub {
@@ -239,6 +240,24 @@ pub struct RefreshRecord {
     pub auth_time: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// Where the session started: set on a family's first token only (its sign-in), which
+    /// also records the session (`SessionRecord`).
+    pub start: Option<SessionStart>,
+}
+
+/// A sign-in session as recorded (one per refresh-token family, `CONTACT#<id>` /
+/// `SESSION#<team>#<id>`): created by the sign-in, touched by each rotation, ended with a
+/// reason by a logout or a detected reuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub session_id: String,
+    pub team_id: TeamId,
+    pub created_at: Option<i64>,
+    pub last_active_at: Option<i64>,
+    pub network: Option<String>,
+    pub user_agent: Option<String>,
+    pub ended_at: Option<i64>,
+    pub ended_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -25,6 +25,59 @@ pub fn recent_email_sign_in(claims: &AccessClaims, now: i64, window: i64) -> boo
         && recently_authenticated(claims, now, window)
 }
 
+/// Where a session started, as it is kept and shown: the network of the address (IPv4
+/// /24, IPv6 /48), never the address itself, and the client's User-Agent (control
+/// characters dropped, at most 256 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    pub network: String,
+    pub user_agent: String,
+}
+
+impl SessionStart {
+    pub fn new(source_ip: &str, user_agent: Option<&str>) -> SessionStart {
+        SessionStart {
+            network: network_of(source_ip),
+            user_agent: user_agent
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect(),
+        }
+    }
+}
+
+/// Why a session ended, as recorded on it (ended by this service's writes; a password
+/// change, a logout everywhere, a ban or the absolute lifetime end sessions through the
+/// token version, the membership and the clock instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    /// A rotated-out refresh token was presented again: the family is revoked.
+    Reuse,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Reuse => "reuse",
+        }
+    }
+}
+
+/// The network an address is shown as: `203.0.113.0/24`, `2001:db8:1::/48`; `unknown` for
+/// what is not an address.
+pub fn network_of(ip: &str) -> String {
+    use ipnet::IpNet;
+    let Ok(addr) = ip.trim().parse::<std::net::IpAddr>() else {
+        return "unknown".into();
+    };
+    let prefix = if addr.is_ipv4() { 24 } else { 48 };
+    IpNet::new(addr, prefix).map_or_else(|_| "unknown".into(), |n| n.trunc().to_string())
+}
+
 /// What to do with a presented refresh token, from its stored state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDecision {
@@ -74,12 +127,26 @@ pub(crate) fn test_claims(amr: &[&str], auth_time: i64) -> AccessClaims {
         iat: auth_time,
         exp: auth_time + 900,
         jti: "j".into(),
+        sid: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_keeps_the_network_not_the_address() {
+        assert_eq!(network_of("203.0.113.77"), "203.0.113.0/24");
+        assert_eq!(network_of("2001:db8:1:2:3:4:5:6"), "2001:db8:1::/48");
+        assert_eq!(network_of("::ffff:203.0.113.77"), "::/48");
+        assert_eq!(network_of("unknown"), "unknown");
+        assert_eq!(network_of(""), "unknown");
+        let s = SessionStart::new("198.51.100.9", Some(&format!("Mozilla/5.0\n{}", "x".repeat(400))));
+        assert_eq!(s.network, "198.51.100.0/24");
+        assert!(s.user_agent.starts_with("Mozilla/5.0x") && s.user_agent.chars().count() == 256);
+        assert_eq!(SessionStart::new("1.2.3.4", None).user_agent, "");
+    }
 
     fn claims(amr: &[&str], auth_time: i64) -> AccessClaims {
         test_claims(amr, auth_time)

@@ -12,7 +12,8 @@ use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::jwt::{team_audience, AccessClaims, KeySet};
 use crate::domain::model::{Contact, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
-use crate::edge::parse_document;
+use crate::domain::session::SessionStart;
+use crate::edge::{parse_document, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::ports::Contacts;
 
@@ -34,11 +35,29 @@ pub struct NewRefresh {
     pub record: RefreshRecord,
 }
 
+/// The next refresh token of a session: a rotation names its family; a sign-in starts a
+/// new session from where the request came (`SessionStart`), recorded with the token.
+pub enum Family {
+    Existing(String),
+    New(SessionStart),
+}
+
+impl Family {
+    /// A new session for a sign-in request.
+    pub fn start(meta: &RequestMeta) -> Family {
+        Family::New(SessionStart::new(&meta.source_ip, meta.user_agent.as_deref()))
+    }
+}
+
 pub fn new_refresh<S, K>(
     app: &App<S, K>,
     who: &SessionSubject,
-    family_id: Option<String>,
+    family: Family,
 ) -> Result<NewRefresh, ApiError> {
+    let (family_id, start) = match family {
+        Family::Existing(id) => (id, None),
+        Family::New(start) => (new_id(), Some(start)),
+    };
     let raw = RawToken::generate()?;
     let now = app.now();
     Ok(NewRefresh {
@@ -47,19 +66,25 @@ pub fn new_refresh<S, K>(
             contact_id: who.contact_id.clone(),
             team_id: who.team_id.clone(),
             hub_id: who.hub_id.clone(),
-            family_id: family_id.unwrap_or_else(new_id),
+            family_id,
             token_version: who.token_version,
             amr: who.amr.clone(),
             auth_time: who.auth_time,
             created_at: now,
             // Rotation never extends a session past its absolute lifetime.
             expires_at: (now + app.config.refresh_ttl).min(app.config.session_end(who.auth_time)),
+            start,
         },
         raw,
     })
 }
 
-pub fn sign_access<S>(app: &App<S, KeySet>, who: &SessionSubject) -> Result<String, ApiError> {
+/// An access token for `who` in session `sid` (the refresh token's family).
+pub fn sign_access<S>(
+    app: &App<S, KeySet>,
+    who: &SessionSubject,
+    sid: &str,
+) -> Result<String, ApiError> {
     let now = app.now();
     let claims = AccessClaims {
         iss: app.config.jwt_issuer.clone(),
@@ -73,6 +98,7 @@ pub fn sign_access<S>(app: &App<S, KeySet>, who: &SessionSubject) -> Result<Stri
         iat: now,
         exp: now + app.config.access_ttl,
         jti: new_id(),
+        sid: Some(sid.to_string()),
     };
     app.keys.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "signing failed");
@@ -104,7 +130,7 @@ pub fn token_pair<S>(
     who: &SessionSubject,
     refresh: &NewRefresh,
 ) -> Result<Value, ApiError> {
-    let access = sign_access(app, who)?;
+    let access = sign_access(app, who, &refresh.record.family_id)?;
     Ok(json!({
         "access_token": access,
         "token_type": "Bearer",
@@ -213,14 +239,31 @@ pub async fn authenticate<S: Contacts>(
     if claims.exp <= app.now() {
         return Err(unauthorized());
     }
-    // Profile and team membership in one read: a revoked token version, a ban or a
-    // removal from the team all end the token here.
-    let (contact, membership) = app
-        .store
-        .contact_with_membership(&claims.sub, &claims.tid)
-        .await?;
+    // Profile, team membership and session in one read: a revoked token version, a ban,
+    // a removal from the team or an ended session (a logout, a detected reuse) all end the
+    // token here. A token without `sid` (issued before sessions were recorded, 15 minutes
+    // at most) is checked without one.
+    let (contact, membership, session) = match claims.sid.as_deref() {
+        Some(sid) => {
+            let (c, m, s) = app.store.access_state(&claims.sub, &claims.tid, sid).await?;
+            (c, m, Some(s))
+        }
+        None => {
+            let (c, m) = app
+                .store
+                .contact_with_membership(&claims.sub, &claims.tid)
+                .await?;
+            (c, m, None)
+        }
+    };
     let contact = contact.ok_or_else(unauthorized)?;
-    if claims.tv < contact.token_version || !membership.is_some_and(|m| m.admits(claims.auth_time))
+    let live = match session {
+        None => true,
+        Some(s) => s.is_some_and(|s| s.ended_at.is_none()),
+    };
+    if claims.tv < contact.token_version
+        || !membership.is_some_and(|m| m.admits(claims.auth_time))
+        || !live
     {
         return Err(unauthorized());
     }

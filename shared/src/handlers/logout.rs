@@ -6,6 +6,7 @@ use lambda_http::Request;
 
 use crate::app::App;
 use crate::domain::secret::RawToken;
+use crate::domain::session::EndReason;
 use crate::edge::{empty_response, HandlerResult, RequestMeta};
 use crate::flows::session::{presented_refresh_token, set_refresh_cookie, AmbiguousCookie};
 use crate::ports::Sessions;
@@ -32,8 +33,9 @@ pub async fn handle<S: Sessions, K>(
             let session_end = app.config.session_end(state.record.auth_time);
             store
                 .revoke_family(
-                    &state.record.family_id,
+                    &state.record,
                     Some(&hash),
+                    EndReason::Logout,
                     now,
                     session_end.max(state.record.expires_at),
                 )

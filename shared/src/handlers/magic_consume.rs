@@ -26,7 +26,7 @@ use crate::edge::{
 };
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::limits::reserve;
-use crate::flows::session::{new_refresh, token_pair_response, SessionSubject};
+use crate::flows::session::{new_refresh, token_pair_response, Family, SessionSubject};
 use crate::metrics::{self, Event, Limit};
 use crate::ports::{
     Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, UndoEmailChange,
@@ -88,7 +88,7 @@ pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
     if link.purpose == LinkPurpose::EmailChangeUndo {
         return undo_email_change(app, &link, now).await;
     }
-    consume_link(app, &link, contact_tv, amr, now).await
+    consume_link(app, &link, contact_tv, amr, &meta, now).await
 }
 
 /// The link a token names, if it can still be used; else why not (the token's holder has
@@ -201,6 +201,7 @@ async fn consume_link<S: MagicLinks + Contacts>(
     link: &MagicLink,
     contact_tv: Option<u64>,
     amr: &str,
+    meta: &RequestMeta,
     now: i64,
 ) -> HandlerResult {
     let store = &app.store;
@@ -249,7 +250,7 @@ async fn consume_link<S: MagicLinks + Contacts>(
             amr: vec![amr.into()],
             auth_time: now,
         };
-        let refresh = new_refresh(app, &subject, None)?;
+        let refresh = new_refresh(app, &subject, Family::start(meta))?;
         match store
             .consume_magic_link(link, &who, &refresh.record, now)
             .await?

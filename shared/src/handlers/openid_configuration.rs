@@ -17,7 +17,7 @@ pub async fn handle<S, K>(app: &App<S, K>, _req: Request, _meta: RequestMeta) ->
         "jwks_uri": format!("{}{API_PREFIX}/.well-known/jwks.json", c.public_base_url),
         "id_token_signing_alg_values_supported": [c.access_token_alg.name()],
         "subject_types_supported": ["public"],
-        "claims_supported": ["iss", "aud", "sub", "tid", "hid", "tv", "amr", "auth_time", "iat", "exp", "jti"],
+        "claims_supported": ["iss", "aud", "sub", "tid", "hid", "tv", "amr", "auth_time", "iat", "exp", "jti", "sid"],
     });
     Ok(super::key_document(&doc))
 }

@@ -14,7 +14,7 @@ use crate::flows::account::{
     check_current_password, notice_job, policy, reauthentication_required, resource,
 };
 use crate::flows::session::{
-    authenticate, new_refresh, set_refresh_cookie, token_pair, SessionSubject,
+    authenticate, new_refresh, set_refresh_cookie, token_pair, Family, SessionSubject,
 };
 use crate::ports::{Attempts, Contacts};
 
@@ -54,7 +54,7 @@ pub async fn handle<S: Contacts + Attempts>(
         amr: vec!["pwd".into()],
         auth_time: now,
     };
-    let refresh = new_refresh(app, &subject, None)?;
+    let refresh = new_refresh(app, &subject, Family::start(&meta))?;
     let notice = notice_job(JobPurpose::PasswordChangeNotice, &claims.tid, &contact, now);
     if !app
         .store

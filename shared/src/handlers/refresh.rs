@@ -10,11 +10,12 @@ use serde_json::json;
 use crate::app::App;
 use crate::domain::jwt::KeySet;
 use crate::domain::secret::RawToken;
-use crate::domain::session::{refresh_decision, RefreshDecision};
+use crate::domain::session::{refresh_decision, EndReason, RefreshDecision};
 use crate::edge::{HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{
-    new_refresh, presented_refresh_token, token_pair_response, AmbiguousCookie, SessionSubject,
+    new_refresh, presented_refresh_token, token_pair_response, AmbiguousCookie, Family,
+    SessionSubject,
 };
 use crate::metrics::{self, Event};
 use crate::ports::{Rotation, Sessions};
@@ -48,7 +49,7 @@ pub async fn handle<S: Sessions>(
             RefreshDecision::Reuse => {
                 metrics::record(Event::RefreshReuse);
                 store
-                    .revoke_family(&state.record.family_id, None, now, session_end)
+                    .revoke_family(&state.record, None, EndReason::Reuse, now, session_end)
                     .await?;
                 tracing::warn!(contact_id = %state.record.contact_id, "refresh token reuse: family revoked");
                 return Err(ApiError::new(ErrorCode::RefreshTokenReused));
@@ -63,7 +64,7 @@ pub async fn handle<S: Sessions>(
             amr: r.amr.clone(),
             auth_time: r.auth_time,
         };
-        let next = new_refresh(app, &subject, Some(r.family_id.clone()))?;
+        let next = new_refresh(app, &subject, Family::Existing(r.family_id.clone()))?;
         match store
             .rotate_refresh(&state, &next.record, now, grace_since)
             .await?

@@ -14,9 +14,10 @@ use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
-    RefreshRecord,
+    RefreshRecord, SessionRecord,
 };
 use crate::domain::secret::TokenHash;
+use crate::domain::session::SessionStart;
 use crate::domain::suppression::Reason;
 use crate::ports::RefreshState;
 
@@ -342,9 +343,45 @@ pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState>
             auth_time: get_n(item, "auth_time").unwrap_or(0),
             created_at: get_n(item, "created_at").unwrap_or(0),
             expires_at: get_n(item, "expires_at")?,
+            start: None,
         },
         rotated_at: get_n(item, "rotated_at"),
         revoked_at: get_n(item, "revoked_at"),
+    })
+}
+
+/// How long a session's record outlives its last refresh token: a member's sign-ins of
+/// the last 90 days are what a new device is compared with.
+pub const SESSION_KEEP: i64 = 90 * 86_400;
+
+/// The session a family's first token starts (`RefreshRecord::start`).
+pub fn session_item(r: &RefreshRecord, start: &SessionStart) -> Item {
+    let item = HashMap::from([
+        ("session_id".to_string(), s(&r.family_id)),
+        ("team_id".to_string(), s(r.team_id.as_str())),
+        ("hub_id".to_string(), opt_s(&r.hub_id)),
+        ("amr".to_string(), list_s(&r.amr)),
+        ("auth_time".to_string(), n(r.auth_time)),
+        ("token_version".to_string(), n(r.token_version)),
+        ("created_at".to_string(), n(r.created_at)),
+        ("last_active_at".to_string(), n(r.created_at)),
+        ("network".to_string(), s(&start.network)),
+        ("user_agent".to_string(), s(&start.user_agent)),
+        ("expires_at".to_string(), n(r.expires_at + SESSION_KEEP)),
+    ]);
+    with_key(item, keys::session(&r.contact_id, &r.team_id, &r.family_id))
+}
+
+pub fn session_from(item: &Item) -> Option<SessionRecord> {
+    Some(SessionRecord {
+        session_id: get_s(item, "session_id")?,
+        team_id: TeamId::from_stored(get_s(item, "team_id")?),
+        created_at: get_n(item, "created_at"),
+        last_active_at: get_n(item, "last_active_at"),
+        network: get_s(item, "network"),
+        user_agent: get_s(item, "user_agent"),
+        ended_at: get_n(item, "ended_at"),
+        ended_reason: get_s(item, "ended_reason"),
     })
 }
 

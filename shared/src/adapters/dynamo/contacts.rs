@@ -3,14 +3,14 @@
 
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 
-use super::codec::{contact_from, get_s, job_item, membership_from, n, refresh_item, s};
+use super::codec::{contact_from, get_s, job_item, membership_from, n, s, session_from};
 use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
-use super::{build_err, sdk_err, DynamoStore, JOB_TTL, PENDING_CHANGE};
+use super::{build_err, sdk_err, DynamoStore, Item, JOB_TTL, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Contact, MailJob, Membership, RefreshRecord};
-use crate::ports::{Contacts, PortResult, ProfileChanges};
+use crate::ports::{AccessState, Contacts, PortResult, ProfileChanges};
 
 /// The items of a password write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +87,40 @@ impl Contacts for DynamoStore {
         Ok((contact, membership))
     }
 
+    async fn access_state(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        sid: &str,
+    ) -> PortResult<AccessState> {
+        let id = contact_id;
+        let session_key = keys::session(id, team_id, sid);
+        let items = self
+            .batch_get(
+                "access_state",
+                vec![
+                    keys::profile(id),
+                    keys::membership(id, team_id),
+                    session_key.clone(),
+                ],
+            )
+            .await?;
+        let sk = |i: &Item| get_s(i, "sk");
+        let contact = items
+            .iter()
+            .find(|i| sk(i) == Some(keys::profile(id).1))
+            .and_then(contact_from);
+        let membership = items
+            .iter()
+            .find(|i| sk(i).is_some_and(|sk| sk.starts_with(keys::MEMBERSHIP_PREFIX)))
+            .and_then(membership_from);
+        let session = items
+            .iter()
+            .find(|i| sk(i) == Some(session_key.1.clone()))
+            .and_then(session_from);
+        Ok((contact, membership, session))
+    }
+
     async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
         self.client
             .update_item()
@@ -161,7 +195,9 @@ impl Contacts for DynamoStore {
             PasswordStep::Profile,
             TransactWriteItem::builder().update(u).build(),
         );
-        tx.push(PasswordStep::Session, self.put_new(refresh_item(refresh))?);
+        for item in self.new_refresh_items(refresh)? {
+            tx.push(PasswordStep::Session, item);
+        }
         tx.push(
             PasswordStep::Notice,
             self.put_new(job_item(notice, now + JOB_TTL))?,

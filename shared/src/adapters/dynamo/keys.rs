@@ -1,7 +1,7 @@
 //! Every item key of the table, in one place. Layout (NOTES.md has the story):
 //! TEAM#, HUB#, SLUG# (a full copy of the hub), CONTACT#<id> with PROFILE and TEAM#<team>,
 //! EMAIL#<key>, JOB#, MAGIC#<hash>, MAGICLATEST#<scope>, RT#<hash>, RTFAMILY#, RATE#,
-//! SUPPRESS#<key>.
+//! SUPPRESS#<key>; CONTACT#<id> also holds SESSION#<team>#<session id>.
 //! Tests and tools that read items go through `contact_auth::adapters::dynamo::keys`.
 
 use std::collections::HashMap;
@@ -59,6 +59,16 @@ pub fn refresh(hash: &TokenHash) -> Key {
 pub fn rate(key: &str) -> Key {
     (format!("RATE#{key}"), "RATE".into())
 }
+/// A sign-in session (a refresh-token family) of `contact` in `team`: in the contact's
+/// partition, so one Query lists a member's sessions in a team.
+pub fn session(contact: &ContactId, team: &TeamId, session_id: &str) -> Key {
+    (
+        contact_partition(contact),
+        format!("{SESSION_PREFIX}{team}#{session_id}"),
+    )
+}
+/// The sort-key prefix of a contact's sessions.
+pub const SESSION_PREFIX: &str = "SESSION#";
 /// An address SES reported undeliverable (`ports::Suppressions`).
 pub fn suppression(key: &EmailKey) -> Key {
     (format!("SUPPRESS#{}", key.as_str()), "SUPPRESS".into())

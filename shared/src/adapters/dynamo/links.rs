@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::codec::{
-    email_item, get_s, job_item, magic_from, magic_item, n, new_membership_item, refresh_item, s,
+    email_item, get_s, job_item, magic_from, magic_item, n, new_membership_item, s,
 };
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
@@ -421,7 +421,9 @@ impl MagicLinks for DynamoStore {
                 );
             }
         }
-        tx.push(LinkStep::Session, self.put_new(refresh_item(refresh))?);
+        for item in self.new_refresh_items(refresh)? {
+            tx.push(LinkStep::Session, item);
+        }
 
         match self.commit("consume_magic_link", tx).await? {
             Settled::Done => Ok(Consumed::Done),

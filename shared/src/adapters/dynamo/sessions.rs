@@ -1,17 +1,20 @@
 //! `Sessions` on the table: one RT#<hash> item per refresh token (rotation state
-//! included), RTFAMILY#<id> once a family is revoked; every rotation checks the family,
-//! the profile's token version and the membership in one transaction.
+//! included), RTFAMILY#<id> once a family is revoked, and the family's session record
+//! (CONTACT#<id> / SESSION#<team>#<family>: created by the sign-in, touched by each
+//! rotation, ended with a reason); every rotation checks the family, the session, the
+//! profile's token version and the membership in one transaction.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 
-use super::codec::{n, refresh_item, refresh_state_from, s};
+use super::codec::{n, refresh_item, refresh_state_from, s, session_item, SESSION_KEEP};
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, DynamoStore};
 use crate::domain::model::RefreshRecord;
 use crate::domain::secret::TokenHash;
+use crate::domain::session::EndReason;
 use crate::errors::PortError;
 use crate::ports::{Counter, PortResult, RefreshState, Rotation, Sessions};
 
@@ -32,6 +35,8 @@ enum RotateStep {
     Version,
     /// Still an active member, signed in after any ban.
     Member,
+    /// The session record: not ended (touched: last active now).
+    Live,
     /// The new token's item.
     Session,
 }
@@ -40,6 +45,7 @@ enum RotateStep {
 enum RevokeStep {
     Family,
     Token,
+    Ended,
 }
 
 /// A cancelled rotation: the presented token changed under us (a concurrent rotation:
@@ -57,6 +63,44 @@ fn rotation_outcome(settled: Settled<RotateStep>) -> PortResult<Rotation> {
     })
 }
 
+impl DynamoStore {
+    /// The items a new refresh token writes: the token and, for a family's first token
+    /// (a sign-in), its session record.
+    pub(super) fn new_refresh_items(&self, r: &RefreshRecord) -> PortResult<Vec<TransactWriteItem>> {
+        let mut items = vec![self.put_new(refresh_item(r))?];
+        if let Some(start) = &r.start {
+            items.push(self.put_new(session_item(r, start))?);
+        }
+        Ok(items)
+    }
+
+    /// A rotation's touch of the session record: last active now, kept as long as the
+    /// new token plus `SESSION_KEEP` — only while the session has not ended. A family
+    /// signed in before sessions were recorded gets its record here (what the token knows;
+    /// no network or device).
+    fn touch_session(&self, old: &RefreshRecord, new: &RefreshRecord, now: i64) -> PortResult<Update> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::session(
+                &old.contact_id,
+                &old.team_id,
+                &old.family_id,
+            ))))
+            .update_expression(
+                "SET last_active_at = :now, expires_at = :exp, session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), amr = if_not_exists(amr, :amr), auth_time = if_not_exists(auth_time, :auth), created_at = if_not_exists(created_at, :auth)",
+            )
+            .condition_expression("attribute_not_exists(ended_at)")
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":exp", n(new.expires_at + SESSION_KEEP))
+            .expression_attribute_values(":sid", s(&old.family_id))
+            .expression_attribute_values(":tid", s(old.team_id.as_str()))
+            .expression_attribute_values(":amr", super::codec::list_s(&old.amr))
+            .expression_attribute_values(":auth", n(old.auth_time))
+            .build()
+            .map_err(build_err)
+    }
+}
+
 impl Sessions for DynamoStore {
     async fn record_login_success(
         &self,
@@ -66,7 +110,9 @@ impl Sessions for DynamoStore {
     ) -> PortResult<()> {
         let build = |rehash: Option<(&str, &str)>| -> PortResult<Tx<LoginStep>> {
             let mut tx = Tx::new();
-            tx.push(LoginStep::Session, self.put_new(refresh_item(refresh))?);
+            for item in self.new_refresh_items(refresh)? {
+                tx.push(LoginStep::Session, item);
+            }
             let clear = Delete::builder()
                 .table_name(&self.table)
                 .set_key(Some(key_map(keys::rate(&failures.key))))
@@ -198,17 +244,25 @@ impl Sessions for DynamoStore {
             RotateStep::Member,
             TransactWriteItem::builder().condition_check(member).build(),
         );
+        tx.push(
+            RotateStep::Live,
+            TransactWriteItem::builder()
+                .update(self.touch_session(&old.record, new, now)?)
+                .build(),
+        );
         tx.push(RotateStep::Session, self.put_new(refresh_item(new))?);
         rotation_outcome(self.commit("rotate_refresh", tx).await?)
     }
 
     async fn revoke_family(
         &self,
-        family_id: &str,
+        record: &RefreshRecord,
         token_hash: Option<&TokenHash>,
+        reason: EndReason,
         now: i64,
         until: i64,
     ) -> PortResult<()> {
+        let family_id = record.family_id.as_str();
         let fam = HashMap::from([
             ("revoked_at".to_string(), n(now)),
             ("expires_at".to_string(), n(until.max(now + 60))),
@@ -232,6 +286,30 @@ impl Sessions for DynamoStore {
                 TransactWriteItem::builder().update(u).build(),
             );
         }
+        // The session ends once, with the first reason (a logout after a detected reuse
+        // keeps "reuse"). A family signed in before sessions were recorded gets its record
+        // here (ids and the end only).
+        let ended = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::session(
+                &record.contact_id,
+                &record.team_id,
+                family_id,
+            ))))
+            .update_expression(
+                "SET ended_at = if_not_exists(ended_at, :now), ended_reason = if_not_exists(ended_reason, :why), session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), expires_at = :exp",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":why", s(reason.as_str()))
+            .expression_attribute_values(":sid", s(family_id))
+            .expression_attribute_values(":tid", s(record.team_id.as_str()))
+            .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP))
+            .build()
+            .map_err(build_err)?;
+        tx.push(
+            RevokeStep::Ended,
+            TransactWriteItem::builder().update(ended).build(),
+        );
         // A token that vanished meanwhile needs no revoking: that cancel is fine.
         match self.commit("revoke_family", tx).await? {
             Settled::Done => Ok(()),
@@ -261,7 +339,12 @@ mod tests {
             rotation_outcome(failed(&[RotateStep::Old, RotateStep::Family])).unwrap(),
             Rotation::OldChanged
         );
-        for step in [RotateStep::Family, RotateStep::Version, RotateStep::Member] {
+        for step in [
+            RotateStep::Family,
+            RotateStep::Version,
+            RotateStep::Member,
+            RotateStep::Live,
+        ] {
             assert_eq!(
                 rotation_outcome(failed(&[step])).unwrap(),
                 Rotation::Rejected,
