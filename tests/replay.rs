@@ -1745,6 +1745,7 @@ fn new_record(
         auth_time: now,
         created_at: now,
         expires_at: now + 3600,
+        start: None,
     })
 }
 
@@ -2010,8 +2011,9 @@ async fn stale_reads() -> Result<(), String> {
     // Revoking a family with a token that is gone writes no item for the token.
     store
         .revoke_family(
-            &ghost_token.family_id,
+            &ghost_token,
             Some(&ghost_token.token_hash),
+            contact_auth::domain::session::EndReason::Logout,
             now,
             now + 60,
         )

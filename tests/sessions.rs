@@ -51,7 +51,11 @@ fn claims(jwt: &str) -> Value {
     use base64::Engine;
     jwt.split('.')
         .nth(1)
-        .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+        .and_then(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(p)
+                .ok()
+        })
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null)
 }
@@ -60,20 +64,31 @@ fn claims(jwt: &str) -> Value {
 /// refresh, contact id).
 async fn sign_in(app: &TestApp, email: &str) -> Result<(String, String, String), String> {
     let token = put_link(app, email).await?;
-    let mut event: Value = serde_json::from_str(&fixtures::consume_event(&token))
-        .map_err(|e| e.to_string())?;
+    let mut event: Value =
+        serde_json::from_str(&fixtures::consume_event(&token)).map_err(|e| e.to_string())?;
     event["headers"]["user-agent"] = json!(UA);
     event["requestContext"]["http"]["sourceIp"] = json!("203.0.113.77");
     let resp = app
         .handle(Route::MagicConsume, request(&event.to_string())?)
         .await;
     let body = body_json(&resp);
-    ensure(resp.status() == 200, || format!("consume: {} {body}", resp.status()))?;
-    let access = body["access_token"].as_str().unwrap_or_default().to_string();
-    let refresh = body["refresh_token"].as_str().unwrap_or_default().to_string();
+    ensure(resp.status() == 200, || {
+        format!("consume: {} {body}", resp.status())
+    })?;
+    let access = body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let refresh = body["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     record_secret(&access);
     record_secret(&refresh);
-    let contact = claims(&access)["sub"].as_str().unwrap_or_default().to_string();
+    let contact = claims(&access)["sub"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     Ok((access, refresh, contact))
 }
 
@@ -91,14 +106,22 @@ pub async fn sessions_are_recorded_touched_and_ended() -> Result<(), String> {
     init()?;
     let app = fresh(&Value::Null).await;
     let t0 = app.now();
-    let email = format!("sessions-{}@example.com", contact_auth::domain::secret::new_id());
+    let email = format!(
+        "sessions-{}@example.com",
+        contact_auth::domain::secret::new_id()
+    );
     let (access, refresh, contact) = sign_in(&app.at(t0), &email).await?;
 
     // The sign-in recorded its session: the network, not the address; the device; the
     // access token names it.
     let s = sessions(&app, &contact).await?;
-    ensure(s.len() == 1, || format!("{} sessions after one sign-in", s.len()))?;
-    let sid = claims(&access)["sid"].as_str().unwrap_or_default().to_string();
+    ensure(s.len() == 1, || {
+        format!("{} sessions after one sign-in", s.len())
+    })?;
+    let sid = claims(&access)["sid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let r = &s[0];
     let field = |r: &Record, k: &str| r.get(k).cloned().unwrap_or_default();
     ensure(!sid.is_empty() && field(r, "session_id") == sid, || {
@@ -113,35 +136,45 @@ pub async fn sessions_are_recorded_touched_and_ended() -> Result<(), String> {
     ensure(!format!("{r:?}").contains("203.0.113.77"), || {
         "the full address was stored".into()
     })?;
-    ensure(me_status(&app.at(t0), &access).await? == 200, || "GET /me".into())?;
+    ensure(me_status(&app.at(t0), &access).await? == 200, || {
+        "GET /me".into()
+    })?;
 
     // A rotation touches it; a second tab's grace rotation keeps one session.
     let (status, body) = refresh_with(&app.at(t0 + 100), &refresh).await?;
     ensure(status == 200, || format!("refresh {status} {body}"))?;
-    let newest = body["refresh_token"].as_str().unwrap_or_default().to_string();
-    ensure(claims(body["access_token"].as_str().unwrap_or_default())["sid"] == sid.as_str(), || {
-        "a rotation's access token names another session".into()
-    })?;
+    let newest = body["refresh_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure(
+        claims(body["access_token"].as_str().unwrap_or_default())["sid"] == sid.as_str(),
+        || "a rotation's access token names another session".into(),
+    )?;
     let (status, _) = refresh_with(&app.at(t0 + 105), &refresh).await?;
     ensure(status == 200, || format!("grace refresh {status}"))?;
     let s = sessions(&app, &contact).await?;
-    ensure(s.len() == 1, || format!("{} sessions after two tabs", s.len()))?;
-    ensure(field(&s[0], "last_active_at") == (t0 + 105).to_string(), || {
-        format!("not touched: {:?}", s[0])
+    ensure(s.len() == 1, || {
+        format!("{} sessions after two tabs", s.len())
     })?;
+    ensure(
+        field(&s[0], "last_active_at") == (t0 + 105).to_string(),
+        || format!("not touched: {:?}", s[0]),
+    )?;
 
     // A logout ends it with its reason, and the access token (minutes from expiry) with it.
     let resp = app
         .at(t0 + 200)
         .handle(Route::Logout, request(&fixtures::post_event(
             Route::Logout.path(),
-            json!({"data": {"type": "logout_requests", "attributes": {"refresh_token": newest}}}),
+            json!({"data": {"type": "refresh_requests", "attributes": {"refresh_token": newest}}}),
         ))?)
         .await;
     ensure(resp.status() == 204, || format!("logout {}", resp.status()))?;
     let s = sessions(&app, &contact).await?;
     ensure(
-        field(&s[0], "ended_at") == (t0 + 200).to_string() && field(&s[0], "ended_reason") == "logout",
+        field(&s[0], "ended_at") == (t0 + 200).to_string()
+            && field(&s[0], "ended_reason") == "logout",
         || format!("not ended by the logout: {:?}", s[0]),
     )?;
     ensure(me_status(&app.at(t0 + 201), &access).await? == 401, || {
@@ -158,12 +191,17 @@ pub async fn sessions_are_recorded_touched_and_ended() -> Result<(), String> {
     let (status, body) = refresh_with(&app.at(t0 + 400), &refresh2).await?;
     ensure(status == 401, || format!("reuse answered {status} {body}"))?;
     let s = sessions(&app, &contact).await?;
-    let sid2 = claims(&access2)["sid"].as_str().unwrap_or_default().to_string();
+    let sid2 = claims(&access2)["sid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let second = s
         .iter()
         .find(|r| field(r, "session_id") == sid2)
         .ok_or("no record of the second session")?;
-    ensure(field(second, "ended_reason") == "reuse", || format!("{second:?}"))?;
+    ensure(field(second, "ended_reason") == "reuse", || {
+        format!("{second:?}")
+    })?;
     ensure(me_status(&app.at(t0 + 401), &access2).await? == 401, || {
         "an access token of a session ended by reuse still works".into()
     })

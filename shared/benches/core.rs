@@ -82,6 +82,7 @@ fn main() {
         iat: now,
         exp: i64::MAX / 2,
         jti: "j".into(),
+        sid: Some("s".into()),
     };
     for (alg, key) in [
         (

@@ -7,8 +7,7 @@ use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
-    Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, SessionRecord,
-    Team,
+    Contact, Hub, LinkRefusal, MagicLink, MailJob, Membership, RefreshRecord, SessionRecord, Team,
 };
 pub use crate::domain::rate::Counter;
 use crate::domain::rate::RateRule;

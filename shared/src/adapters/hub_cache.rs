@@ -15,9 +15,9 @@ use crate::domain::secret::TokenHash;
 use crate::domain::session::EndReason;
 use crate::domain::suppression::Reason;
 use crate::ports::{
-    AccessState, Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks, MailJobs,
-    PendingChange, PortResult, ProfileChanges, RefreshState, Reserved, Rotation, Sessions,
-    Suppressions, UndoEmailChange,
+    AccessState, Attempts, ConsumeAs, Consumed, Contacts, Counter, Directory, Enqueued, MagicLinks,
+    MailJobs, PendingChange, PortResult, ProfileChanges, RefreshState, Reserved, Rotation,
+    Sessions, Suppressions, UndoEmailChange,
 };
 
 /// At most this many slugs are kept; past it the cache starts over.

@@ -142,7 +142,10 @@ mod tests {
         assert_eq!(network_of("::ffff:203.0.113.77"), "::/48");
         assert_eq!(network_of("unknown"), "unknown");
         assert_eq!(network_of(""), "unknown");
-        let s = SessionStart::new("198.51.100.9", Some(&format!("Mozilla/5.0\n{}", "x".repeat(400))));
+        let s = SessionStart::new(
+            "198.51.100.9",
+            Some(&format!("Mozilla/5.0\n{}", "x".repeat(400))),
+        );
         assert_eq!(s.network, "198.51.100.0/24");
         assert!(s.user_agent.starts_with("Mozilla/5.0x") && s.user_agent.chars().count() == 256);
         assert_eq!(SessionStart::new("1.2.3.4", None).user_agent, "");

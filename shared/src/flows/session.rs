@@ -45,7 +45,10 @@ pub enum Family {
 impl Family {
     /// A new session for a sign-in request.
     pub fn start(meta: &RequestMeta) -> Family {
-        Family::New(SessionStart::new(&meta.source_ip, meta.user_agent.as_deref()))
+        Family::New(SessionStart::new(
+            &meta.source_ip,
+            meta.user_agent.as_deref(),
+        ))
     }
 }
 
@@ -245,7 +248,10 @@ pub async fn authenticate<S: Contacts>(
     // at most) is checked without one.
     let (contact, membership, session) = match claims.sid.as_deref() {
         Some(sid) => {
-            let (c, m, s) = app.store.access_state(&claims.sub, &claims.tid, sid).await?;
+            let (c, m, s) = app
+                .store
+                .access_state(&claims.sub, &claims.tid, sid)
+                .await?;
             (c, m, Some(s))
         }
         None => {

@@ -66,7 +66,10 @@ fn rotation_outcome(settled: Settled<RotateStep>) -> PortResult<Rotation> {
 impl DynamoStore {
     /// The items a new refresh token writes: the token and, for a family's first token
     /// (a sign-in), its session record.
-    pub(super) fn new_refresh_items(&self, r: &RefreshRecord) -> PortResult<Vec<TransactWriteItem>> {
+    pub(super) fn new_refresh_items(
+        &self,
+        r: &RefreshRecord,
+    ) -> PortResult<Vec<TransactWriteItem>> {
         let mut items = vec![self.put_new(refresh_item(r))?];
         if let Some(start) = &r.start {
             items.push(self.put_new(session_item(r, start))?);
@@ -78,7 +81,12 @@ impl DynamoStore {
     /// new token plus `SESSION_KEEP` — only while the session has not ended. A family
     /// signed in before sessions were recorded gets its record here (what the token knows;
     /// no network or device).
-    fn touch_session(&self, old: &RefreshRecord, new: &RefreshRecord, now: i64) -> PortResult<Update> {
+    fn touch_session(
+        &self,
+        old: &RefreshRecord,
+        new: &RefreshRecord,
+        now: i64,
+    ) -> PortResult<Update> {
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::session(
