@@ -283,15 +283,23 @@ async fn snapshot(store: &DynamoStore) -> Snapshot {
 }
 
 /// The items a refusal changed that it may change: attempt counters where counting the
-/// attempt is the point (a wrong password), and a revoked family on refresh reuse.
+/// attempt is the point (a wrong password), and a revoked family (and its session record,
+/// ended as "reuse") on refresh reuse.
 /// `by_code`: a consume by sign-in code, which counts its attempt (per email and IP, and
 /// on the link it names) before comparing the code.
-fn refusal_may_write(route: Route, code: Option<&str>, pk: &str, by_code: bool) -> bool {
+fn refusal_may_write(
+    route: Route,
+    code: Option<&str>,
+    (pk, sk): &(String, String),
+    by_code: bool,
+) -> bool {
     let attempt = matches!(route, Route::Login | Route::MePatch | Route::PasswordChange) || by_code;
     (attempt && pk.starts_with("RATE#"))
         || (by_code && pk.starts_with("MAGIC#"))
         || (code == Some("refresh_token_reused")
-            && (pk.starts_with("RTFAMILY#") || pk.starts_with("RT#")))
+            && (pk.starts_with("RTFAMILY#")
+                || pk.starts_with("RT#")
+                || sk.starts_with(keys::SESSION_PREFIX)))
 }
 
 async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), String> {
@@ -363,7 +371,7 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
             .keys()
             .chain(after.keys())
             .filter(|k| before.get(*k) != after.get(*k))
-            .filter(|(pk, _)| !refusal_may_write(route, exp.code.as_deref(), pk, by_code))
+            .filter(|k| !refusal_may_write(route, exp.code.as_deref(), k, by_code))
             .collect();
         if !changed.is_empty() {
             return Err(format!("a refused request wrote {changed:?}"));
