@@ -691,6 +691,10 @@ fn main() {
         "sessions_are_recorded_touched_and_ended_and_their_tokens_with_them",
         || block_on(sessions::sessions_are_recorded_touched_and_ended()),
     ));
+    trials.push(scenario(
+        "a_legacy_family_gets_its_session_at_its_next_rotation",
+        || block_on(sessions::a_legacy_family_gets_its_session_at_its_next_rotation()),
+    ));
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -2032,6 +2036,21 @@ async fn stale_reads() -> Result<(), String> {
         !items.contains_key(&keys::refresh(&ghost_token.token_hash)),
         || "revoking a vanished token wrote it back".into(),
     )?;
+    // …but the family is revoked and its session ended all the same.
+    ensure(
+        items.contains_key(&keys::family(&ghost_token.family_id)),
+        || "revoking with a vanished token left the family unrevoked".into(),
+    )?;
+    let ended = items
+        .get(&keys::session(
+            &ghost_token.contact_id,
+            &ghost_token.team_id,
+            &ghost_token.family_id,
+        ))
+        .is_some_and(|i| i.contains_key("ended_at"));
+    ensure(ended, || {
+        "revoking with a vanished token left the session open".into()
+    })?;
 
     // Login: a rehash from a read before the password changed keeps the new password.
     let pw_before = job_ids(store).await.len();

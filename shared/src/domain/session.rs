@@ -74,6 +74,8 @@ pub fn network_of(ip: &str) -> String {
     let Ok(addr) = ip.trim().parse::<std::net::IpAddr>() else {
         return "unknown".into();
     };
+    // An IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`) is an IPv4 client.
+    let addr = addr.to_canonical();
     let prefix = if addr.is_ipv4() { 24 } else { 48 };
     IpNet::new(addr, prefix).map_or_else(|_| "unknown".into(), |n| n.trunc().to_string())
 }
@@ -139,7 +141,7 @@ mod tests {
     fn a_session_keeps_the_network_not_the_address() {
         assert_eq!(network_of("203.0.113.77"), "203.0.113.0/24");
         assert_eq!(network_of("2001:db8:1:2:3:4:5:6"), "2001:db8:1::/48");
-        assert_eq!(network_of("::ffff:203.0.113.77"), "::/48");
+        assert_eq!(network_of("::ffff:203.0.113.77"), "203.0.113.0/24");
         assert_eq!(network_of("unknown"), "unknown");
         assert_eq!(network_of(""), "unknown");
         let s = SessionStart::new(

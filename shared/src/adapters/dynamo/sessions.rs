@@ -271,6 +271,7 @@ impl Sessions for DynamoStore {
         until: i64,
     ) -> PortResult<()> {
         let family_id = record.family_id.as_str();
+        let build = |token_hash: Option<&TokenHash>| -> PortResult<Tx<RevokeStep>> {
         let fam = HashMap::from([
             ("revoked_at".to_string(), n(now)),
             ("expires_at".to_string(), n(until.max(now + 60))),
@@ -318,11 +319,20 @@ impl Sessions for DynamoStore {
             RevokeStep::Ended,
             TransactWriteItem::builder().update(ended).build(),
         );
-        // A token that vanished meanwhile needs no revoking: that cancel is fine.
-        match self.commit("revoke_family", tx).await? {
+        Ok(tx)
+        };
+        // A token that vanished meanwhile (TTL) needs no revoking, but the cancel undid the
+        // whole transaction: revoke the family and end the session without it.
+        let cancelled = || PortError::Internal("revoke_family cancelled".into());
+        match self.commit("revoke_family", build(token_hash)?).await? {
             Settled::Done => Ok(()),
-            Settled::Failed(f) if f.iter().all(|(s, _)| *s == RevokeStep::Token) => Ok(()),
-            Settled::Failed(_) => Err(PortError::Internal("revoke_family cancelled".into())),
+            Settled::Failed(f) if f.iter().all(|(s, _)| *s == RevokeStep::Token) => {
+                match self.commit("revoke_family", build(None)?).await? {
+                    Settled::Done => Ok(()),
+                    Settled::Failed(_) => Err(cancelled()),
+                }
+            }
+            Settled::Failed(_) => Err(cancelled()),
         }
     }
 }
