@@ -85,6 +85,17 @@ async fn sign_in_mail(
     let before = mails_to(ses, email)?.len();
     let (status, _) = call(app, route, &link_request(route, email, "198.51.100.7")?).await?;
     ensure(status == 202, || format!("{route:?} answered {status}"))?;
+    one_job(app, ses, email, before).await
+}
+
+/// The table's one mail job through the mailer: its outcome, and how many mails reached
+/// the sink for `email` beyond the `before` it had.
+async fn one_job(
+    app: &TestApp,
+    ses: &str,
+    email: &str,
+    before: usize,
+) -> Result<(Outcome, usize), String> {
     let outcomes = mail_outcomes(app).await?;
     ensure(outcomes.len() == 1, || format!("jobs: {outcomes:?}"))?;
     Ok((outcomes[0], mails_to(ses, email)?.len() - before))
@@ -241,9 +252,7 @@ async fn notice(app: &TestApp, ses: &str, email: &str) -> Result<(Outcome, usize
         format!("enqueue: {queued:?}")
     })?;
     let before = mails_to(ses, email)?.len();
-    let outcomes = mail_outcomes(app).await?;
-    ensure(outcomes.len() == 1, || format!("jobs: {outcomes:?}"))?;
-    Ok((outcomes[0], mails_to(ses, email)?.len() - before))
+    one_job(app, ses, email, before).await
 }
 
 /// Security notices still reach a member who complained (and the complaint flags their

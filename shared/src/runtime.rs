@@ -232,14 +232,7 @@ async fn process_one<S: MailerStore, M: Mailer>(app: &MailerApp<S, M>, job_id: &
         Ok(outcome) => outcome.as_str(),
         Err(_) => "failed",
     }));
-    metrics::emit(&metrics::documents(
-        &app.config.metrics_namespace,
-        "mailer",
-        metrics::now_ms(),
-        metrics::Unit::Job,
-        started.elapsed().as_secs_f64() * 1000.0,
-        &recorded,
-    ));
+    emit_job_metrics(&app.config, "mailer", started, &recorded);
     match result {
         Ok(_) => true,
         Err(e) => {
@@ -303,6 +296,24 @@ pub async fn run_mailer() -> Result<(), Error> {
     .await
 }
 
+/// The metrics of one unit of an event function's work (a mail job, an SNS invocation):
+/// its latency, its time in DynamoDB and SES, and what it recorded.
+fn emit_job_metrics(
+    config: &Config,
+    function: &str,
+    started: std::time::Instant,
+    recorded: &metrics::Recorder,
+) {
+    metrics::emit(&metrics::documents(
+        &config.metrics_namespace,
+        function,
+        metrics::now_ms(),
+        metrics::Unit::Job,
+        started.elapsed().as_secs_f64() * 1000.0,
+        recorded,
+    ));
+}
+
 /// One SNS invocation of `ses-events` with its metrics (the same documents a mail job
 /// writes: latency, DynamoDB time, one `SesEvents{Kind}` per record).
 pub async fn handle_ses_events<S: Suppressions, K, M>(
@@ -312,14 +323,7 @@ pub async fn handle_ses_events<S: Suppressions, K, M>(
     let started = std::time::Instant::now();
     // Boxed, like a mail job: keeps the Lambda loop's future within the layout depth.
     let (result, recorded) = metrics::scope(Box::pin(ses_events::handle(app, event))).await;
-    metrics::emit(&metrics::documents(
-        &app.config.metrics_namespace,
-        "ses-events",
-        metrics::now_ms(),
-        metrics::Unit::Job,
-        started.elapsed().as_secs_f64() * 1000.0,
-        &recorded,
-    ));
+    emit_job_metrics(&app.config, "ses-events", started, &recorded);
     if let Err(e) = &result {
         tracing::error!(error = %e, "ses events not recorded; Lambda retries the invocation");
     }
