@@ -206,3 +206,86 @@ pub async fn sessions_are_recorded_touched_and_ended() -> Result<(), String> {
         "an access token of a session ended by reuse still works".into()
     })
 }
+
+/// A family signed in before sessions were recorded (an RT# item, no record; its tokens
+/// had no `sid`): its next rotation records the session, and the new access token (with
+/// `sid`) works. A `sid` whose record is gone is refused.
+pub async fn a_legacy_family_gets_its_session_at_its_next_rotation() -> Result<(), String> {
+    use contact_auth::domain::ids::{ContactId, TeamId};
+    use contact_auth::domain::model::RefreshRecord;
+    use contact_auth::domain::secret::{new_id, RawToken};
+    use contact_auth::ports::{Counter, Sessions};
+    init()?;
+    let app = fresh(&Value::Null).await;
+    let t0 = app.now();
+    let email = format!("legacy-{}@example.com", new_id());
+    let (_, _, contact) = sign_in(&app.at(t0), &email).await?;
+    let raw = RawToken::generate().map_err(|e| e.to_string())?;
+    record_secret(raw.expose());
+    let family = new_id();
+    let legacy = RefreshRecord {
+        token_hash: raw.hash(),
+        contact_id: ContactId::from_stored(contact.as_str()),
+        team_id: TeamId::from_stored(testkit::seed::DEMO_TEAM),
+        hub_id: None,
+        family_id: family.clone(),
+        token_version: 0,
+        amr: vec!["magic_link".into()],
+        auth_time: t0,
+        created_at: t0,
+        expires_at: t0 + 3600,
+        start: None,
+    };
+    let unused = Counter {
+        key: format!("unused#{family}"),
+        expires_at: t0 + 60,
+    };
+    app.store
+        .record_login_success(&legacy, &unused, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let before = sessions(&app, &contact).await?.len();
+    let (status, body) = refresh_with(&app.at(t0 + 50), raw.expose()).await?;
+    ensure(status == 200, || format!("legacy refresh {status} {body}"))?;
+    let access = body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    ensure(claims(&access)["sid"] == family.as_str(), || {
+        "the rotation's access token does not name the family".into()
+    })?;
+    let s = sessions(&app, &contact).await?;
+    let field = |r: &Record, k: &str| r.get(k).cloned().unwrap_or_default();
+    let rec = s
+        .iter()
+        .find(|r| field(r, "session_id") == family)
+        .ok_or("the rotation recorded no session")?;
+    ensure(
+        s.len() == before + 1
+            && field(rec, "last_active_at") == (t0 + 50).to_string()
+            && field(rec, "created_at") == t0.to_string()
+            && !rec.contains_key("ended_at"),
+        || format!("{rec:?}"),
+    )?;
+    ensure(me_status(&app.at(t0 + 51), &access).await? == 200, || {
+        "the legacy family's new access token".into()
+    })?;
+    // The record gone (as if never written): the token naming it is refused.
+    let (pk, sk) = keys::session(
+        &ContactId::from_stored(contact.as_str()),
+        &TeamId::from_stored(testkit::seed::DEMO_TEAM),
+        &family,
+    );
+    app.store
+        .client()
+        .delete_item()
+        .table_name(app.store.table())
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S(sk))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(me_status(&app.at(t0 + 52), &access).await? == 401, || {
+        "a token whose session record is missing was accepted".into()
+    })
+}

@@ -272,33 +272,33 @@ impl Sessions for DynamoStore {
     ) -> PortResult<()> {
         let family_id = record.family_id.as_str();
         let build = |token_hash: Option<&TokenHash>| -> PortResult<Tx<RevokeStep>> {
-        let fam = HashMap::from([
-            ("revoked_at".to_string(), n(now)),
-            ("expires_at".to_string(), n(until.max(now + 60))),
-        ]);
-        let mut tx = Tx::new();
-        tx.push(
-            RevokeStep::Family,
-            self.put(with_key(fam, keys::family(family_id)), None)?,
-        );
-        if let Some(h) = token_hash {
-            let u = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(key_map(keys::refresh(h))))
-                .update_expression("SET revoked_at = :now")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_values(":now", n(now))
-                .build()
-                .map_err(build_err)?;
+            let fam = HashMap::from([
+                ("revoked_at".to_string(), n(now)),
+                ("expires_at".to_string(), n(until.max(now + 60))),
+            ]);
+            let mut tx = Tx::new();
             tx.push(
-                RevokeStep::Token,
-                TransactWriteItem::builder().update(u).build(),
+                RevokeStep::Family,
+                self.put(with_key(fam, keys::family(family_id)), None)?,
             );
-        }
-        // The session ends once, with the first reason (a logout after a detected reuse
-        // keeps "reuse"). A family signed in before sessions were recorded gets its record
-        // here (ids and the end only).
-        let ended = Update::builder()
+            if let Some(h) = token_hash {
+                let u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key_map(keys::refresh(h))))
+                    .update_expression("SET revoked_at = :now")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .map_err(build_err)?;
+                tx.push(
+                    RevokeStep::Token,
+                    TransactWriteItem::builder().update(u).build(),
+                );
+            }
+            // The session ends once, with the first reason (a logout after a detected reuse
+            // keeps "reuse"). A family signed in before sessions were recorded gets its record
+            // here (ids and the end only).
+            let ended = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::session(
                 &record.contact_id,
@@ -315,11 +315,11 @@ impl Sessions for DynamoStore {
             .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP))
             .build()
             .map_err(build_err)?;
-        tx.push(
-            RevokeStep::Ended,
-            TransactWriteItem::builder().update(ended).build(),
-        );
-        Ok(tx)
+            tx.push(
+                RevokeStep::Ended,
+                TransactWriteItem::builder().update(ended).build(),
+            );
+            Ok(tx)
         };
         // A token that vanished meanwhile (TTL) needs no revoking, but the cancel undid the
         // whole transaction: revoke the family and end the session without it.
