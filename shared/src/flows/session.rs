@@ -245,28 +245,17 @@ pub async fn authenticate<S: Contacts>(
     // Profile, team membership and session in one read: a revoked token version, a ban,
     // a removal from the team or an ended session (a logout, a detected reuse) all end the
     // token here. A token without `sid` (issued before sessions were recorded, 15 minutes
-    // at most) is checked without one.
-    let (contact, membership, session) = match claims.sid.as_deref() {
-        Some(sid) => {
-            let (c, m, s) = app
-                .store
-                .access_state(&claims.sub, &claims.tid, sid)
-                .await?;
-            (c, m, Some(s))
-        }
-        None => {
-            let (c, m) = app
-                .store
-                .contact_with_membership(&claims.sub, &claims.tid)
-                .await?;
-            (c, m, None)
-        }
-    };
+    // at most) is checked without one (its read names a session that does not exist).
+    let (contact, membership, session) = app
+        .store
+        .access_state(
+            &claims.sub,
+            &claims.tid,
+            claims.sid.as_deref().unwrap_or("none"),
+        )
+        .await?;
     let contact = contact.ok_or_else(unauthorized)?;
-    let live = match session {
-        None => true,
-        Some(s) => s.is_some_and(|s| s.ended_at.is_none()),
-    };
+    let live = claims.sid.is_none() || session.is_some_and(|s| s.ended_at.is_none());
     if claims.tv < contact.token_version
         || !membership.is_some_and(|m| m.admits(claims.auth_time))
         || !live
