@@ -300,3 +300,61 @@ pub async fn security_notices_reach_a_complainer_not_a_bounced_address() -> Resu
         format!("complainer's sign-in mail: {outcome:?}, {mails} mails")
     })
 }
+
+/// The suppression writes refuse a stale read: SES reports an address the contact has
+/// left (the email index still names the contact, the profile has another address) — its
+/// profile is not flagged; lifting for a contact that is gone writes no profile.
+pub async fn suppression_writes_refuse_a_stale_read() -> Result<(), String> {
+    use contact_auth::adapters::dynamo::codec::email_item;
+    use contact_auth::domain::ids::ContactId;
+    init()?;
+    let app = fresh(&Value::Null).await;
+    let id = contact_auth::domain::secret::new_id();
+    let member = format!("moved-{id}@example.com");
+    let old = format!("old-{id}@example.com");
+    record_secret(&member);
+    record_secret(&old);
+    let steps = fixtures::parse_steps(&json!([{"op": "session", "email": member}]))?;
+    for s in fixtures::setup(&app, &steps).await?.secrets {
+        record_secret(&s);
+    }
+    let key = |e: &str| {
+        parse_email(e)
+            .map(|e| e.key)
+            .map_err(|_| "bad address".to_string())
+    };
+    let contact = app
+        .store
+        .contact_id_by_email(&key(&member)?)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or("no contact")?;
+    // The index still names the contact under the address it left.
+    app.store
+        .client()
+        .put_item()
+        .table_name(app.store.table())
+        .set_item(Some(email_item(&contact, &key(&old)?)))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    ensure(
+        deliver(&app, ses_event("Bounce", &old, "Permanent")?).await? == 1,
+        || "the bounce suppressed nothing".into(),
+    )?;
+    ensure(!flagged(&app, &member).await?, || {
+        "a bounce of an address the contact left flagged its profile".into()
+    })?;
+    // A lift for a contact that does not exist creates no profile.
+    let ghost = ContactId::from_stored(format!("ghost-{id}"));
+    app.store
+        .lift_suppression(&key(&old)?, Some(&ghost))
+        .await
+        .map_err(|e| e.to_string())?;
+    let created = crate::snapshot(&app.store)
+        .await
+        .contains_key(&keys::profile(&ghost));
+    ensure(!created, || {
+        "a lift wrote a profile for a contact that is gone".into()
+    })
+}

@@ -687,6 +687,9 @@ fn main() {
         "security_notices_reach_a_complainer_but_not_a_bounced_address",
         || block_on(bounces::security_notices_reach_a_complainer_not_a_bounced_address()),
     ));
+    trials.push(scenario("suppression_writes_refuse_a_stale_read", || {
+        block_on(bounces::suppression_writes_refuse_a_stale_read())
+    }));
     trials.push(scenario(
         "sessions_are_recorded_touched_and_ended_and_their_tokens_with_them",
         || block_on(sessions::sessions_are_recorded_touched_and_ended()),
