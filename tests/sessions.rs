@@ -270,6 +270,35 @@ pub async fn a_legacy_family_gets_its_session_at_its_next_rotation() -> Result<(
     ensure(me_status(&app.at(t0 + 51), &access).await? == 200, || {
         "the legacy family's new access token".into()
     })?;
+    // A family revoked before sessions were recorded (its RTFAMILY# item only, no record):
+    // its token is refused by the family check (the session check alone would pass it).
+    let raw2 = RawToken::generate().map_err(|e| e.to_string())?;
+    record_secret(raw2.expose());
+    let revoked = RefreshRecord {
+        token_hash: raw2.hash(),
+        family_id: new_id(),
+        ..legacy.clone()
+    };
+    app.store
+        .record_login_success(&revoked, &unused, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (fpk, fsk) = keys::family(&revoked.family_id);
+    app.store
+        .client()
+        .put_item()
+        .table_name(app.store.table())
+        .item("pk", AttributeValue::S(fpk))
+        .item("sk", AttributeValue::S(fsk))
+        .item("revoked_at", AttributeValue::N(t0.to_string()))
+        .item("expires_at", AttributeValue::N((t0 + 3600).to_string()))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let (status, body) = refresh_with(&app.at(t0 + 50), raw2.expose()).await?;
+    ensure(status == 401, || {
+        format!("a token of a family revoked before sessions were recorded: {status} {body}")
+    })?;
     // The record gone (as if never written): the token naming it is refused.
     let (pk, sk) = keys::session(
         &ContactId::from_stored(contact.as_str()),

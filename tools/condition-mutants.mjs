@@ -72,6 +72,8 @@ const EQUIVALENT = [
     "`#st <> :banned` is already true on a missing item (DynamoDB Local; the stale-read scenario's join control passes under this mutant); the clause stays for readers and for any engine that reads it otherwise"],
   ["sessions.rs", null, "attribute_not_exists(revoked_at)",
     "a token's revoked_at is written only by revoke_family, together with its family's revoked_at, which the same transaction checks"],
+  ["sessions.rs", null, "attribute_not_exists(ended_at)",
+    "a session's ended_at is written only by revoke_family, together with its family's revoked_at, which the same rotation checks (the session record is what refuses access tokens at once; the family check also covers families revoked before sessions were recorded)"],
   ["sessions.rs", null, "#st = :active",
     "a ban writes sessions_valid_after = now with the status, and no session of a banned member signs in after it (sign-in requires an active membership)"],
 ];
