@@ -88,6 +88,16 @@ pub struct Verdict {
     pub suppress: Vec<(EmailKey, Reason)>,
 }
 
+impl Verdict {
+    /// A record of `kind` that suppresses nothing.
+    fn nothing(kind: Kind) -> Verdict {
+        Verdict {
+            kind,
+            suppress: vec![],
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Record {
@@ -139,40 +149,27 @@ fn keys(recipients: &[Recipient], reason: Reason) -> Vec<(EmailKey, Reason)> {
 
 /// Reads one SES event record (an SNS message body).
 pub fn read(message: &str) -> Verdict {
-    let malformed = Verdict {
-        kind: Kind::Malformed,
-        suppress: vec![],
-    };
     let Ok(rec) = serde_json::from_str::<Record>(message) else {
-        return malformed;
+        return Verdict::nothing(Kind::Malformed);
     };
     let Some(event) = rec.event_type.or(rec.notification_type) else {
-        return malformed;
+        return Verdict::nothing(Kind::Malformed);
     };
     match (event.as_str(), rec.bounce, rec.complaint) {
         ("Bounce", Some(b), _) if b.bounce_type.as_deref() == Some("Permanent") => Verdict {
             kind: Kind::PermanentBounce,
             suppress: keys(&b.bounced_recipients, Reason::Bounce),
         },
-        ("Bounce", Some(_), _) => Verdict {
-            kind: Kind::TransientBounce,
-            suppress: vec![],
-        },
+        ("Bounce", Some(_), _) => Verdict::nothing(Kind::TransientBounce),
         ("Complaint", _, Some(c)) if c.complaint_feedback_type.as_deref() == Some("not-spam") => {
-            Verdict {
-                kind: Kind::Other,
-                suppress: vec![],
-            }
+            Verdict::nothing(Kind::Other)
         }
         ("Complaint", _, Some(c)) => Verdict {
             kind: Kind::Complaint,
             suppress: keys(&c.complained_recipients, Reason::Complaint),
         },
-        ("Bounce" | "Complaint", _, _) => malformed,
-        _ => Verdict {
-            kind: Kind::Other,
-            suppress: vec![],
-        },
+        ("Bounce" | "Complaint", _, _) => Verdict::nothing(Kind::Malformed),
+        _ => Verdict::nothing(Kind::Other),
     }
 }
 

@@ -20,6 +20,19 @@ enum PasswordStep {
     Notice,
 }
 
+/// The profile and the membership among a batch read's items (in any order).
+fn contact_and_membership(items: &[Item], id: &ContactId) -> (Option<Contact>, Option<Membership>) {
+    let contact = items
+        .iter()
+        .find(|i| get_s(i, "sk") == Some(keys::profile(id).1))
+        .and_then(contact_from);
+    let membership = items
+        .iter()
+        .find(|i| get_s(i, "sk").is_some_and(|sk| sk.starts_with(keys::MEMBERSHIP_PREFIX)))
+        .and_then(membership_from);
+    (contact, membership)
+}
+
 impl Contacts for DynamoStore {
     async fn contact_id_by_email(&self, email_key: &EmailKey) -> PortResult<Option<ContactId>> {
         Ok(self
@@ -76,15 +89,7 @@ impl Contacts for DynamoStore {
                 vec![keys::profile(id), keys::membership(id, team_id)],
             )
             .await?;
-        let contact = items
-            .iter()
-            .find(|i| get_s(i, "sk") == Some(keys::profile(id).1))
-            .and_then(contact_from);
-        let membership = items
-            .iter()
-            .find(|i| get_s(i, "sk").is_some_and(|sk| sk.starts_with(keys::MEMBERSHIP_PREFIX)))
-            .and_then(membership_from);
-        Ok((contact, membership))
+        Ok(contact_and_membership(&items, id))
     }
 
     async fn access_state(
@@ -105,18 +110,10 @@ impl Contacts for DynamoStore {
                 ],
             )
             .await?;
-        let sk = |i: &Item| get_s(i, "sk");
-        let contact = items
-            .iter()
-            .find(|i| sk(i) == Some(keys::profile(id).1))
-            .and_then(contact_from);
-        let membership = items
-            .iter()
-            .find(|i| sk(i).is_some_and(|sk| sk.starts_with(keys::MEMBERSHIP_PREFIX)))
-            .and_then(membership_from);
+        let (contact, membership) = contact_and_membership(&items, id);
         let session = items
             .iter()
-            .find(|i| sk(i) == Some(session_key.1.clone()))
+            .find(|i| get_s(i, "sk") == Some(session_key.1.clone()))
             .and_then(session_from);
         Ok((contact, membership, session))
     }

@@ -109,6 +109,37 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A revocation's end of the session record: once, with the first reason (a logout
+    /// after a detected reuse keeps "reuse"), kept `SESSION_KEEP` past `until`. A family
+    /// signed in before sessions were recorded gets its record here (ids and the end only).
+    fn end_session(
+        &self,
+        record: &RefreshRecord,
+        reason: EndReason,
+        now: i64,
+        until: i64,
+    ) -> PortResult<Update> {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::session(
+                &record.contact_id,
+                &record.team_id,
+                &record.family_id,
+            ))))
+            .update_expression(
+                "SET ended_at = if_not_exists(ended_at, :now), ended_reason = if_not_exists(ended_reason, :why), session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), expires_at = :exp",
+            )
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":why", s(reason.as_str()))
+            .expression_attribute_values(":sid", s(&record.family_id))
+            .expression_attribute_values(":tid", s(record.team_id.as_str()))
+            .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP))
+            .build()
+            .map_err(build_err)
+    }
+}
+
 impl Sessions for DynamoStore {
     async fn record_login_success(
         &self,
@@ -295,29 +326,11 @@ impl Sessions for DynamoStore {
                     TransactWriteItem::builder().update(u).build(),
                 );
             }
-            // The session ends once, with the first reason (a logout after a detected reuse
-            // keeps "reuse"). A family signed in before sessions were recorded gets its record
-            // here (ids and the end only).
-            let ended = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key_map(keys::session(
-                &record.contact_id,
-                &record.team_id,
-                family_id,
-            ))))
-            .update_expression(
-                "SET ended_at = if_not_exists(ended_at, :now), ended_reason = if_not_exists(ended_reason, :why), session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), expires_at = :exp",
-            )
-            .expression_attribute_values(":now", n(now))
-            .expression_attribute_values(":why", s(reason.as_str()))
-            .expression_attribute_values(":sid", s(family_id))
-            .expression_attribute_values(":tid", s(record.team_id.as_str()))
-            .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP))
-            .build()
-            .map_err(build_err)?;
             tx.push(
                 RevokeStep::Ended,
-                TransactWriteItem::builder().update(ended).build(),
+                TransactWriteItem::builder()
+                    .update(self.end_session(record, reason, now, until)?)
+                    .build(),
             );
             Ok(tx)
         };

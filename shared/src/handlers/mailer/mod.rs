@@ -468,7 +468,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     );
     let sent = send(app, &job.job_id, &mail, false).await?;
     if sent != Sent::Accepted {
-        return Ok(sent.outcome(Outcome::Nothing));
+        return Ok(sent.outcome(Outcome::Sent(link.purpose)));
     }
     // Only now does it replace the previous link (a failed send left that one working).
     store.make_newest(&link).await?;
