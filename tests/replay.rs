@@ -419,6 +419,40 @@ async fn replay_http(function: &str, path: &Path, exp: &Expected) -> Result<(), 
                 return Err("the link still worked after its code signed in".into());
             }
         }
+        // The session marked current is the one the access token names.
+        (Route::MeSessions, 200) => {
+            let sid = prepared.vars.get("SESSION_ID").ok_or("no SESSION_ID")?;
+            let current: Vec<&Value> = body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|s| s["attributes"]["current"] == true)
+                .collect();
+            if current.len() != 1 || current[0]["id"] != sid.as_str() {
+                return Err(format!(
+                    "the current session is not the token's {sid}: {body}"
+                ));
+            }
+        }
+        // The one other session ended, with its reason; the caller's own did not.
+        (Route::LogoutOthers, 200) => {
+            let ended: Vec<_> = after
+                .iter()
+                .filter(|((_, sk), item)| {
+                    sk.starts_with(keys::SESSION_PREFIX)
+                        && item
+                            .get("ended_reason")
+                            .is_some_and(|r| r.contains("logout_others"))
+                })
+                .map(|((_, sk), _)| sk.clone())
+                .collect();
+            let sid = prepared.vars.get("SESSION_ID").ok_or("no SESSION_ID")?;
+            if ended.len() != 1 || ended[0].ends_with(sid.as_str()) {
+                return Err(format!(
+                    "sessions ended by logout-others: {ended:?} (own {sid})"
+                ));
+            }
+        }
         (Route::Jwks, 200)
             if body["keys"][0]["kid"] != app.keys().current().active.kid.as_str() =>
         {
@@ -693,6 +727,16 @@ fn main() {
     trials.push(scenario(
         "sessions_are_recorded_touched_and_ended_and_their_tokens_with_them",
         || block_on(sessions::sessions_are_recorded_touched_and_ended()),
+    ));
+    trials.push(scenario("members_list_their_active_sessions", || {
+        block_on(sessions::members_list_their_active_sessions())
+    }));
+    trials.push(scenario("members_end_one_session", || {
+        block_on(sessions::members_end_one_session())
+    }));
+    trials.push(scenario(
+        "logout_others_ends_every_other_session_once",
+        || block_on(sessions::logout_others_ends_every_other_session_once()),
     ));
     trials.push(scenario(
         "a_legacy_family_gets_its_session_at_its_next_rotation",

@@ -313,6 +313,31 @@ add("logout", "malformed-json", post("/logout", "{"), err(400, "malformed_json")
 add("logout-everywhere", "success", apigw("POST", `${PREFIX}/logout-everywhere`, bearer("{{ACCESS_TOKEN}}")), empty(204, { setup: [session], header_contains: CLEARED_COOKIE, writes: [TOKEN_VERSION] }));
 add("logout-everywhere", "missing-token", apigw("POST", `${PREFIX}/logout-everywhere`), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
 
+// Issue 19: the member's sessions. The setup's sign-in comes from 198.51.100.7 (testkit's
+// post_event); a second `session` step is a second sign-in (its tokens replace the vars).
+const sessionsPath = `${PREFIX}/me/sessions`;
+const OTHER_SID = "0f0e0d0c-0b0a-4098-8765-43210fedcba9";
+const deleteSession = (id, auth = bearer("{{ACCESS_TOKEN}}")) => {
+  const ev = apigw("DELETE", `${sessionsPath}/${id}`, auth);
+  ev.routeKey = ev.requestContext.routeKey = `DELETE ${sessionsPath}/{id}`;
+  ev.pathParameters = { id };
+  return ev;
+};
+add("me-sessions", "success", apigw("GET", sessionsPath, bearer("{{ACCESS_TOKEN}}")), {
+  status: 200, setup: [session, session], header_values: JSONAPI_DOC,
+  body: { "/meta/total": 2, "/data/0/type": "sessions", "/data/0/attributes/current": true, "/data/1/attributes/current": false, "/data/0/attributes/network": "198.51.100.0/24", "/data/0/attributes/amr": ["magic_link"] },
+  body_strings: ["/data/0/attributes/created_at", "/data/0/attributes/last_active_at", "/data/0/attributes/device", "/data/1/id"],
+});
+add("me-sessions", "missing-token", apigw("GET", sessionsPath), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+add("me-session-delete", "current", deleteSession("{{SESSION_ID}}"), empty(204, { setup: [session], clock_offset: 601, header_contains: CLEARED_COOKIE, writes: [{ pk: "RTFAMILY#" }] }));
+add("me-session-delete", "unknown", deleteSession(OTHER_SID), err(404, "session_not_found", null, { setup: [session] }));
+add("me-session-delete", "other-not-recent", deleteSession(OTHER_SID), err(403, "reauthentication_required", null, { setup: [session], clock_offset: 601 }));
+add("me-session-delete", "not-an-id", deleteSession("..%2F..%2Fadmin"), err(404, "session_not_found", null, { setup: [session] }));
+add("me-session-delete", "missing-token", deleteSession(OTHER_SID, {}), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+add("logout-others", "success", apigw("POST", `${PREFIX}/logout-others`, bearer("{{ACCESS_TOKEN}}")), { status: 200, setup: [session, session], header_values: JSONAPI_DOC, body: { "/meta/ended": 1 }, writes: [{ pk: "RTFAMILY#" }] });
+add("logout-others", "not-recent", apigw("POST", `${PREFIX}/logout-others`, bearer("{{ACCESS_TOKEN}}")), err(403, "reauthentication_required", null, { setup: [session, session], clock_offset: 601 }));
+add("logout-others", "missing-token", apigw("POST", `${PREFIX}/logout-others`), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
+
 const patchMe = (attributes, auth = bearer("{{ACCESS_TOKEN}}")) =>
   apigw("PATCH", `${PREFIX}/me`, { body: { data: { type: "contacts", attributes } }, headers: { ...ct, ...auth.headers } });
 add("me-patch", "terms-of-service", patchMe({ tos_accepted_at: "2026-11-24T10:00:00Z", tos_version: "2026-11" }), { status: 200, setup: [session], ...contactDoc({ tos_accepted_at: "2026-11-24T10:00:00Z", tos_version: "2026-11" }) });

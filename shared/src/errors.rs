@@ -104,6 +104,8 @@ error_codes! {
         "This password is too common. Choose another one."),
     PasswordContainsEmail = ("password_contains_email", 422, "Password Contains Email",
         "The password must not be the email address."),
+    SessionNotFound = ("session_not_found", 404, "Session Not Found",
+        "None of your active sessions has this id."),
     ReauthenticationRequired = ("reauthentication_required", 403, "Reauthentication Required",
         "This change needs a recent sign-in. Sign in again (with an email link or your password) and retry within 10 minutes."),
     InternalError = ("internal_error", 500, "Internal Error",

@@ -344,6 +344,25 @@ pub trait Sessions: Send + Sync {
         now: i64,
         until: i64,
     ) -> impl Future<Output = PortResult<()>> + Send;
+    /// The contact's session records in `team_id` (ended ones included), at most
+    /// `SESSION_LIST_CAP`, in no particular order.
+    fn sessions(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+    ) -> impl Future<Output = PortResult<Vec<SessionRecord>>> + Send;
+    /// Ends session `session_id` with `reason` and revokes its token family (until
+    /// `until`, the family's latest possible end) — one transaction, only while the record
+    /// exists and has not ended. False when it did not (unknown, ended, or ended meanwhile).
+    fn end_session(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        session_id: &str,
+        reason: EndReason,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = PortResult<bool>> + Send;
     /// Stores the session, clears the failure count and, when given, replaces the
     /// password hash (old, new) — one transaction.
     fn record_login_success(
@@ -353,6 +372,10 @@ pub trait Sessions: Send + Sync {
         rehash: Option<(&str, &str)>,
     ) -> impl Future<Output = PortResult<()>> + Send;
 }
+
+/// How many session records a list reads at most (a member signing in many times a day
+/// for 90 days stays below it; past it, the oldest records may be left out).
+pub const SESSION_LIST_CAP: usize = 1_000;
 
 /// Fixed-window attempt counters (password attempts).
 pub trait Attempts: Send + Sync {

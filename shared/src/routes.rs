@@ -130,6 +130,12 @@ routes! {
         => PasswordSetFn(DynamoStore, KeySet) password_set;
     PasswordChange "password-change" POST "/api/v1/contact-auth/me/password/change"
         => PasswordChangeFn(DynamoStore, KeySet) password_change;
+    MeSessions "me-sessions" GET "/api/v1/contact-auth/me/sessions"
+        => MeSessionsFn(DynamoStore, KeySet) me_sessions;
+    MeSessionDelete "me-session-delete" DELETE "/api/v1/contact-auth/me/sessions/{id}"
+        => MeSessionDeleteFn(DynamoStore, KeySet) me_session_delete;
+    LogoutOthers "logout-others" POST "/api/v1/contact-auth/logout-others"
+        => LogoutOthersFn(DynamoStore, KeySet) logout_others;
 }
 
 /// The functions an event triggers instead of an HTTP route (each its own crate, template

@@ -54,7 +54,7 @@ pub enum SetupStep {
         slug: String,
     },
     /// `email` signs in (member-academy): `{{ACCESS_TOKEN}}`, `{{REFRESH_TOKEN}}`,
-    /// `{{CONTACT_ID}}`.
+    /// `{{CONTACT_ID}}`, `{{SESSION_ID}}` (the access token's `sid`).
     Session { email: String },
     /// The session's contact sets this first password.
     Password { password: String },
@@ -309,6 +309,11 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     out.secrets.push(v.to_string());
                     out.vars.insert(var.into(), v.into());
                 }
+                let sid = body["access_token"]
+                    .as_str()
+                    .and_then(jwt_claim_sid)
+                    .ok_or("setup: the access token names no session")?;
+                out.vars.insert("SESSION_ID".into(), sid);
                 let contact = store
                     .contact_id_by_email(&email_key(email)?)
                     .await
@@ -424,6 +429,17 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
         }
     }
     Ok(out)
+}
+
+/// The `sid` claim of a JWT (not verified: the handlers do that).
+pub fn jwt_claim_sid(jwt: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims["sid"].as_str().map(str::to_string)
 }
 
 #[cfg(test)]

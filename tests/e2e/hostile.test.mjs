@@ -53,6 +53,9 @@ const R = {
 const BODYLESS = {
   meGet: { fn: "me-get", method: "GET", path: "/me", auth: () => A },
   logoutEverywhere: { fn: "logout-everywhere", path: "/logout-everywhere", auth: () => A },
+  meSessions: { fn: "me-sessions", method: "GET", path: "/me/sessions", auth: () => A },
+  logoutOthers: { fn: "logout-others", path: "/logout-others", auth: () => A },
+  endSession: { fn: "me-session-delete", method: "DELETE", path: "/me/sessions/0f0e0d0c-0b0a-4098-8765-43210fedcba9", auth: () => A },
   jwks: { fn: "jwks", method: "GET", path: "/.well-known/jwks.json" },
   discovery: { fn: "openid-configuration", method: "GET", path: "/.well-known/openid-configuration" },
   hosted: { fn: "hosted-page", method: "GET", full: "/m" },
@@ -190,7 +193,7 @@ function buildCorpus() {
 
   // methods: the local router does not route them (its own 404); the function's edge answers 405
   for (const [key, r] of Object.entries({ ...R, ...BODYLESS })) {
-    for (const m of r.method === "POST" ? ["PUT", "DELETE", "PATCH"] : ["POST", "PUT", "DELETE"]) {
+    for (const m of { POST: ["PUT", "DELETE", "PATCH"], DELETE: ["POST", "PUT", "PATCH"] }[r.method] || ["POST", "PUT", "DELETE"]) {
       const body = r.type ? docStr(r.type, JSON.stringify(r.base())) : undefined;
       const req = { method: m, headers: { ...authOf(r), ...(body ? { "Content-Type": JSONAPI } : {}) }, body, secrets: r.type ? secretsOf(r.base()) : [] };
       add("methods", `${key}: ${m} through the router`, { ...req, url: url(r) }, { status: [404, 405], code: ["method_not_allowed", "not_found"], router: true, allow: r.method });
@@ -199,7 +202,7 @@ function buildCorpus() {
   }
 
   // headers: every broken or forged Authorization on every authenticated route
-  const authRoutes = { meGet: BODYLESS.meGet, logoutEverywhere: BODYLESS.logoutEverywhere, patchMe: R.patchMe, setPw: R.setPw, changePw: R.changePw };
+  const authRoutes = { meGet: BODYLESS.meGet, logoutEverywhere: BODYLESS.logoutEverywhere, meSessions: BODYLESS.meSessions, logoutOthers: BODYLESS.logoutOthers, endSession: BODYLESS.endSession, patchMe: R.patchMe, setPw: R.setPw, changePw: R.changePw };
   for (const [key, r] of Object.entries(authRoutes)) {
     for (const [name, value] of Object.entries(AUTHS)) {
       const body = r.type ? docStr(r.type, JSON.stringify(r.base())) : undefined;

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, HubId, TeamId};
-use crate::domain::model::{Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, Team};
+use crate::domain::model::{
+    Contact, Hub, MagicLink, MailJob, Membership, RefreshRecord, SessionRecord, Team,
+};
 use crate::domain::rate::RateRule;
 use crate::domain::secret::TokenHash;
 use crate::domain::session::EndReason;
@@ -254,6 +256,26 @@ impl<S: Suppressions> Suppressions for HubCache<S> {
 }
 
 impl<S: Sessions> Sessions for HubCache<S> {
+    async fn sessions(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+    ) -> PortResult<Vec<SessionRecord>> {
+        self.inner.sessions(contact_id, team_id).await
+    }
+    async fn end_session(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        session_id: &str,
+        reason: EndReason,
+        now: i64,
+        until: i64,
+    ) -> PortResult<bool> {
+        self.inner
+            .end_session(contact_id, team_id, session_id, reason, now, until)
+            .await
+    }
     async fn refresh_state(&self, token_hash: &TokenHash) -> PortResult<Option<RefreshState>> {
         self.inner.refresh_state(token_hash).await
     }

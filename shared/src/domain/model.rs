@@ -258,6 +258,13 @@ pub struct SessionRecord {
     pub user_agent: Option<String>,
     pub ended_at: Option<i64>,
     pub ended_reason: Option<String>,
+    pub hub_id: Option<String>,
+    pub amr: Vec<String>,
+    pub auth_time: Option<i64>,
+    /// The profile's token version at the sign-in (a later bump ends the session).
+    pub token_version: Option<u64>,
+    /// When the family's newest refresh token expires (idle end).
+    pub refresh_until: Option<i64>,
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! token's state means (rotate, grace, reuse, invalid).
 
 use crate::domain::jwt::AccessClaims;
+use crate::domain::model::{Membership, MembershipStatus, SessionRecord};
 
 /// Whether the access token's sign-in is recent enough for a sensitive change: a magic
 /// link, sign-in code or password sign-in less than `recent_auth` seconds ago. A session
@@ -56,6 +57,10 @@ pub enum EndReason {
     Logout,
     /// A rotated-out refresh token was presented again: the family is revoked.
     Reuse,
+    /// The member ended it from their session list (`DELETE /me/sessions/{id}`).
+    Revoked,
+    /// The member ended every other session (`POST /logout-others`).
+    LogoutOthers,
 }
 
 impl EndReason {
@@ -63,7 +68,67 @@ impl EndReason {
         match self {
             EndReason::Logout => "logout",
             EndReason::Reuse => "reuse",
+            EndReason::Revoked => "revoked",
+            EndReason::LogoutOthers => "logout_others",
         }
+    }
+}
+
+/// Whether a recorded session can still be used, and if not why: the reason written on it
+/// (logout, reuse, revoked, logout_others), or one derived from the state that ends
+/// sessions without touching their records — a token-version bump (`token_version`: a
+/// password change or a logout everywhere), the membership (`ban`, or a removal:
+/// `membership`), the clock (`expired`: the absolute lifetime from `auth_time`, or the
+/// newest refresh token's expiry). `None`: active. A record written before these fields
+/// existed is judged on what it has.
+pub fn ended_because(
+    s: &SessionRecord,
+    profile_token_version: u64,
+    membership: Option<&Membership>,
+    now: i64,
+    session_max: i64,
+) -> Option<String> {
+    if let Some(reason) = &s.ended_reason {
+        return Some(reason.clone());
+    }
+    if s.ended_at.is_some() {
+        return Some("ended".into());
+    }
+    if s.token_version.is_some_and(|tv| tv < profile_token_version) {
+        return Some("token_version".into());
+    }
+    match membership {
+        None => return Some("membership".into()),
+        Some(m) if m.status != MembershipStatus::Active => return Some("ban".into()),
+        Some(m) if !m.admits(s.auth_time.unwrap_or(i64::MIN)) => return Some("ban".into()),
+        Some(_) => {}
+    }
+    let absolute = s.auth_time.map(|t| t + session_max);
+    if absolute.is_some_and(|end| end <= now) || s.refresh_until.is_some_and(|end| end <= now) {
+        return Some("expired".into());
+    }
+    None
+}
+
+/// A short label of the device a session started on, from its User-Agent (the `woothee`
+/// parser: no regex set to compile at cold start, ~7 µs a parse): "Firefox on Linux",
+/// "Safari on iPhone", "curl"; "Unknown device" when nothing is recognised. Called when
+/// sessions are listed, never in a sign-in (the sign-in binaries stay small).
+pub fn device_label(user_agent: &str) -> String {
+    const UNKNOWN: &str = "UNKNOWN";
+    let parsed = (!user_agent.trim().is_empty())
+        .then(|| woothee::parser::Parser::new().parse(user_agent))
+        .flatten();
+    let Some(r) = parsed else {
+        return "Unknown device".into();
+    };
+    let name = (r.name != UNKNOWN).then_some(r.name);
+    let os = (r.os != UNKNOWN).then_some(r.os);
+    match (name, os) {
+        (Some(n), Some(o)) => format!("{n} on {o}"),
+        (Some(n), None) => n.to_string(),
+        (None, Some(o)) => o.to_string(),
+        (None, None) => "Unknown device".into(),
     }
 }
 
@@ -262,5 +327,106 @@ mod tests {
             now,
             300
         ));
+    }
+
+    fn record() -> SessionRecord {
+        SessionRecord {
+            session_id: "s".into(),
+            team_id: crate::domain::ids::TeamId::from_stored("t"),
+            created_at: Some(1_000),
+            last_active_at: Some(1_000),
+            network: None,
+            user_agent: None,
+            ended_at: None,
+            ended_reason: None,
+            hub_id: None,
+            amr: vec!["pwd".into()],
+            auth_time: Some(1_000),
+            token_version: Some(2),
+            refresh_until: Some(5_000),
+        }
+    }
+
+    fn member(status: MembershipStatus, after: Option<i64>) -> Membership {
+        Membership {
+            team_id: crate::domain::ids::TeamId::from_stored("t"),
+            joined_at: 0,
+            status,
+            sessions_valid_after: after,
+        }
+    }
+
+    #[test]
+    fn a_session_ends_by_its_record_its_version_its_membership_or_the_clock() {
+        let active = member(MembershipStatus::Active, None);
+        let at = |s: &SessionRecord, tv, m: Option<&Membership>, now| {
+            ended_because(s, tv, m, now, 3_000)
+        };
+        assert_eq!(at(&record(), 2, Some(&active), 2_000), None);
+        let logged_out = SessionRecord {
+            ended_at: Some(1_500),
+            ended_reason: Some("logout".into()),
+            ..record()
+        };
+        assert_eq!(
+            at(&logged_out, 2, Some(&active), 2_000).as_deref(),
+            Some("logout")
+        );
+        // A password change or logout everywhere: the profile's version moved past it.
+        assert_eq!(
+            at(&record(), 3, Some(&active), 2_000).as_deref(),
+            Some("token_version")
+        );
+        assert_eq!(at(&record(), 1, Some(&active), 2_000), None);
+        // A ban, an unban that ended the sessions before it, a removal.
+        let banned = member(MembershipStatus::Banned, None);
+        assert_eq!(
+            at(&record(), 2, Some(&banned), 2_000).as_deref(),
+            Some("ban")
+        );
+        let unbanned_at_signin = member(MembershipStatus::Active, Some(1_000));
+        assert_eq!(
+            at(&record(), 2, Some(&unbanned_at_signin), 2_000).as_deref(),
+            Some("ban")
+        );
+        let unbanned_before = member(MembershipStatus::Active, Some(999));
+        assert_eq!(at(&record(), 2, Some(&unbanned_before), 2_000), None);
+        assert_eq!(at(&record(), 2, None, 2_000).as_deref(), Some("membership"));
+        // Both clocks, on both sides: the absolute end (auth_time + max) and the newest
+        // refresh token's expiry.
+        assert_eq!(at(&record(), 2, Some(&active), 3_999), None);
+        let long = SessionRecord {
+            refresh_until: Some(9_000),
+            ..record()
+        };
+        assert_eq!(at(&long, 2, Some(&active), 3_999), None);
+        assert_eq!(
+            at(&long, 2, Some(&active), 4_000).as_deref(),
+            Some("expired")
+        );
+        let idle = SessionRecord {
+            refresh_until: Some(1_800),
+            ..record()
+        };
+        assert_eq!(at(&idle, 2, Some(&active), 1_799), None);
+        assert_eq!(
+            at(&idle, 2, Some(&active), 1_800).as_deref(),
+            Some("expired")
+        );
+    }
+
+    #[test]
+    fn device_labels_are_short_and_never_empty() {
+        assert_eq!(
+            device_label("Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"),
+            "Firefox on Linux"
+        );
+        assert_eq!(
+            device_label("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"),
+            "Safari on iPhone"
+        );
+        assert_eq!(device_label(""), "Unknown device");
+        assert_eq!(device_label("\u{0}\u{1}"), "Unknown device");
+        assert!(!device_label(&"x".repeat(256)).is_empty());
     }
 }

@@ -4,3 +4,4 @@ pub mod account;
 pub mod limits;
 pub mod link_request;
 pub mod session;
+pub mod sessions;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::jwt::{team_audience, AccessClaims, KeySet};
-use crate::domain::model::{Contact, RefreshRecord};
+use crate::domain::model::{Contact, Membership, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
 use crate::domain::session::SessionStart;
 use crate::edge::{parse_document, RequestMeta};
@@ -221,6 +221,16 @@ pub async fn authenticate<S: Contacts>(
     app: &App<S, KeySet>,
     req: &Request,
 ) -> Result<(AccessClaims, Contact), ApiError> {
+    let (claims, contact, _) = authenticate_member(app, req).await?;
+    Ok((claims, contact))
+}
+
+/// `authenticate`, with the membership it checked (the session list judges the other
+/// sessions against it: a ban boundary).
+pub async fn authenticate_member<S: Contacts>(
+    app: &App<S, KeySet>,
+    req: &Request,
+) -> Result<(AccessClaims, Contact, Membership), ApiError> {
     let unauthorized = || ApiError::new(ErrorCode::Unauthorized);
     let header = req
         .headers()
@@ -256,11 +266,11 @@ pub async fn authenticate<S: Contacts>(
         .await?;
     let contact = contact.ok_or_else(unauthorized)?;
     let live = claims.sid.is_none() || session.is_some_and(|s| s.ended_at.is_none());
-    if claims.tv < contact.token_version
-        || !membership.is_some_and(|m| m.admits(claims.auth_time))
-        || !live
-    {
+    let membership = membership
+        .filter(|m| m.admits(claims.auth_time))
+        .ok_or_else(unauthorized)?;
+    if claims.tv < contact.token_version || !live {
         return Err(unauthorized());
     }
-    Ok((claims, contact))
+    Ok((claims, contact, membership))
 }

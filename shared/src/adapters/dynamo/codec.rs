@@ -382,6 +382,11 @@ pub fn session_from(item: &Item) -> Option<SessionRecord> {
         user_agent: get_s(item, "user_agent"),
         ended_at: get_n(item, "ended_at"),
         ended_reason: get_s(item, "ended_reason"),
+        hub_id: get_s(item, "hub_id"),
+        amr: get_list_s(item, "amr"),
+        auth_time: get_n(item, "auth_time"),
+        token_version: get_n(item, "token_version").map(|v| v.max(0) as u64),
+        refresh_until: get_n(item, "expires_at").map(|e| e - SESSION_KEEP),
     })
 }
 

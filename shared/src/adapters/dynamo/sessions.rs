@@ -8,15 +8,18 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 
-use super::codec::{n, refresh_item, refresh_state_from, s, session_item, SESSION_KEEP};
+use super::codec::{
+    n, refresh_item, refresh_state_from, s, session_from, session_item, SESSION_KEEP,
+};
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, DynamoStore};
-use crate::domain::model::RefreshRecord;
+use crate::domain::ids::{ContactId, TeamId};
+use crate::domain::model::{RefreshRecord, SessionRecord};
 use crate::domain::secret::TokenHash;
 use crate::domain::session::EndReason;
 use crate::errors::PortError;
-use crate::ports::{Counter, PortResult, RefreshState, Rotation, Sessions};
+use crate::ports::{Counter, PortResult, RefreshState, Rotation, Sessions, SESSION_LIST_CAP};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum LoginStep {
@@ -95,7 +98,7 @@ impl DynamoStore {
                 &old.family_id,
             ))))
             .update_expression(
-                "SET last_active_at = :now, expires_at = :exp, session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), amr = if_not_exists(amr, :amr), auth_time = if_not_exists(auth_time, :auth), created_at = if_not_exists(created_at, :auth)",
+                "SET last_active_at = :now, expires_at = :exp, session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), amr = if_not_exists(amr, :amr), auth_time = if_not_exists(auth_time, :auth), created_at = if_not_exists(created_at, :auth), token_version = if_not_exists(token_version, :tv)",
             )
             .condition_expression("attribute_not_exists(ended_at)")
             .expression_attribute_values(":now", n(now))
@@ -104,6 +107,7 @@ impl DynamoStore {
             .expression_attribute_values(":tid", s(old.team_id.as_str()))
             .expression_attribute_values(":amr", super::codec::list_s(&old.amr))
             .expression_attribute_values(":auth", n(old.auth_time))
+            .expression_attribute_values(":tv", n(old.token_version))
             .build()
             .map_err(build_err)
     }
@@ -113,30 +117,51 @@ impl DynamoStore {
     /// A revocation's end of the session record: once, with the first reason (a logout
     /// after a detected reuse keeps "reuse"), kept `SESSION_KEEP` past `until`. A family
     /// signed in before sessions were recorded gets its record here (ids and the end only).
-    fn end_session(
+    /// With `only_live`, the update holds only while the record exists and has not ended
+    /// (a member ending a session from the list: an unknown or ended one changes nothing).
+    #[allow(clippy::too_many_arguments)]
+    fn end_session_update(
         &self,
-        record: &RefreshRecord,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        session_id: &str,
         reason: EndReason,
         now: i64,
         until: i64,
+        only_live: bool,
     ) -> PortResult<Update> {
-        Update::builder()
+        let update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(key_map(keys::session(
-                &record.contact_id,
-                &record.team_id,
-                &record.family_id,
-            ))))
+            .set_key(Some(key_map(keys::session(contact_id, team_id, session_id))))
             .update_expression(
                 "SET ended_at = if_not_exists(ended_at, :now), ended_reason = if_not_exists(ended_reason, :why), session_id = if_not_exists(session_id, :sid), team_id = if_not_exists(team_id, :tid), expires_at = :exp",
             )
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":why", s(reason.as_str()))
-            .expression_attribute_values(":sid", s(&record.family_id))
-            .expression_attribute_values(":tid", s(record.team_id.as_str()))
-            .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP))
-            .build()
-            .map_err(build_err)
+            .expression_attribute_values(":sid", s(session_id))
+            .expression_attribute_values(":tid", s(team_id.as_str()))
+            .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP));
+        let update = if only_live {
+            update.condition_expression("attribute_exists(pk) AND attribute_not_exists(ended_at)")
+        } else {
+            update
+        };
+        update.build().map_err(build_err)
+    }
+
+    /// The family's revocation marker: every token of `family_id` is refused from now
+    /// (kept until `until`, the family's latest possible end).
+    fn revoke_family_item(
+        &self,
+        family_id: &str,
+        now: i64,
+        until: i64,
+    ) -> PortResult<TransactWriteItem> {
+        let fam = HashMap::from([
+            ("revoked_at".to_string(), n(now)),
+            ("expires_at".to_string(), n(until.max(now + 60))),
+        ]);
+        self.put(with_key(fam, keys::family(family_id)), None)
     }
 }
 
@@ -191,6 +216,65 @@ impl Sessions for DynamoStore {
             }
             Settled::Failed(_) => Err(PortError::Internal("login session write cancelled".into())),
         }
+    }
+
+    async fn sessions(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+    ) -> PortResult<Vec<SessionRecord>> {
+        let prefix = format!("{}{team_id}#", keys::SESSION_PREFIX);
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+                .expression_attribute_values(":pk", s(keys::contact_partition(contact_id)))
+                .expression_attribute_values(":p", s(&prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| super::sdk_err("sessions", e))?;
+            found.extend(out.items().iter().filter_map(session_from));
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() || found.len() >= SESSION_LIST_CAP {
+                break;
+            }
+        }
+        found.truncate(SESSION_LIST_CAP);
+        Ok(found)
+    }
+
+    async fn end_session(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        session_id: &str,
+        reason: EndReason,
+        now: i64,
+        until: i64,
+    ) -> PortResult<bool> {
+        let mut tx = Tx::new();
+        tx.push(
+            RevokeStep::Ended,
+            TransactWriteItem::builder()
+                .update(self.end_session_update(
+                    contact_id, team_id, session_id, reason, now, until, true,
+                )?)
+                .build(),
+        );
+        tx.push(
+            RevokeStep::Family,
+            self.revoke_family_item(session_id, now, until)?,
+        );
+        Ok(match self.commit("end_session", tx).await? {
+            Settled::Done => true,
+            Settled::Failed(_) => false,
+        })
     }
 
     async fn refresh_state(&self, token_hash: &TokenHash) -> PortResult<Option<RefreshState>> {
@@ -303,14 +387,10 @@ impl Sessions for DynamoStore {
     ) -> PortResult<()> {
         let family_id = record.family_id.as_str();
         let build = |token_hash: Option<&TokenHash>| -> PortResult<Tx<RevokeStep>> {
-            let fam = HashMap::from([
-                ("revoked_at".to_string(), n(now)),
-                ("expires_at".to_string(), n(until.max(now + 60))),
-            ]);
             let mut tx = Tx::new();
             tx.push(
                 RevokeStep::Family,
-                self.put(with_key(fam, keys::family(family_id)), None)?,
+                self.revoke_family_item(family_id, now, until)?,
             );
             if let Some(h) = token_hash {
                 let u = Update::builder()
@@ -329,7 +409,15 @@ impl Sessions for DynamoStore {
             tx.push(
                 RevokeStep::Ended,
                 TransactWriteItem::builder()
-                    .update(self.end_session(record, reason, now, until)?)
+                    .update(self.end_session_update(
+                        &record.contact_id,
+                        &record.team_id,
+                        family_id,
+                        reason,
+                        now,
+                        until,
+                        false,
+                    )?)
                     .build(),
             );
             Ok(tx)
