@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { API_URL, PREFIX, uniqueEmail, register, waitForMail, mails, tokenFrom, codeFrom, consume, recordSecret, call, doc, bearer } from "./helpers.mjs";
+import { API_URL, PREFIX, uniqueEmail, register, waitForMail, waitForLink, mails, tokenFrom, codeFrom, consume, recordSecret, call, doc, bearer, signUp, send, magic } from "./helpers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, ".dev", "hosted-page.png");
@@ -529,6 +529,46 @@ test("a used link says so and offers a new one: the resend form mails a new link
     const fresh = await waitForMail(email, count);
     const freshToken = tokenFrom(fresh);
     assert.notEqual(freshToken, token, "a new link");
+    assert.deepEqual(errors, [], "page errors");
+  } finally {
+    await context.close();
+  }
+});
+
+test("after sign-in the page lists the member's sessions; End ends another one (its tokens die), Sign out ends this one", { timeout: TEST_TIMEOUT * 2 }, async () => {
+  // One session signed in through the API (another device), then this browser by link.
+  const email = uniqueEmail("sessions-page");
+  const other = await signUp(email);
+  const before = (await mails(email)).length;
+  const r = await send(magic, { email, slug: "member-academy" });
+  assert.equal(r.status, 202, r.text);
+  const token = tokenFrom(await waitForLink(email, before));
+  const { context, page, errors } = await openPage();
+  try {
+    await page.goto(`${API_URL}/m#token=${token}`, { waitUntil: "load" });
+    await page.locator("#signin").click();
+    await page.locator("#done").waitFor({ state: "visible" });
+    await page.locator("#sessions-box").waitFor({ state: "visible" });
+    const rows = page.locator("#sessions li");
+    assert.equal(await rows.count(), 2);
+    // This browser first, marked; the other one after it, with an End button.
+    assert.match(await rows.nth(0).textContent(), /\(this browser\)/);
+    assert.equal((await rows.nth(0).locator("button").textContent()).trim(), "Sign out");
+    assert.equal((await rows.nth(1).locator("button").textContent()).trim(), "End");
+    assert.doesNotMatch(await rows.nth(1).textContent(), /this browser/);
+    await screenshot(page, "sessions", "done");
+
+    await rows.nth(1).locator("button").click();
+    await page.locator("#sessions-status.ok").waitFor({ state: "visible" });
+    assert.equal(await page.locator("#sessions li").count(), 1);
+    // The ended session's tokens are refused at once, not when they expire.
+    assert.equal((await call("GET", "/me", { headers: bearer(other.access_token) })).status, 401);
+    const refreshed = await call("POST", "/refresh", { body: doc("refresh_requests", { refresh_token: other.refresh_token }) });
+    assert.equal(refreshed.status, 401, refreshed.text);
+
+    // Sign out of this browser: the session list's own button.
+    await page.locator("#sessions li button").click();
+    await page.waitForFunction(() => document.getElementById("done").hidden);
     assert.deepEqual(errors, [], "page errors");
   } finally {
     await context.close();
