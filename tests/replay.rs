@@ -17,7 +17,7 @@ use std::sync::Once;
 use aws_sdk_dynamodb::types::AttributeValue;
 use contact_auth::adapters::dynamo::{keys, DynamoStore};
 use contact_auth::adapters::ses::SesMailer;
-use contact_auth::domain::ids::ContactId;
+use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::secret::{new_id, RawToken};
 use contact_auth::ports::Contacts;
 use contact_auth::routes::Route;
@@ -2139,7 +2139,10 @@ async fn stale_reads() -> Result<(), String> {
     // Password change from a read before another change (the hash moved), or before
     // logout-everywhere (the token version moved): refused, nothing written.
     let before_logout = read().await?;
-    store.end_all_sessions(&cid).await.map_err(e)?;
+    store
+        .end_all_sessions(&cid, &TeamId::from_stored(testkit::seed::DEMO_TEAM), 0)
+        .await
+        .map_err(e)?;
     // A sign-in link consumed from a read before logout-everywhere (the token version
     // moved): refused, the link stays unused and the session it would mint is not stored.
     let token5 = put_link(&app, &email).await?;
@@ -2520,7 +2523,9 @@ async fn stale_reads() -> Result<(), String> {
 
     // A contact that does not exist (deleted meanwhile): nothing writes an item for it.
     let ghost = ContactId::generate();
-    let _ = store.end_all_sessions(&ghost).await;
+    let _ = store
+        .end_all_sessions(&ghost, &TeamId::from_stored(testkit::seed::DEMO_TEAM), 0)
+        .await;
     let tos = ProfileChanges {
         tos_version: Some(Some("v9".into())),
         ..ProfileChanges::default()

@@ -118,7 +118,12 @@ export async function startServices(group, dynamoPort, sesPort) {
   const sesGateUrl = `http://127.0.0.1:${gatePort}`;
   group.start("ses-gate", process.execPath, [join(ROOT, "tools", "ses-gate.mjs"), sesUrl, String(gatePort), "1000000"], {});
   await waitFor("SES gate", async () => (await fetch(`${sesGateUrl}/__gate`)).ok);
-  return { ddbUrl, sesUrl, sesGateUrl };
+  // The EventBridge stand-in and its viewer (tools/events-sink.mjs).
+  const eventsPort = await freePort();
+  const eventsUrl = `http://127.0.0.1:${eventsPort}`;
+  group.start("events-sink", process.execPath, [join(ROOT, "tools", "events-sink.mjs"), String(eventsPort)], {});
+  await waitFor("events sink", async () => (await fetch(`${eventsUrl}/events`)).ok);
+  return { ddbUrl, sesUrl, sesGateUrl, eventsUrl };
 }
 
 /** Sets the SES gate (`{rate, mode, reset}`); resolves to its state and counts. */
@@ -185,18 +190,19 @@ export async function startStack(opts = {}) {
 
   try {
     const apiUrl = `http://127.0.0.1:${apiPort}`;
-    const { ddbUrl, sesUrl, sesGateUrl } = await startServices(group, dynamoPort, sesPort);
+    const { ddbUrl, sesUrl, sesGateUrl, eventsUrl } = await startServices(group, dynamoPort, sesPort);
     // With `sesRate`, the functions send through the gate at SES's pace (make load).
     if (opts.sesRate) await setGate(sesGateUrl, { rate: opts.sesRate });
     const mailUrl = opts.sesRate ? sesGateUrl : sesUrl;
     const table = opts.table || `contact-auth-${Date.now().toString(36)}`;
-    const env = { ...functionEnv({ ddbUrl, sesUrl: mailUrl, table, publicBaseUrl: apiUrl }), ...(opts.env || {}) };
+    const env = { ...functionEnv({ ddbUrl, sesUrl: mailUrl, table, publicBaseUrl: apiUrl }), AWS_ENDPOINT_URL_EVENTBRIDGE: eventsUrl, EVENTS_WEBHOOK_DEV: "1", ...(opts.env || {}) };
     const adminCmd = (...args) => admin(env, ...args);
     adminCmd("dev-key", "--out", env.SIGNING_KEY_FILE);
     adminCmd("create-table", "--template", join(ROOT, "template.yaml"));
     adminCmd("seed-demo");
 
     start("mailer", join(BIN, "contact-auth-admin"), ["dev-mailer"], env, !!opts.inheritLogs);
+    start("events", join(BIN, "contact-auth-admin"), ["dev-events"], env, !!opts.inheritLogs);
     const watchArgs = [
       "lambda", "watch",
       "--invoke-address", "127.0.0.1", "--invoke-port", String(apiPort),
@@ -209,7 +215,7 @@ export async function startStack(opts = {}) {
     // The first request to a function starts it; wait for the router, then warm each.
     await waitFor("the API", async () => (await fetch(`${apiUrl}/m`)).status === 200, 300000);
 
-    return { apiUrl, ddbUrl, sesUrl, sesGateUrl, table, env, logDir, admin: adminCmd, stop, procs };
+    return { apiUrl, ddbUrl, sesUrl, sesGateUrl, eventsUrl, table, env, logDir, admin: adminCmd, stop, procs };
   } catch (e) {
     await stop();
     throw e;
@@ -238,6 +244,7 @@ contact-auth is running
   API            ${stack.apiUrl}/api/v1/contact-auth   (export MIO_BASE_URL=${stack.apiUrl})
   hosted page    ${stack.apiUrl}/m
   mail inbox     ${stack.sesUrl}        (JSON: ${stack.sesUrl}/store)
+  auth events    ${stack.eventsUrl}        (JSON: ${stack.eventsUrl}/events; webhooks: contact-auth-admin events --team …)
   DynamoDB Local ${stack.ddbUrl}        (table ${stack.table})
   demo data      team team_abc123; hubs member-academy, my-hub (redirect origin http://localhost:5173)
   logs           ${logDir}

@@ -59,12 +59,14 @@ const env = {
   ...process.env,
   E2E_API_URL: stack.apiUrl,
   E2E_SES_URL: stack.sesUrl,
+  E2E_EVENTS_URL: stack.eventsUrl,
   E2E_DDB_URL: stack.ddbUrl,
   E2E_TABLE: stack.table,
   E2E_LOG_DIR: logDir,
   // The replay test builds its own tables and state against these.
   REPLAY_DYNAMODB_URL: stack.ddbUrl,
   REPLAY_SES_URL: stack.sesUrl,
+  REPLAY_EVENTS_URL: stack.eventsUrl,
   REPLAY_SES_GATE_URL: stack.sesGateUrl,
   REPLAY_LOG: join(logDir, "replay.log"),
 };

@@ -113,6 +113,10 @@ pub enum Event {
     MailJob(&'static str),
     /// An SES sending event read by `ses-events` (`domain::suppression::Kind`).
     SesEvent(&'static str),
+    /// An auth event handled by the events function, by its webhook's outcome (`none`,
+    /// `delivered`, `already_done`, `rejected`, `failed`, `refused`; `bus_failed` when the
+    /// bus did not take it and the batch is retried).
+    AuthEvent(&'static str),
 }
 
 /// Which dependency a call went to.
@@ -251,6 +255,7 @@ pub fn documents(
             Event::MailFailed(k) => ("MailFailures", Some(("Kind", k.as_str()))),
             Event::MailJob(outcome) => ("MailJobs", Some(("Outcome", *outcome))),
             Event::SesEvent(kind) => ("SesEvents", Some(("Kind", *kind))),
+            Event::AuthEvent(outcome) => ("AuthEvents", Some(("Webhook", *outcome))),
             Event::WrongCode(hub) => ("WrongCodes", Some(("Hub", hub.as_str()))),
         };
         let mut dims = vec![("Function", function)];

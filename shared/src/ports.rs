@@ -237,6 +237,8 @@ pub trait Contacts: Send + Sync {
     fn end_all_sessions(
         &self,
         contact_id: &ContactId,
+        team_id: &TeamId,
+        now: i64,
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Sets the first password and queues its notice mail (one transaction); false when
     /// one is already set.
@@ -425,6 +427,79 @@ pub struct OutgoingMail {
     pub subject: String,
     pub text: String,
     pub html: String,
+}
+
+/// A team's auth-event settings (`contact-auth-admin events`): a webhook (URL and its
+/// Standard Webhooks secret, `whsec_…`) and whether deliveries carry the email address.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventSettings {
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    pub include_email: bool,
+}
+
+/// Where an event's delivery to one target stands (`EventStore::event_marks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DeliveryMarks {
+    pub bus: bool,
+    pub webhook: bool,
+}
+
+/// The events function's table: team settings and the delivery marks on each outbox item
+/// (a redelivered stream batch skips what was delivered).
+pub trait EventStore: Send + Sync {
+    fn event_settings(
+        &self,
+        team_id: &TeamId,
+    ) -> impl Future<Output = PortResult<Option<EventSettings>>> + Send;
+    fn event_marks(&self, event_id: &str)
+        -> impl Future<Output = PortResult<DeliveryMarks>> + Send;
+    /// Records `target`'s (`bus`, `webhook`) outcome on the event's outbox item.
+    fn mark_event(
+        &self,
+        event_id: &str,
+        target: &'static str,
+        outcome: &str,
+        now: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// An EventBridge bus (source `contact-auth`).
+pub trait EventBus: Send + Sync {
+    /// Publishes one event: its detail-type and detail (JSON). Err when it was not taken.
+    fn publish(
+        &self,
+        detail_type: &str,
+        detail: &str,
+    ) -> impl Future<Output = PortResult<()>> + Send;
+}
+
+/// One webhook delivery attempt (Standard Webhooks headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRequest {
+    pub url: String,
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+    pub body: String,
+}
+
+/// What a webhook attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// 2xx.
+    Delivered(u16),
+    /// A 4xx other than 408/429: the receiver refused it; not retried.
+    Rejected(u16),
+    /// A timeout, a connection error, 408, 429 or 5xx: worth another attempt.
+    Failed(String),
+    /// Not sent: the URL is not https, or its host resolves to an address that is not
+    /// public (`domain::events::webhook_address_allowed`).
+    Refused(&'static str),
+}
+
+pub trait WebhookSender: Send + Sync {
+    fn send(&self, req: &WebhookRequest) -> impl Future<Output = WebhookOutcome> + Send;
 }
 
 pub trait Mailer: Send + Sync {

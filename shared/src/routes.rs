@@ -141,7 +141,7 @@ routes! {
 /// The functions an event triggers instead of an HTTP route (each its own crate, template
 /// function and fixtures folder): the mailer (the table's stream, `runtime::run_mailer`) and
 /// ses-events (SES bounces and complaints through SNS, `runtime::run_ses_events`).
-pub const EVENT_FUNCTIONS: &[&str] = &["mailer", "ses-events"];
+pub const EVENT_FUNCTIONS: &[&str] = &["mailer", "ses-events", "events"];
 
 impl Route {
     pub fn by_function(name: &str) -> Option<Route> {

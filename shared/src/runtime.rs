@@ -348,6 +348,159 @@ pub async fn run_ses_events() -> Result<(), Error> {
     .await
 }
 
+/// An outbox event item as its stream image shows it (`codec::event_item`).
+#[derive(Deserialize)]
+pub struct EventImage {
+    kind: Option<String>,
+    event_id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    at: i64,
+    contact_id: String,
+    team_id: Option<String>,
+    hub_id: Option<String>,
+    session_id: Option<String>,
+    reason: Option<String>,
+    email: Option<String>,
+}
+
+impl EventImage {
+    /// The event, for an outbox event item of a known type.
+    pub fn auth_event(self) -> Option<crate::domain::events::AuthEvent> {
+        use crate::domain::ids::{ContactId, TeamId};
+        if self.kind.as_deref() != Some(crate::adapters::dynamo::codec::EVENT_KIND) {
+            return None;
+        }
+        Some(crate::domain::events::AuthEvent {
+            id: self.event_id,
+            event_type: crate::domain::events::EventType::parse(&self.event_type)?,
+            at: self.at,
+            contact_id: ContactId::from_stored(self.contact_id),
+            team_id: self.team_id.map(TeamId::from_stored),
+            hub_id: self.hub_id,
+            session_id: self.session_id,
+            reason: self.reason,
+            email: self.email,
+        })
+    }
+}
+
+/// One stream record as the events function sees it: its sequence number and, for an
+/// inserted outbox event, the event.
+pub struct EventRecord {
+    pub sequence_number: Option<String>,
+    pub event: Option<crate::domain::events::AuthEvent>,
+}
+
+/// A Lambda stream record as an `EventRecord`.
+pub fn event_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> EventRecord {
+    let event = if rec.event_name == "INSERT" {
+        serde_dynamo::from_item::<_, EventImage>(rec.change.new_image.clone())
+            .ok()
+            .and_then(EventImage::auth_event)
+    } else {
+        None
+    };
+    EventRecord {
+        sequence_number: rec.change.sequence_number.clone(),
+        event,
+    }
+}
+
+/// Delivers a batch's events in order (one at a time: a team's webhook sees them in the
+/// order they were written, per contact); returns the sequence number of the first record
+/// that must be retried (`ReportBatchItemFailures`), if any.
+pub async fn process_event_records<S, B, W>(
+    app: &crate::handlers::events::EventsApp<S, B, W>,
+    records: Vec<EventRecord>,
+) -> Option<String>
+where
+    S: crate::ports::EventStore,
+    B: crate::ports::EventBus,
+    W: crate::ports::WebhookSender,
+{
+    for r in records {
+        let Some(event) = r.event else { continue };
+        let started = std::time::Instant::now();
+        let (result, mut recorded) = metrics::scope(Box::pin(
+            crate::handlers::events::process_event(app, &event),
+        ))
+        .await;
+        let outcome = match &result {
+            Ok(w) => w.as_str(),
+            Err(_) => "bus_failed",
+        };
+        recorded.events.push(metrics::Event::AuthEvent(outcome));
+        emit_job_metrics(&app.config, "events", started, &recorded);
+        if let Err(e) = result {
+            tracing::error!(event_id = %event.id, error = %e, "event not delivered; the batch is retried from it");
+            return r.sequence_number;
+        }
+        tracing::info!(event_id = %event.id, event_type = event.event_type.as_str(), webhook = outcome, "event delivered");
+    }
+    None
+}
+
+/// The events function's Lambda handler for DynamoDB stream events.
+pub async fn handle_events_stream<S, B, W>(
+    app: &crate::handlers::events::EventsApp<S, B, W>,
+    event: StreamEvent,
+) -> DynamoDbEventResponse
+where
+    S: crate::ports::EventStore,
+    B: crate::ports::EventBus,
+    W: crate::ports::WebhookSender,
+{
+    let records = event.records.iter().map(event_record).collect();
+    let mut resp = DynamoDbEventResponse::default();
+    resp.batch_item_failures = process_event_records(app, records)
+        .await
+        .into_iter()
+        .map(|seq| {
+            let mut f = DynamoDbBatchItemFailure::default();
+            f.item_identifier = Some(seq);
+            f
+        })
+        .collect();
+    resp
+}
+
+/// The events function's app from the environment (the Lambda and the local poller).
+pub async fn events_app() -> Result<
+    crate::handlers::events::EventsApp<
+        DynamoStore,
+        crate::adapters::eventbridge::EventBridgeBus,
+        crate::adapters::webhook::HttpWebhooks,
+    >,
+    Error,
+> {
+    let config = Config::from_env()?;
+    let store = DynamoStore::from_env(&config.table_name).await;
+    Ok(crate::handlers::events::EventsApp {
+        config,
+        store,
+        bus: crate::adapters::eventbridge::EventBridgeBus::from_env(),
+        webhooks: crate::adapters::webhook::HttpWebhooks::from_env(),
+        retry_delays: vec![
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(4),
+        ],
+        clock: || time::OffsetDateTime::now_utc().unix_timestamp(),
+    })
+}
+
+/// The events function's `main`: the Lambda loop over the table's stream (filtered to
+/// outbox events by the template's FilterCriteria).
+pub async fn run_events() -> Result<(), Error> {
+    init_tracing();
+    let app = events_app().await?;
+    let app = &app;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<StreamEvent>| async move {
+        Ok::<_, Error>(handle_events_stream(app, ev.payload).await)
+    }))
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use tracing::Level;

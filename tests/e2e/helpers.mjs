@@ -17,6 +17,7 @@ function need(name) {
 
 export const API_URL = need("E2E_API_URL");
 export const SES_URL = need("E2E_SES_URL");
+export const EVENTS_URL = need("E2E_EVENTS_URL");
 export const DDB_URL = need("E2E_DDB_URL");
 export const TABLE = need("E2E_TABLE");
 export const LOG_DIR = need("E2E_LOG_DIR");

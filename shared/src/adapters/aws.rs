@@ -51,6 +51,7 @@ pub enum Service {
     DynamoDbStreams,
     SesV2,
     SecretsManager,
+    EventBridge,
 }
 
 impl Service {
@@ -60,6 +61,7 @@ impl Service {
             Service::DynamoDbStreams => "DYNAMODB_STREAMS",
             Service::SesV2 => "SESV2",
             Service::SecretsManager => "SECRETS_MANAGER",
+            Service::EventBridge => "EVENTBRIDGE",
         }
     }
 }

@@ -146,8 +146,13 @@ impl<S: Contacts> Contacts for HubCache<S> {
     ) -> PortResult<AccessState> {
         self.inner.access_state(contact_id, team_id, sid).await
     }
-    async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
-        self.inner.end_all_sessions(contact_id).await
+    async fn end_all_sessions(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        now: i64,
+    ) -> PortResult<()> {
+        self.inner.end_all_sessions(contact_id, team_id, now).await
     }
     async fn set_first_password(
         &self,

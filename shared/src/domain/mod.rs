@@ -2,6 +2,7 @@
 pub mod code;
 pub mod email;
 pub mod email_change;
+pub mod events;
 pub mod ids;
 pub mod jwt;
 pub mod model;

@@ -17,7 +17,9 @@ pub async fn handle<S: Contacts>(
     _meta: RequestMeta,
 ) -> HandlerResult {
     let (claims, _) = authenticate(app, &req).await?;
-    app.store.end_all_sessions(&claims.sub).await?;
+    app.store
+        .end_all_sessions(&claims.sub, &claims.tid, app.now())
+        .await?;
     tracing::info!(contact_id = %claims.sub, "logged out everywhere");
     let mut resp = empty_response(StatusCode::NO_CONTENT);
     set_refresh_cookie(app, &mut resp, None);

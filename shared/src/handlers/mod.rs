@@ -4,6 +4,7 @@
 //! or an `ApiError`; the edge maps errors once. `crate::routes` binds each to its function. The two event functions (`mailer`:
 //! DynamoDB stream; `ses_events`: SNS) are bound in `crate::runtime`.
 
+pub mod events;
 pub mod hosted_page;
 pub mod jwks;
 pub mod login;

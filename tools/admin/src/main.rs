@@ -69,6 +69,23 @@ enum Command {
         #[arg(long)]
         primary_hub: Option<String>,
     },
+    /// A team's auth events: a webhook URL (signed per Standard Webhooks; a new secret is
+    /// made and printed once, unless --secret), whether deliveries carry the email
+    /// address, or --remove. Every event also goes to the stack's EventBridge bus.
+    Events {
+        #[arg(long)]
+        team: String,
+        /// https only (a local stack with EVENTS_WEBHOOK_DEV=1 also takes http to loopback).
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// A `whsec_<base64>` secret to keep (default: a new random one).
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long)]
+        include_email: bool,
+        #[arg(long)]
+        remove: bool,
+    },
     /// Create or replace a hub (its slug must be free or already this hub's).
     Hub {
         #[arg(long)]
@@ -204,6 +221,9 @@ enum Command {
     /// The local mailer: follow the table's stream and send each new job's mail (the
     /// deployed mailer is triggered by the stream instead).
     DevMailer,
+    /// The local events function: follows the table's stream and delivers each auth event
+    /// (EventBridge at AWS_ENDPOINT_URL_EVENTBRIDGE, and the team's webhook).
+    DevEvents,
     /// Print an item key (`{"pk":{"S":…},"sk":{"S":…}}`) from the one key module
     /// (`adapters::dynamo::keys`), for tests and tools that read the table directly.
     Key {
@@ -266,6 +286,16 @@ enum KeyKind {
         #[arg(long)]
         email: String,
     },
+    /// An outbox auth event.
+    Event {
+        #[arg(long)]
+        id: String,
+    },
+    /// A team's auth-event settings (webhook, email opt-in).
+    EventSettings {
+        #[arg(long)]
+        team: String,
+    },
     /// The key prefixes tests filter on: {"job": "JOB#", "rate": "RATE#", ...}.
     Prefixes,
 }
@@ -289,6 +319,10 @@ fn key(kind: KeyKind) -> Res<()> {
             print_key(keys::email(&email.key))
         }
         KeyKind::Family { id } => print_key(keys::family(&id)),
+        KeyKind::Event { id } => print_key(keys::event(&id)),
+        KeyKind::EventSettings { team } => {
+            print_key(keys::event_settings(&TeamId::from_stored(team)))
+        }
         KeyKind::Profile { contact } => print_key(keys::profile(&ContactId::from_stored(contact))),
         KeyKind::Membership { contact, team } => print_key(keys::membership(
             &ContactId::from_stored(contact),
@@ -495,6 +529,87 @@ fn verdict(expected: &str, response: &str, mails: Option<&str>, event: bool) -> 
     }
 }
 
+/// `contact-auth-admin events`: checks the URL (https, or http to loopback on a local
+/// stack; a literal private address is refused here, a name is checked at every delivery)
+/// and stores the team's settings.
+async fn events_settings(
+    store: &DynamoStore,
+    team: &str,
+    url: Option<String>,
+    secret: Option<String>,
+    include_email: bool,
+    remove: bool,
+) -> Res<()> {
+    use contact_auth::ports::EventSettings;
+    let team_id = TeamId::from_stored(team);
+    if remove {
+        store
+            .put_event_settings(&team_id, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!("team {team}: event settings removed (events still go to the bus)");
+        return Ok(());
+    }
+    let dev = std::env::var("EVENTS_WEBHOOK_DEV").is_ok_and(|v| v == "1");
+    if let Some(u) = &url {
+        let (_, host, _) = contact_auth::adapters::webhook::url_problem(u, dev)
+            .map_err(|why| format!("webhook URL refused: {why}"))?;
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse() {
+            if !contact_auth::domain::events::webhook_address_allowed(ip, dev) {
+                return Err("webhook URL refused: private_address".into());
+            }
+        }
+    }
+    let secret = match (&url, secret) {
+        (None, _) => None,
+        (Some(_), Some(s)) => {
+            contact_auth::domain::events::webhook_signature(&s, "check", 0, "")
+                .ok_or("--secret must be whsec_<base64>")?;
+            Some(s)
+        }
+        (Some(_), None) => {
+            use base64::Engine;
+            let mut key = [0u8; 24];
+            getrandom::getrandom(&mut key).map_err(|e| e.to_string())?;
+            let s = format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            );
+            println!("webhook secret (shown once; give it to the receiver): {s}");
+            Some(s)
+        }
+    };
+    let settings = EventSettings {
+        webhook_url: url.clone(),
+        webhook_secret: secret,
+        include_email,
+    };
+    store
+        .put_event_settings(&team_id, Some(&settings))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "team {team}: webhook {}, email in deliveries: {include_email}",
+        url.as_deref().unwrap_or("none")
+    );
+    Ok(())
+}
+
+async fn dev_events() -> Res<()> {
+    let app = contact_auth::runtime::events_app()
+        .await
+        .map_err(|e| e.to_string())?;
+    // Locally a webhook that fails is retried sooner.
+    let app = contact_auth::handlers::events::EventsApp {
+        retry_delays: vec![
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_millis(500),
+        ],
+        ..app
+    };
+    poll::poll_events(&app).await
+}
+
 async fn dev_mailer() -> Res<()> {
     let config = Config::from_env()?;
     let store = DynamoStore::from_env(&config.table_name).await;
@@ -552,6 +667,10 @@ async fn run(cli: Cli) -> Res<()> {
             println!("{out}: {} bytes", fst.len());
             Ok(())
         }
+        Command::DevEvents => {
+            contact_auth::runtime::init_tracing();
+            dev_events().await
+        }
         Command::DevMailer => {
             contact_auth::runtime::init_tracing();
             dev_mailer().await
@@ -575,6 +694,23 @@ async fn run(cli: Cli) -> Res<()> {
             .await
             .map(|_| println!("team saved"))
             .map_err(|e| e.to_string()),
+        Command::Events {
+            team,
+            webhook_url,
+            secret,
+            include_email,
+            remove,
+        } => {
+            events_settings(
+                &store().await?,
+                &team,
+                webhook_url,
+                secret,
+                include_email,
+                remove,
+            )
+            .await
+        }
         Command::Hub {
             id,
             slug,

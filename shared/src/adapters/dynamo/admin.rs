@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 
 use super::codec::{get_n, get_s, hub_item, job_from, job_item, n, s};
 use super::keys::{self, key_map, with_key};
 use super::tx::{Settled, Tx};
-use super::{build_err, conditional, sdk_err, DynamoStore};
+use super::{build_err, sdk_err, DynamoStore};
+use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Hub, MailJob, Team};
 use crate::ports::PortResult;
@@ -203,9 +204,7 @@ impl DynamoStore {
         banned: bool,
         now: i64,
     ) -> PortResult<bool> {
-        let mut req = self
-            .client
-            .update_item()
+        let mut req = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::membership(contact_id, team_id))))
             .condition_expression("attribute_exists(pk)")
@@ -218,6 +217,23 @@ impl DynamoStore {
             req.update_expression("SET #st = :st")
                 .expression_attribute_values(":st", s("active"))
         };
-        conditional("set_banned", req.send().await)
+        let event_type = if banned {
+            EventType::MembershipBanned
+        } else {
+            EventType::MembershipUnbanned
+        };
+        let event = AuthEvent::new(event_type, now, contact_id).team(Some(team_id));
+        let mut tx = Tx::new();
+        tx.push(
+            (),
+            TransactWriteItem::builder()
+                .update(req.build().map_err(build_err)?)
+                .build(),
+        );
+        tx.push((), self.put_event(&event)?);
+        Ok(matches!(
+            self.commit("set_banned", tx).await?,
+            Settled::Done
+        ))
     }
 }

@@ -11,6 +11,7 @@ use super::keys::{self, with_key};
 use super::Item;
 use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
+use crate::domain::events::AuthEvent;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
@@ -348,6 +349,35 @@ pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState>
         rotated_at: get_n(item, "rotated_at"),
         revoked_at: get_n(item, "revoked_at"),
     })
+}
+
+/// The `kind` of an outbox event item (the `events` function's stream filter).
+pub const EVENT_KIND: &str = "auth_event";
+/// How long an outbox event item is kept (its delivery marks with it): the stream keeps
+/// records 24 hours, so a week covers every redelivery.
+pub const EVENT_KEEP: i64 = 7 * 86_400;
+
+/// An auth event as its outbox item.
+pub fn event_item(e: &AuthEvent) -> Item {
+    let mut item = HashMap::from([
+        ("kind".to_string(), s(EVENT_KIND)),
+        ("event_id".to_string(), s(&e.id)),
+        ("type".to_string(), s(e.event_type.as_str())),
+        ("at".to_string(), n(e.at)),
+        ("contact_id".to_string(), s(e.contact_id.as_str())),
+        ("expires_at".to_string(), n(e.at + EVENT_KEEP)),
+    ]);
+    let mut opt = |k: &str, v: Option<&str>| {
+        if let Some(v) = v {
+            item.insert(k.to_string(), s(v));
+        }
+    };
+    opt("team_id", e.team_id.as_ref().map(|t| t.as_str()));
+    opt("hub_id", e.hub_id.as_deref());
+    opt("session_id", e.session_id.as_deref());
+    opt("reason", e.reason.as_deref());
+    opt("email", e.email.as_deref());
+    with_key(item, keys::event(&e.id))
 }
 
 /// How long a session's record outlives its last refresh token: a member's sign-ins of

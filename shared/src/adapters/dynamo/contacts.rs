@@ -8,8 +8,10 @@ use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
 use super::{build_err, sdk_err, DynamoStore, Item, JOB_TTL, PENDING_CHANGE};
 use crate::domain::email::EmailKey;
+use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{Contact, MailJob, Membership, RefreshRecord};
+use crate::errors::PortError;
 use crate::ports::{AccessState, Contacts, PortResult, ProfileChanges};
 
 /// The items of a password write.
@@ -118,18 +120,33 @@ impl Contacts for DynamoStore {
         Ok((contact, membership, session))
     }
 
-    async fn end_all_sessions(&self, contact_id: &ContactId) -> PortResult<()> {
-        self.client
-            .update_item()
+    async fn end_all_sessions(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        now: i64,
+    ) -> PortResult<()> {
+        let u = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key_map(keys::profile(contact_id))))
             .update_expression(format!("ADD token_version :one REMOVE {PENDING_CHANGE}"))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":one", n(1))
-            .send()
-            .await
-            .map_err(|e| sdk_err("end_all_sessions", e))?;
-        Ok(())
+            .build()
+            .map_err(build_err)?;
+        let ended = AuthEvent::new(EventType::SessionEnded, now, contact_id)
+            .team(Some(team_id))
+            .reason("logout_everywhere");
+        let mut tx = Tx::new();
+        tx.push(
+            PasswordStep::Profile,
+            TransactWriteItem::builder().update(u).build(),
+        );
+        tx.push(PasswordStep::Profile, self.put_event(&ended)?);
+        match self.commit("end_all_sessions", tx).await? {
+            Settled::Done => Ok(()),
+            Settled::Failed(_) => Err(PortError::Internal("end_all_sessions: no profile".into())),
+        }
     }
 
     async fn set_first_password(
@@ -160,6 +177,9 @@ impl Contacts for DynamoStore {
             PasswordStep::Notice,
             self.put_new(job_item(notice, now + JOB_TTL))?,
         );
+        let set =
+            AuthEvent::new(EventType::PasswordSet, now, contact_id).team(notice.team_id.as_ref());
+        tx.push(PasswordStep::Notice, self.put_event(&set)?);
         password_outcome(self.commit("set_first_password", tx).await?)
     }
 
@@ -198,6 +218,21 @@ impl Contacts for DynamoStore {
         tx.push(
             PasswordStep::Notice,
             self.put_new(job_item(notice, now + JOB_TTL))?,
+        );
+        // The change ends every other session (the token version): one `session.ended`
+        // without a session id, reason password_change.
+        let event = |t| {
+            AuthEvent::new(t, now, &contact.contact_id)
+                .team(Some(&refresh.team_id))
+                .hub(refresh.hub_id.as_ref().map(|h| h.as_str()))
+        };
+        tx.push(
+            PasswordStep::Notice,
+            self.put_event(&event(EventType::PasswordChanged))?,
+        );
+        tx.push(
+            PasswordStep::Notice,
+            self.put_event(&event(EventType::SessionEnded).reason("password_change"))?,
         );
         password_outcome(self.commit("change_password", tx).await?)
     }

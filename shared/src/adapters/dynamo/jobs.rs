@@ -7,6 +7,7 @@ use super::codec::{get_n, job_from, job_item, n, s};
 use super::keys::{self, key_map};
 use super::tx::{Settled, Tx};
 use super::{build_err, conditional, sdk_err, DynamoStore, Item, JOB_TTL};
+use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::model::MailJob;
 use crate::domain::rate::RateRule;
 use crate::errors::PortError;
@@ -94,7 +95,7 @@ impl DynamoStore {
         job: &MailJob,
         rules: &[RateRule],
         now: i64,
-        pending_change: Option<TransactWriteItem>,
+        extra: Vec<TransactWriteItem>,
     ) -> PortResult<Enqueued> {
         let mut tx = Tx::new();
         for (i, rule) in rules.iter().enumerate() {
@@ -104,7 +105,7 @@ impl DynamoStore {
             EnqueueStep::Job,
             self.put_new(job_item(job, now + JOB_TTL))?,
         );
-        if let Some(item) = pending_change {
+        for item in extra {
             tx.push(EnqueueStep::PendingChange, item);
         }
         match self.commit("enqueue_job", tx).await? {
@@ -121,7 +122,7 @@ impl MailJobs for DynamoStore {
         rules: &[RateRule],
         now: i64,
     ) -> PortResult<Enqueued> {
-        self.enqueue(job, rules, now, None).await
+        self.enqueue(job, rules, now, vec![]).await
     }
 
     async fn request_email_change(
@@ -168,11 +169,17 @@ impl MailJobs for DynamoStore {
             None => set.push_str(" REMOVE undo_switched_at"),
         }
         let u = u.update_expression(set).build().map_err(build_err)?;
+        let requested = AuthEvent::new(EventType::EmailChangeRequested, now, cid)
+            .team(job.team_id.as_ref())
+            .email(&change.pending_email);
         self.enqueue(
             job,
             rules,
             now,
-            Some(TransactWriteItem::builder().update(u).build()),
+            vec![
+                TransactWriteItem::builder().update(u).build(),
+                self.put_event(&requested)?,
+            ],
         )
         .await
     }

@@ -18,6 +18,10 @@ pub type Key = (String, String);
 pub fn team(id: &TeamId) -> Key {
     (format!("TEAM#{id}"), "TEAM".into())
 }
+/// A team's auth-event settings (webhook, email opt-in): `ports::EventSettings`.
+pub fn event_settings(id: &TeamId) -> Key {
+    (format!("TEAM#{id}"), "EVENTS".into())
+}
 pub fn hub(id: &HubId) -> Key {
     (format!("HUB#{id}"), "HUB".into())
 }
@@ -73,6 +77,12 @@ pub const SESSION_PREFIX: &str = "SESSION#";
 pub fn suppression(key: &EmailKey) -> Key {
     (format!("SUPPRESS#{}", key.as_str()), "SUPPRESS".into())
 }
+/// An auth event in the outbox (`domain::events`), read by the `events` function from the
+/// table's stream.
+pub fn event(id: &str) -> Key {
+    (format!("{EVENT_PREFIX}{id}"), "EVENT".into())
+}
+pub const EVENT_PREFIX: &str = "EVENT#";
 pub fn family(id: &str) -> Key {
     (format!("RTFAMILY#{id}"), "RTFAMILY".into())
 }

@@ -15,6 +15,7 @@ use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, conditional, DynamoStore, Item, JOB_TTL, PENDING_CHANGE, UNDO_CHAIN};
 use crate::domain::email::EmailKey;
+use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{LinkRefusal, MagicLink, RefreshRecord};
 use crate::domain::rate::email_scope;
@@ -181,6 +182,33 @@ impl DynamoStore {
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().condition_check(c).build())
+    }
+}
+
+/// The events a link's sign-in commits with it (`session.created` comes with the session's
+/// items): a registration creates the contact and its membership, a join the membership,
+/// an email-change link confirms the change.
+fn consume_events(link: &MagicLink, who: &ConsumeAs, now: i64) -> Vec<AuthEvent> {
+    let event = |t, contact: &ContactId| {
+        AuthEvent::new(t, now, contact)
+            .team(Some(&link.team_id))
+            .hub(link.hub_id.as_ref().map(|h| h.as_str()))
+            .email(&link.email)
+    };
+    match who {
+        ConsumeAs::NewContact { contact_id } => vec![
+            event(EventType::ContactCreated, contact_id),
+            event(EventType::MembershipCreated, contact_id),
+        ],
+        ConsumeAs::Existing {
+            contact_id,
+            join: true,
+            ..
+        } => vec![event(EventType::MembershipCreated, contact_id)],
+        ConsumeAs::Existing { .. } => vec![],
+        ConsumeAs::ChangeEmail { contact_id, .. } => {
+            vec![event(EventType::EmailChangeConfirmed, contact_id)]
+        }
     }
 }
 
@@ -424,6 +452,9 @@ impl MagicLinks for DynamoStore {
         for item in self.new_refresh_items(refresh)? {
             tx.push(LinkStep::Session, item);
         }
+        for event in consume_events(link, who, now) {
+            tx.push(LinkStep::Session, self.put_event(&event)?);
+        }
 
         match self.commit("consume_magic_link", tx).await? {
             Settled::Done => Ok(Consumed::Done),
@@ -491,6 +522,11 @@ impl MagicLinks for DynamoStore {
                 .update(u.build().map_err(build_err)?)
                 .build(),
         );
+        let undone = AuthEvent::new(EventType::EmailChangeUndone, now, cid)
+            .team(Some(&link.team_id))
+            .hub(link.hub_id.as_ref().map(|h| h.as_str()))
+            .email(&undo.origin_email);
+        tx.push(LinkStep::Profile, self.put_event(&undone)?);
         Ok(match self.commit("undo_email_change", tx).await? {
             Settled::Done => Consumed::Done,
             Settled::Failed(failed) => undo_outcome(&failed),

@@ -17,6 +17,7 @@ mod attempts;
 pub mod codec;
 mod contacts;
 mod directory;
+mod events;
 mod jobs;
 pub mod keys;
 mod links;
@@ -32,6 +33,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 
+use crate::domain::events::AuthEvent;
 use crate::errors::PortError;
 use crate::ports::PortResult;
 use keys::{key_map, Key};
@@ -174,6 +176,11 @@ impl DynamoStore {
     }
 
     /// A transaction item that creates `item`, only if nothing holds its key yet.
+    /// An auth event's outbox item, for the transaction of the change it records.
+    fn put_event(&self, e: &AuthEvent) -> PortResult<TransactWriteItem> {
+        self.put_new(codec::event_item(e))
+    }
+
     fn put_new(&self, item: Item) -> PortResult<TransactWriteItem> {
         self.put(item, Some("attribute_not_exists(pk)"))
     }

@@ -14,6 +14,7 @@ use super::codec::{
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
 use super::{build_err, DynamoStore};
+use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{RefreshRecord, SessionRecord};
 use crate::domain::secret::TokenHash;
@@ -76,6 +77,11 @@ impl DynamoStore {
         let mut items = vec![self.put_new(refresh_item(r))?];
         if let Some(start) = &r.start {
             items.push(self.put_new(session_item(r, start))?);
+            let created = AuthEvent::new(EventType::SessionCreated, r.created_at, &r.contact_id)
+                .team(Some(&r.team_id))
+                .hub(r.hub_id.as_ref().map(|h| h.as_str()))
+                .session(&r.family_id);
+            items.push(self.put_event(&created)?);
         }
         Ok(items)
     }
@@ -147,6 +153,29 @@ impl DynamoStore {
             update
         };
         update.build().map_err(build_err)
+    }
+
+    /// The `session.ended` event of a session ended with `reason` (and, for a detected
+    /// reuse, `session.reuse_detected` too) — for the transaction that ends it.
+    fn ended_events(
+        &self,
+        contact_id: &ContactId,
+        team_id: &TeamId,
+        session_id: &str,
+        reason: EndReason,
+        now: i64,
+    ) -> PortResult<Vec<TransactWriteItem>> {
+        let event = |t| {
+            AuthEvent::new(t, now, contact_id)
+                .team(Some(team_id))
+                .session(session_id)
+                .reason(reason.as_str())
+        };
+        let mut items = vec![self.put_event(&event(EventType::SessionEnded))?];
+        if reason == EndReason::Reuse {
+            items.push(self.put_event(&event(EventType::SessionReuseDetected))?);
+        }
+        Ok(items)
     }
 
     /// The family's revocation marker: every token of `family_id` is refused from now
@@ -271,6 +300,9 @@ impl Sessions for DynamoStore {
             RevokeStep::Family,
             self.revoke_family_item(session_id, now, until)?,
         );
+        for item in self.ended_events(contact_id, team_id, session_id, reason, now)? {
+            tx.push(RevokeStep::Ended, item);
+        }
         Ok(match self.commit("end_session", tx).await? {
             Settled::Done => true,
             Settled::Failed(_) => false,
@@ -420,6 +452,11 @@ impl Sessions for DynamoStore {
                     )?)
                     .build(),
             );
+            for item in
+                self.ended_events(&record.contact_id, &record.team_id, family_id, reason, now)?
+            {
+                tx.push(RevokeStep::Ended, item);
+            }
             Ok(tx)
         };
         // A token that vanished meanwhile (TTL) needs no revoking, but the cancel undid the
