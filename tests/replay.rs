@@ -26,6 +26,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 mod bounces;
 mod crowd;
+mod events;
 mod sessions;
 use serde_json::Value;
 use testkit::app::TestApp;
@@ -284,7 +285,7 @@ async fn snapshot(store: &DynamoStore) -> Snapshot {
 
 /// The items a refusal changed that it may change: attempt counters where counting the
 /// attempt is the point (a wrong password), and a revoked family (and its session record,
-/// ended as "reuse") on refresh reuse.
+/// ended as "reuse", with its two events) on refresh reuse.
 /// `by_code`: a consume by sign-in code, which counts its attempt (per email and IP, and
 /// on the link it names) before comparing the code.
 fn refusal_may_write(
@@ -299,6 +300,7 @@ fn refusal_may_write(
         || (code == Some("refresh_token_reused")
             && (pk.starts_with("RTFAMILY#")
                 || pk.starts_with("RT#")
+                || pk.starts_with(keys::EVENT_PREFIX)
                 || sk.starts_with(keys::SESSION_PREFIX)))
 }
 
@@ -549,6 +551,36 @@ async fn replay_ses_events(path: &Path, exp: &Expected) -> Result<(), String> {
     Ok(())
 }
 
+/// The events function's app for the replay: this test table, the stack's EventBridge
+/// stand-in as the bus, real webhooks (loopback allowed), short backoff.
+pub(crate) fn events_app(
+    app: &TestApp,
+    retry_delays: Vec<std::time::Duration>,
+) -> Result<
+    contact_auth::handlers::events::EventsApp<
+        DynamoStore,
+        contact_auth::adapters::eventbridge::EventBridgeBus,
+        contact_auth::adapters::webhook::HttpWebhooks,
+    >,
+    String,
+> {
+    let sink = std::env::var("REPLAY_EVENTS_URL").map_err(|_| "REPLAY_EVENTS_URL is not set")?;
+    std::env::set_var("EVENTS_WEBHOOK_DEV", "1");
+    Ok(contact_auth::handlers::events::EventsApp {
+        config: app.config.clone(),
+        store: app.store.clone(),
+        bus: contact_auth::adapters::eventbridge::EventBridgeBus::for_endpoint(&sink),
+        webhooks: contact_auth::adapters::webhook::HttpWebhooks::from_env(),
+        retry_delays,
+        clock: || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0)
+        },
+    })
+}
+
 fn fixtures_on_disk() -> Vec<(String, String, PathBuf)> {
     let mut out = vec![];
     let mut dirs: Vec<_> = std::fs::read_dir(format!("{ROOT}/events"))
@@ -599,6 +631,8 @@ fn fixture_trial(function: String, case: String, path: PathBuf) -> Trial {
                 replay_mailer(&ses, &path, &exp).await
             } else if function == "ses-events" {
                 replay_ses_events(&path, &exp).await
+            } else if function == "events" {
+                events::replay_events_fixture(&path, &exp).await
             } else {
                 replay_http(&function, &path, &exp).await
             }
@@ -727,6 +761,13 @@ fn main() {
     trials.push(scenario(
         "sessions_are_recorded_touched_and_ended_and_their_tokens_with_them",
         || block_on(sessions::sessions_are_recorded_touched_and_ended()),
+    ));
+    trials.push(scenario("events_are_written_with_their_changes", || {
+        block_on(events::events_are_written_with_their_changes())
+    }));
+    trials.push(scenario(
+        "webhooks_are_delivered_once_retried_and_refused_where_private",
+        || block_on(events::webhooks_are_delivered_once_retried_and_refused_where_private()),
     ));
     trials.push(scenario("members_list_their_active_sessions", || {
         block_on(sessions::members_list_their_active_sessions())

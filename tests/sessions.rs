@@ -62,7 +62,10 @@ fn claims(jwt: &str) -> Value {
 
 /// Signs `email` in by a link from 203.0.113.77 with a browser's User-Agent: (access,
 /// refresh, contact id).
-async fn sign_in(app: &TestApp, email: &str) -> Result<(String, String, String), String> {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    email: &str,
+) -> Result<(String, String, String), String> {
     sign_in_from(app, email, "203.0.113.77", UA).await
 }
 

@@ -13,6 +13,8 @@ const DIMENSION_VALUES = {
   // MailFailures{Kind} (SES send errors) and SesEvents{Kind} (bounces and complaints).
   Kind: ["permanent", "transient", "throttled", "paused", "bounce_permanent", "bounce_transient", "complaint", "other", "malformed"],
   Outcome: ["sent", "notice", "nothing", "dropped", "limited", "expired", "parked", "suppressed", "already_done", "failed"],
+  // AuthEvents{Webhook} (the events function: handlers::events::WebhookResult, bus_failed).
+  Webhook: ["none", "already_done", "delivered", "rejected", "failed", "refused", "bus_failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;
 // `WrongCodes` by hub: a hub id the table holds (set by the admin CLI), or `none`.
@@ -88,4 +90,7 @@ export const EXPECTED = [
   "MailJobs/Outcome=sent", "WrongCodes",
   // ses-events through `make invoke` (tests/e2e/invoke.test.mjs runs each of its fixtures).
   "SesEvents/Kind=bounce_permanent", "SesEvents/Kind=complaint",
+  // The events function (the local dev-events and make invoke): a team with a webhook
+  // (tests/e2e/events.test.mjs) and without one.
+  "AuthEvents/Webhook=delivered", "AuthEvents/Webhook=none",
 ];

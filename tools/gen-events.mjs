@@ -429,6 +429,23 @@ add("mailer", "remove-event-ignored", streamEvent("REMOVE", jobImage("job-fixtur
 add("mailer", "suppressed-address-sends-nothing", streamEvent("INSERT", jobImage("job-fixture-7", "magic", "member@example.com", { slug: "my-hub" })),
   { emails: 0, to: "member@example.com", setup: [{ op: "session", email: "member@example.com" }, { op: "suppress", email: "member@example.com", reason: "bounce" }, jobSetup("job-fixture-7", "magic", "member@example.com", { slug: "my-hub" })] });
 
+// events: stream records of outbox event items (codec::event_item). The expected `body`
+// is the function's answer (no batch item failures); `bus_events` how many entries the
+// stack's EventBridge stand-in got for the fixture's event ids.
+const eventKey = (id) => JSON.parse(admin({}, "key", "event", `--id=${id}`));
+const eventImage = (id, type, extra = {}) => ({
+  ...eventKey(id), kind: { S: "auth_event" }, event_id: { S: id }, type: { S: type },
+  at: { N: "1795687200" }, contact_id: { S: "0b0c5e3a-3b41-4f0e-9d0e-5f1c2a7b8c9d" }, team_id: { S: "team_abc123" },
+  expires_at: { N: "1796292000" }, ...extra,
+});
+const noFailures = { "/batchItemFailures": [] };
+add("events", "session-created-to-the-bus", streamEvent("INSERT", eventImage("evt-fixture-1", "session.created", { session_id: { S: "3c0b8c1e-52f4-4d55-9d61-8f3c9a0e2b71" }, hub_id: { S: "hub_member_academy" } })), { body: noFailures, bus_events: 1 });
+add("events", "session-ended-with-reason", streamEvent("INSERT", eventImage("evt-fixture-2", "session.ended", { session_id: { S: "3c0b8c1e-52f4-4d55-9d61-8f3c9a0e2b71" }, reason: { S: "revoked" } })), { body: noFailures, bus_events: 1 });
+// The marks written on an event item come back through the stream as MODIFY: ignored.
+add("events", "modify-ignored", streamEvent("MODIFY", eventImage("evt-fixture-3", "session.created")), { body: noFailures, bus_events: 0 });
+add("events", "mail-job-ignored", streamEvent("INSERT", jobImage("job-fixture-9", "register", "new-member@example.com", { slug: "member-academy" })), { body: noFailures, bus_events: 0 });
+add("events", "unknown-type-ignored", streamEvent("INSERT", eventImage("evt-fixture-4", "contact.teleported")), { body: noFailures, bus_events: 0 });
+
 // ses-events: SNS events carrying SES sending events (the configuration set publishes
 // bounces and complaints; the message is SES's event record as a JSON string). The
 // expected `body` is the function's result (its summary); without `writes`, the table

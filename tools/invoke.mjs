@@ -18,8 +18,9 @@
 // very file, natively on arm64 Linux, under qemu-aarch64 with Debian's arm64 glibc
 // elsewhere (`tools/install.sh --qemu`; QEMU_LD_PREFIX overrides /usr/aarch64-linux-gnu).
 //
-// DynamoDB Local and the SES sink: INVOKE_DYNAMODB_URL and INVOKE_SES_URL reuse running
-// ones (the tests do); otherwise private ones start on free ports and stop afterwards.
+// DynamoDB Local, the SES sink and the EventBridge stand-in: INVOKE_DYNAMODB_URL,
+// INVOKE_SES_URL and INVOKE_EVENTS_URL reuse running ones (the tests do); otherwise private
+// ones start on free ports and stop afterwards.
 
 import { spawnSync, execFile } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync, openSync, readSync, closeSync, statSync } from "node:fs";
@@ -82,11 +83,12 @@ const group = processGroup(logDir);
 async function main() {
   let ddbUrl = process.env.INVOKE_DYNAMODB_URL;
   let sesUrl = process.env.INVOKE_SES_URL;
-  if (!ddbUrl || !sesUrl) {
-    ({ ddbUrl, sesUrl } = await startServices(group, await freePort(), await freePort()));
+  let eventsUrl = process.env.INVOKE_EVENTS_URL;
+  if (!ddbUrl || !sesUrl || !eventsUrl) {
+    ({ ddbUrl, sesUrl, eventsUrl } = await startServices(group, await freePort(), await freePort()));
   }
   const table = `invoke-${fn}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-  const env = functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: "http://localhost:3000" });
+  const env = { ...functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: "http://localhost:3000" }), AWS_ENDPOINT_URL_EVENTBRIDGE: eventsUrl };
   if (expected.config?.ip_per_minute) env.RATE_IP_PER_MINUTE = String(expected.config.ip_per_minute);
   if (expected.config?.code_attempts_per_ip_hour) env.RATE_CODE_ATTEMPTS_PER_IP_HOUR = String(expected.config.code_attempts_per_ip_hour);
   admin(env, "dev-key", "--out", env.SIGNING_KEY_FILE);
@@ -162,7 +164,7 @@ async function main() {
     const mailsFile = join(workDir, `${fn}-${basename(eventPath)}.mails.json`);
     writeFileSync(mailsFile, JSON.stringify((await mailsTo(sesUrl, expected.to)).slice(mailsBefore)));
     verdictArgs.push("--mails", mailsFile);
-  } else if (fn === "ses-events") {
+  } else if (fn === "ses-events" || fn === "events") {
     verdictArgs.push("--event");
   }
   const v = spawnSync(join(BIN, "contact-auth-admin"), verdictArgs, { cwd: ROOT, encoding: "utf8" });
@@ -171,7 +173,7 @@ async function main() {
     return 1;
   }
   const what = fn === "mailer" ? `${expected.emails} mail(s) to ${expected.to}`
-    : fn === "ses-events" ? `result ${JSON.stringify(expected.body)}`
+    : fn === "ses-events" || fn === "events" ? `result ${JSON.stringify(expected.body)}`
     : `status ${expected.status}${expected.code ? ` ${expected.code}` : ""}`;
   console.log(`invoke ${fn} ${eventArg}: ok (${what}, as expected)`);
   return 0;

@@ -48,6 +48,9 @@ pub struct Expected {
     /// Mailer: mail jobs still in the table after the event (default 0: every job the
     /// event named was processed and retired; 1 for a record the mailer must ignore).
     pub jobs_left: Option<usize>,
+    /// events: how many entries the bus (the stack's EventBridge stand-in) must have
+    /// received for this fixture's event ids.
+    pub bus_events: Option<usize>,
     #[serde(default)]
     pub setup: Value,
     #[serde(default)]

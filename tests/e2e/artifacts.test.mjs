@@ -35,7 +35,7 @@ function fixture(fn) {
     .filter((f) => f.endsWith(".expected.json"))
     .sort()
     .map((f) => [f.replace(".expected.json", ".json"), JSON.parse(readFileSync(join(EVENTS, fn, f), "utf8"))])
-    .filter(([, e]) => (fn === "mailer" ? e.emails > 0 : fn === "ses-events" ? e.writes?.length > 0 : e.status < 300) && !e.clock_offset && !e.config && !e.repeat);
+    .filter(([, e]) => (fn === "mailer" ? e.emails > 0 : fn === "ses-events" ? e.writes?.length > 0 : fn === "events" ? e.bus_events > 0 : e.status < 300) && !e.clock_offset && !e.config && !e.repeat);
   return cases.find(([f]) => f === "success.json") || cases.find(([f]) => f === PREFERRED[fn])
     || cases.find(([f]) => f.startsWith("success")) || cases[0];
 }
@@ -62,11 +62,11 @@ for (const id of ids) {
     const r = spawnSync("make", ["-s", "invoke", `FN=${fn}`, `EVENT=events/${fn}/${file}`], {
       cwd: ROOT,
       encoding: "utf8",
-      env: { ...process.env, BOOTSTRAP: bootstrapOf(id), INVOKE_DYNAMODB_URL: process.env.E2E_DDB_URL, INVOKE_SES_URL: process.env.E2E_SES_URL },
+      env: { ...process.env, BOOTSTRAP: bootstrapOf(id), INVOKE_DYNAMODB_URL: process.env.E2E_DDB_URL, INVOKE_SES_URL: process.env.E2E_SES_URL, INVOKE_EVENTS_URL: process.env.E2E_EVENTS_URL },
       timeout: 180000,
     });
     assert.equal(r.status, 0, `BOOTSTRAP=${bootstrapOf(id)} make invoke FN=${fn} EVENT=events/${fn}/${file}\n${r.stdout}\n${r.stderr}`);
-    const want = fn === "mailer" ? `${exp.emails} mail(s)` : fn === "ses-events" ? "result" : `status ${exp.status}`;
+    const want = fn === "mailer" ? `${exp.emails} mail(s)` : fn === "ses-events" || fn === "events" ? "result" : `status ${exp.status}`;
     assert.match(r.stdout, new RegExp(`events/${fn}/${file}: ok \\(${want.replace(/[()]/g, "\\$&")}`));
     ran++;
     const how = /under qemu-aarch64/.test(r.stdout) ? "under qemu-aarch64" : "natively";

@@ -17,16 +17,16 @@ function invoke(fn, event) {
   return spawnSync("make", ["-s", "invoke", `FN=${fn}`, `EVENT=${event}`], {
     cwd: ROOT,
     encoding: "utf8",
-    env: { ...process.env, INVOKE_DYNAMODB_URL: process.env.E2E_DDB_URL, INVOKE_SES_URL: process.env.E2E_SES_URL },
+    env: { ...process.env, INVOKE_DYNAMODB_URL: process.env.E2E_DDB_URL, INVOKE_SES_URL: process.env.E2E_SES_URL, INVOKE_EVENTS_URL: process.env.E2E_EVENTS_URL },
     timeout: 180000,
   });
 }
 
 /** Whether `e` expects a success: a mail sent (mailer), any handled event (ses-events: every
  * fixture is one, its result checked), a 2xx answer (HTTP functions). */
-const succeeds = (fn, e) => (fn === "mailer" ? e.emails > 0 : fn === "ses-events" ? true : e.status < 300);
+const succeeds = (fn, e) => (fn === "mailer" ? e.emails > 0 : fn === "ses-events" || fn === "events" ? true : e.status < 300);
 /** What `make invoke` prints for a fixture of `fn` that went as expected. */
-const okText = (fn, e) => (fn === "mailer" ? `${e.emails} mail(s)` : fn === "ses-events" ? "result" : `status ${e.status}`);
+const okText = (fn, e) => (fn === "mailer" ? `${e.emails} mail(s)` : fn === "ses-events" || fn === "events" ? "result" : `status ${e.status}`);
 
 /** Fixtures of `fn` whose expected result is a success, or that use time, config or repeats. */
 function chosen(fn) {
@@ -39,7 +39,7 @@ function chosen(fn) {
 const functions = readdirSync(EVENTS).sort();
 
 test("every function has a success fixture that make invoke runs", () => {
-  assert.equal(functions.length, 16);
+  assert.equal(functions.length, 20);
   for (const fn of functions) {
     assert.ok(chosen(fn).some(([, e]) => succeeds(fn, e)), `${fn} has no success fixture`);
   }

@@ -30,6 +30,19 @@ impl EventBridgeBus {
     }
 }
 
+impl EventBridgeBus {
+    /// The same bus at another endpoint (tests: the stack's EventBridge stand-in).
+    pub fn for_endpoint(url: &str) -> EventBridgeBus {
+        let conf = aws_sdk_eventbridge::config::Builder::from(&sdk_config(Service::EventBridge))
+            .endpoint_url(url)
+            .build();
+        EventBridgeBus {
+            client: Client::from_conf(conf),
+            bus: "default".into(),
+        }
+    }
+}
+
 impl EventBus for EventBridgeBus {
     async fn publish(&self, detail_type: &str, detail: &str) -> PortResult<()> {
         let entry = PutEventsRequestEntry::builder()

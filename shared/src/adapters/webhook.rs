@@ -11,10 +11,15 @@ use crate::domain::events::webhook_address_allowed;
 use crate::ports::{WebhookOutcome, WebhookRequest, WebhookSender};
 
 pub struct HttpWebhooks {
+    /// Plain http and loopback allowed (local stacks only).
     dev: bool,
 }
 
 impl HttpWebhooks {
+    pub fn new(dev: bool) -> HttpWebhooks {
+        HttpWebhooks { dev }
+    }
+
     pub fn from_env() -> HttpWebhooks {
         HttpWebhooks {
             dev: std::env::var("EVENTS_WEBHOOK_DEV").is_ok_and(|v| v == "1"),
