@@ -53,6 +53,19 @@ async fn outbox(app: &TestApp) -> Result<Vec<(String, String, String, String)>, 
         .collect())
 }
 
+/// Every entry the EventBridge stand-in holds, oldest first.
+async fn bus_entries() -> Result<Vec<Value>, String> {
+    let sink = std::env::var("REPLAY_EVENTS_URL").map_err(|_| "REPLAY_EVENTS_URL")?;
+    let text = reqwest::get(format!("{sink}/events"))
+        .await
+        .map_err(|e| e.to_string())?
+        .text()
+        .await
+        .map_err(|e| e.to_string())?;
+    let body: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    Ok(body["events"].as_array().cloned().unwrap_or_default())
+}
+
 /// The entries the EventBridge stand-in holds for these event ids.
 async fn bus_count(ids: &[String]) -> Result<usize, String> {
     let sink = std::env::var("REPLAY_EVENTS_URL").map_err(|_| "REPLAY_EVENTS_URL")?;
@@ -82,29 +95,42 @@ pub async fn replay_events_fixture(path: &std::path::Path, exp: &Expected) -> Re
     let app = fresh(&exp.config).await;
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
     let raw: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    let ids: Vec<String> = raw["Records"]
+    let images: Vec<Value> = raw["Records"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|r| {
-            r["dynamodb"]["NewImage"]["event_id"]["S"]
-                .as_str()
-                .map(str::to_string)
-        })
+        .map(|r| r["dynamodb"]["NewImage"].clone())
         .collect();
     let event: aws_lambda_events::event::dynamodb::Event =
         serde_json::from_str(&text).map_err(|e| format!("not a stream event: {e}"))?;
-    let before = bus_count(&ids).await?;
+    // Every entry the bus gets while this runs (the replay runs one test at a time).
+    let before = bus_entries().await?.len();
     let events = events_app(&app, vec![])?;
     let resp = contact_auth::runtime::handle_events_stream(&events, event).await;
     let out = serde_json::to_value(&resp).map_err(|e| e.to_string())?;
     let problems = testkit::verdict::check_event(exp, &out);
     ensure(problems.is_empty(), || problems.join("; "))?;
-    let got = bus_count(&ids).await? - before;
+    let new: Vec<Value> = bus_entries().await?.split_off(before);
     let want = exp.bus_events.unwrap_or(0);
-    ensure(got == want, || {
-        format!("the bus got {got} entries, want {want}")
-    })
+    ensure(new.len() == want, || {
+        format!("the bus got {} entries, want {want}", new.len())
+    })?;
+    // Each entry is its record's event: the type as detail-type, the ids and the reason.
+    for (entry, image) in new.iter().zip(&images) {
+        let detail: Value = serde_json::from_str(entry["detail"].as_str().unwrap_or("{}"))
+            .map_err(|e| e.to_string())?;
+        let s = |k: &str| image[k]["S"].as_str().map(str::to_string);
+        let d = |k: &str| detail[k].as_str().map(str::to_string);
+        ensure(
+            entry["source"] == "contact-auth"
+                && entry["detail_type"].as_str().map(str::to_string) == s("type")
+                && d("id") == s("event_id")
+                && d("session_id") == s("session_id")
+                && d("reason") == s("reason"),
+            || format!("bus entry {entry} for {image}"),
+        )?;
+    }
+    Ok(())
 }
 
 /// Each change writes its events with it: a registration (contact, membership, session), a
@@ -143,12 +169,29 @@ pub async fn events_are_written_with_their_changes() -> Result<(), String> {
     crate::record_secret(rotated["refresh_token"].as_str().unwrap_or_default());
     let (status, _) = crate::refresh_with(&app.at(t0 + 100), &refresh).await?;
     ensure(status == 401, || format!("reuse {status}"))?;
+    // The same rotated-out token again (and a logout with it): the family was revoked
+    // already; no new events (a replayed token cannot mint them).
+    let (status, _) = crate::refresh_with(&app.at(t0 + 110), &refresh).await?;
+    ensure(status == 401, || format!("reuse again {status}"))?;
+    let logout = serde_json::json!({"data": {"type": "refresh_requests", "attributes": {"refresh_token": refresh}}});
+    let resp = app
+        .at(t0 + 120)
+        .handle(
+            Route::Logout,
+            request(&fixtures::post_event(Route::Logout.path(), logout))?,
+        )
+        .await;
+    ensure(resp.status() == 204, || format!("logout {}", resp.status()))?;
     let all = outbox(&app).await?;
     let ended: Vec<_> = all.iter().filter(|e| e.0 == "session.ended").collect();
     ensure(
         ended.len() == 1
             && ended[0].3 == "reuse"
-            && all.iter().any(|e| e.0 == "session.reuse_detected"),
+            && all
+                .iter()
+                .filter(|e| e.0 == "session.reuse_detected")
+                .count()
+                == 1,
         || format!("after a reuse: {all:?}"),
     )?;
     // Logout everywhere: one session.ended for all of them.
@@ -322,6 +365,7 @@ pub async fn webhooks_are_delivered_once_retried_and_refused_where_private() -> 
         webhook_url: Some(url.to_string()),
         webhook_secret: Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()),
         include_email: false,
+        paused_until: None,
     };
     let events = events_app(
         &app,
@@ -411,6 +455,18 @@ pub async fn webhooks_are_delivered_once_retried_and_refused_where_private() -> 
     ensure(outcome == "failed", || {
         format!("not marked failed: {outcome:?}")
     })?;
+    // The dead receiver is paused: the team's next event is not attempted (the stream,
+    // shared by every team, does not wait on it again), marked paused, still on the bus.
+    let next = event_for(&team);
+    put_outbox(&app, &next).await?;
+    ensure(run(vec![next.clone()]).await.is_none(), || "paused".into())?;
+    let outcome = webhook_outcome(&app, &next.id).await?;
+    ensure(outcome == "paused" && down.count() == 3, || {
+        format!("after a failed event: {outcome:?}, {} attempts", down.count())
+    })?;
+    ensure(bus_count(std::slice::from_ref(&next.id)).await? == 1, || {
+        "a paused webhook's event missed the bus".into()
+    })?;
 
     // 410: one attempt, rejected.
     let gone = receiver(vec![410]).await?;
@@ -428,11 +484,12 @@ pub async fn webhooks_are_delivered_once_retried_and_refused_where_private() -> 
         "not marked rejected".into()
     })?;
 
-    // SSRF: the metadata service by literal; a name that resolves to loopback (outside a
-    // local stack); both refused, nothing sent, the bus still served.
+    // SSRF: the metadata service and a private address by literal, a 6to4 form of the
+    // metadata service; refused as private addresses, nothing sent, the bus still served.
     for url in [
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.1/",
+        "http://[2002:a9fe:a9fe::1]/",
     ] {
         app.store
             .put_event_settings(&team, Some(&set(url)))
@@ -440,9 +497,15 @@ pub async fn webhooks_are_delivered_once_retried_and_refused_where_private() -> 
             .map_err(|e| e.to_string())?;
         let e = event_for(&team);
         put_outbox(&app, &e).await?;
-        ensure(run(vec![e.clone()]).await.is_none(), || url.into())?;
+        let r = contact_auth::handlers::events::process_event(&events, &e)
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure(
+            r == contact_auth::handlers::events::WebhookResult::Refused("private_address"),
+            || format!("{url}: {r:?}"),
+        )?;
         ensure(webhook_outcome(&app, &e.id).await? == "refused", || {
-            format!("{url} not refused")
+            format!("{url} not marked refused")
         })?;
         ensure(bus_count(std::slice::from_ref(&e.id)).await? == 1, || {
             "the bus missed it".into()

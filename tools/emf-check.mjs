@@ -14,7 +14,7 @@ const DIMENSION_VALUES = {
   Kind: ["permanent", "transient", "throttled", "paused", "bounce_permanent", "bounce_transient", "complaint", "other", "malformed"],
   Outcome: ["sent", "notice", "nothing", "dropped", "limited", "expired", "parked", "suppressed", "already_done", "failed"],
   // AuthEvents{Webhook} (the events function: handlers::events::WebhookResult, bus_failed).
-  Webhook: ["none", "already_done", "delivered", "rejected", "failed", "refused", "bus_failed"],
+  Webhook: ["none", "already_done", "delivered", "rejected", "failed", "refused", "paused", "bus_failed"],
 };
 const FUNCTION = /^[a-z][a-z-]{1,30}$/;
 // `WrongCodes` by hub: a hub id the table holds (set by the admin CLI), or `none`.

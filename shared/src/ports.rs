@@ -436,6 +436,9 @@ pub struct EventSettings {
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<String>,
     pub include_email: bool,
+    /// Until when the webhook is paused (unix seconds): set when an event's every attempt
+    /// failed, so one dead receiver holds up the stream once per pause, not once per event.
+    pub paused_until: Option<i64>,
 }
 
 /// Where an event's delivery to one target stands (`EventStore::event_marks`).
@@ -454,6 +457,12 @@ pub trait EventStore: Send + Sync {
     ) -> impl Future<Output = PortResult<Option<EventSettings>>> + Send;
     fn event_marks(&self, event_id: &str)
         -> impl Future<Output = PortResult<DeliveryMarks>> + Send;
+    /// Pauses a team's webhook until `until` (its every attempt failed).
+    fn pause_webhook(
+        &self,
+        team_id: &TeamId,
+        until: i64,
+    ) -> impl Future<Output = PortResult<()>> + Send;
     /// Records `target`'s (`bus`, `webhook`) outcome on the event's outbox item.
     fn mark_event(
         &self,

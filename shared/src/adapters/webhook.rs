@@ -2,7 +2,7 @@
 //! Before each attempt the host is resolved and every address checked
 //! (`domain::events::webhook_address_allowed`); the connection then goes to the checked
 //! address only (no second lookup a rebinding DNS server could answer differently), with
-//! no redirects and a 5-second limit. `EVENTS_WEBHOOK_DEV=1` (local stacks only; the
+//! no redirects, no proxy, and time limits (2 s to resolve, 4 s a request). `EVENTS_WEBHOOK_DEV=1` (local stacks only; the
 //! template never sets it) also allows plain http to loopback.
 
 use std::time::Duration;
@@ -53,10 +53,13 @@ impl WebhookSender for HttpWebhooks {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
+        // A slow name server must not stall the stream either.
+        let lookup = tokio::net::lookup_host((lookup_host.as_str(), port));
         let addrs: Vec<std::net::SocketAddr> =
-            match tokio::net::lookup_host((lookup_host.as_str(), port)).await {
-                Ok(a) => a.collect(),
-                Err(e) => return WebhookOutcome::Failed(format!("lookup: {e}")),
+            match tokio::time::timeout(Duration::from_secs(2), lookup).await {
+                Ok(Ok(a)) => a.collect(),
+                Ok(Err(e)) => return WebhookOutcome::Failed(format!("lookup: {e}")),
+                Err(_) => return WebhookOutcome::Failed("lookup: timeout".into()),
             };
         let Some(first) = addrs.first().copied() else {
             return WebhookOutcome::Failed("lookup: no address".into());
@@ -70,10 +73,12 @@ impl WebhookSender for HttpWebhooks {
         }
         let client = match reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(5))
-            .connect_timeout(Duration::from_secs(3))
+            .timeout(Duration::from_secs(4))
+            .connect_timeout(Duration::from_secs(2))
             .resolve(&lookup_host, first)
             .user_agent("contact-auth-webhooks/1")
+            // A proxy would resolve the name itself, undoing the check above.
+            .no_proxy()
             .build()
         {
             Ok(c) => c,

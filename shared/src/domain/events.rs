@@ -76,8 +76,9 @@ pub struct AuthEvent {
     pub team_id: Option<TeamId>,
     pub hub_id: Option<String>,
     pub session_id: Option<String>,
-    /// session.ended: logout, reuse, revoked, logout_others, logout_everywhere,
-    /// password_change (the last two end every session: no `session_id`).
+    /// session.ended: logout, reuse, revoked, logout_others; and, ending every session of
+    /// the contact at once (no `session_id`): logout_everywhere, password_change,
+    /// email_change (every session but the confirming one), email_change_undone.
     pub reason: Option<String>,
     pub email: Option<String>,
 }
@@ -156,6 +157,10 @@ pub fn webhook_signature(secret: &str, id: &str, timestamp: i64, body: &str) -> 
     use hmac::{Hmac, Mac};
     let b64 = base64::engine::general_purpose::STANDARD;
     let key = b64.decode(secret.strip_prefix("whsec_")?).ok()?;
+    // A short key would make signatures guessable: 24 bytes at least (the spec's examples).
+    if key.len() < 24 {
+        return None;
+    }
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).ok()?;
     mac.update(format!("{id}.{timestamp}.{body}").as_bytes());
     Some(format!("v1,{}", b64.encode(mac.finalize().into_bytes())))
@@ -202,11 +207,26 @@ pub fn webhook_address_allowed(addr: std::net::IpAddr, allow_loopback: bool) -> 
             if v6.is_loopback() {
                 return allow_loopback;
             }
+            // 6to4 (2002::/16) carries an IPv4 address in its next 32 bits.
+            if seg[0] == 0x2002 {
+                let v4 = std::net::Ipv4Addr::new(
+                    (seg[1] >> 8) as u8,
+                    seg[1] as u8,
+                    (seg[2] >> 8) as u8,
+                    seg[2] as u8,
+                );
+                return v4_ok(v4);
+            }
+            // Also refused: site-local (fec0::/10), Teredo (2001::/32), the local-use NAT64
+            // prefix (64:ff9b:1::/48) and anything else under 64:ff9b::/32.
             !(v6.is_unspecified()
                 || v6.is_multicast()
                 || (seg[0] & 0xfe00) == 0xfc00
                 || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+                || (seg[0] == 0x2001 && seg[1] == 0x0000)
+                || (seg[0] == 0x64 && seg[1] == 0xff9b)
                 || seg[0] == 0)
         }
     }
@@ -250,12 +270,19 @@ mod tests {
             Some("v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
         );
         assert_eq!(webhook_signature("not-a-secret", "i", 1, "b"), None);
+        assert_eq!(webhook_signature("whsec_", "i", 1, "b"), None);
+        assert_eq!(webhook_signature("whsec_c2hvcnQ=", "i", 1, "b"), None);
     }
 
     #[test]
     fn webhooks_go_to_public_addresses_only() {
         let ok = |s: &str| webhook_address_allowed(s.parse().unwrap(), false);
-        for public in ["93.184.215.14", "8.8.8.8", "2606:4700::6810:84e5"] {
+        for public in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700::6810:84e5",
+            "2002:5db8:d70e::1",
+        ] {
             assert!(ok(public), "{public}");
         }
         for private in [
@@ -280,6 +307,11 @@ mod tests {
             "64:ff9b::a9fe:a9fe",
             "2001:db8::1",
             "240.0.0.1",
+            "2002:a9fe:a9fe::1",
+            "2002:7f00:1::",
+            "2001:0:4136:e378::1",
+            "64:ff9b:1::a9fe:a9fe",
+            "fec0::1",
         ] {
             assert!(!ok(private), "{private}");
         }

@@ -15,6 +15,10 @@ use crate::errors::PortError;
 use crate::flows::account::rfc3339;
 use crate::ports::{EventBus, EventStore, WebhookOutcome, WebhookRequest, WebhookSender};
 
+/// How long a team's webhook is paused after an event whose every attempt failed: the
+/// stream (shared by every team, in order) waits on a dead receiver at most once per pause.
+pub const WEBHOOK_PAUSE: i64 = 300;
+
 /// What the events function runs with (no keys, no mailer).
 pub struct EventsApp<S, B, W> {
     pub config: Config,
@@ -40,6 +44,8 @@ pub enum WebhookResult {
     Failed,
     /// Not sent: not https, or a private address (SSRF).
     Refused(&'static str),
+    /// Not sent: the team's webhook is paused after an event whose every attempt failed.
+    Paused,
 }
 
 impl WebhookResult {
@@ -51,6 +57,7 @@ impl WebhookResult {
             WebhookResult::Rejected => "rejected",
             WebhookResult::Failed => "failed",
             WebhookResult::Refused(_) => "refused",
+            WebhookResult::Paused => "paused",
         }
     }
 }
@@ -67,7 +74,8 @@ pub fn webhook_body(event: &AuthEvent, include_email: bool) -> String {
 
 /// Delivers one event. Err (the stream retries the batch from it) only when the bus did
 /// not take it or the table could not be read; a webhook that keeps failing is marked
-/// `failed` and does not hold up the events after it.
+/// `failed` and paused for `WEBHOOK_PAUSE` (the team's events meanwhile are marked
+/// `paused`, still on the bus), so it does not hold up the events after it.
 pub async fn process_event<S: EventStore, B: EventBus, W: WebhookSender>(
     app: &EventsApp<S, B, W>,
     event: &AuthEvent,
@@ -90,6 +98,12 @@ pub async fn process_event<S: EventStore, B: EventBus, W: WebhookSender>(
     };
     if marks.webhook {
         return Ok(WebhookResult::AlreadyDone);
+    }
+    if settings.paused_until.is_some_and(|until| until > (app.clock)()) {
+        app.store
+            .mark_event(&event.id, "webhook", "paused", (app.clock)())
+            .await?;
+        return Ok(WebhookResult::Paused);
     }
     let body = webhook_body(event, settings.include_email);
     let mut result = WebhookResult::Failed;
@@ -127,6 +141,13 @@ pub async fn process_event<S: EventStore, B: EventBus, W: WebhookSender>(
             WebhookOutcome::Failed(why) => {
                 tracing::warn!(event_id = %event.id, attempt, why = %why, "webhook attempt failed");
             }
+        }
+    }
+    if result == WebhookResult::Failed {
+        if let Some(team) = &event.team_id {
+            app.store
+                .pause_webhook(team, (app.clock)() + WEBHOOK_PAUSE)
+                .await?;
         }
     }
     app.store

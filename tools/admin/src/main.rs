@@ -564,7 +564,7 @@ async fn events_settings(
         (None, _) => None,
         (Some(_), Some(s)) => {
             contact_auth::domain::events::webhook_signature(&s, "check", 0, "")
-                .ok_or("--secret must be whsec_<base64>")?;
+                .ok_or("--secret must be whsec_<base64 of at least 24 bytes>")?;
             Some(s)
         }
         (Some(_), None) => {
@@ -583,6 +583,7 @@ async fn events_settings(
         webhook_url: url.clone(),
         webhook_secret: secret,
         include_email,
+        paused_until: None,
     };
     store
         .put_event_settings(&team_id, Some(&settings))

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::codec::{get_bool, get_s, n, s};
+use super::codec::{get_bool, get_n, get_s, n, s};
 use super::keys::{self, key_map, with_key};
 use super::{sdk_err, DynamoStore};
 use crate::domain::ids::TeamId;
@@ -19,7 +19,32 @@ impl EventStore for DynamoStore {
                 webhook_url: get_s(&i, "webhook_url"),
                 webhook_secret: get_s(&i, "webhook_secret"),
                 include_email: get_bool(&i, "include_email").unwrap_or(false),
+                paused_until: get_n(&i, "paused_until"),
             }))
+    }
+
+    async fn pause_webhook(&self, team_id: &TeamId, until: i64) -> PortResult<()> {
+        // Only on settings that still exist (a removal meanwhile stays removed).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_map(keys::event_settings(team_id))))
+            .update_expression("SET paused_until = :u")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":u", n(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(sdk_err("pause_webhook", e)),
+        }
     }
 
     async fn event_marks(&self, event_id: &str) -> PortResult<DeliveryMarks> {

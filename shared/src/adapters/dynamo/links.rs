@@ -206,9 +206,13 @@ fn consume_events(link: &MagicLink, who: &ConsumeAs, now: i64) -> Vec<AuthEvent>
             ..
         } => vec![event(EventType::MembershipCreated, contact_id)],
         ConsumeAs::Existing { .. } => vec![],
-        ConsumeAs::ChangeEmail { contact_id, .. } => {
-            vec![event(EventType::EmailChangeConfirmed, contact_id)]
-        }
+        // The confirmation ends every other session (the token version).
+        ConsumeAs::ChangeEmail { contact_id, .. } => vec![
+            event(EventType::EmailChangeConfirmed, contact_id),
+            AuthEvent::new(EventType::SessionEnded, now, contact_id)
+                .team(Some(&link.team_id))
+                .reason("email_change"),
+        ],
     }
 }
 
@@ -527,6 +531,11 @@ impl MagicLinks for DynamoStore {
             .hub(link.hub_id.as_ref().map(|h| h.as_str()))
             .email(&undo.origin_email);
         tx.push(LinkStep::Profile, self.put_event(&undone)?);
+        // The undo ends every session (the token version).
+        let ended = AuthEvent::new(EventType::SessionEnded, now, cid)
+            .team(Some(&link.team_id))
+            .reason("email_change_undone");
+        tx.push(LinkStep::Profile, self.put_event(&ended)?);
         Ok(match self.commit("undo_email_change", tx).await? {
             Settled::Done => Consumed::Done,
             Settled::Failed(failed) => undo_outcome(&failed),

@@ -123,8 +123,9 @@ impl DynamoStore {
     /// A revocation's end of the session record: once, with the first reason (a logout
     /// after a detected reuse keeps "reuse"), kept `SESSION_KEEP` past `until`. A family
     /// signed in before sessions were recorded gets its record here (ids and the end only).
-    /// With `only_live`, the update holds only while the record exists and has not ended
-    /// (a member ending a session from the list: an unknown or ended one changes nothing).
+    /// With `condition`, the update holds only under it: `LIVE` (a member ending a session
+    /// from the list: an unknown or ended one changes nothing) or `NOT_ENDED` (a revocation:
+    /// the first end writes the events, a later one only re-revokes).
     #[allow(clippy::too_many_arguments)]
     fn end_session_update(
         &self,
@@ -134,7 +135,7 @@ impl DynamoStore {
         reason: EndReason,
         now: i64,
         until: i64,
-        only_live: bool,
+        condition: Option<&str>,
     ) -> PortResult<Update> {
         let update = Update::builder()
             .table_name(&self.table)
@@ -147,10 +148,9 @@ impl DynamoStore {
             .expression_attribute_values(":sid", s(session_id))
             .expression_attribute_values(":tid", s(team_id.as_str()))
             .expression_attribute_values(":exp", n(until.max(now) + SESSION_KEEP));
-        let update = if only_live {
-            update.condition_expression("attribute_exists(pk) AND attribute_not_exists(ended_at)")
-        } else {
-            update
+        let update = match condition {
+            Some(c) => update.condition_expression(c),
+            None => update,
         };
         update.build().map_err(build_err)
     }
@@ -292,7 +292,13 @@ impl Sessions for DynamoStore {
             RevokeStep::Ended,
             TransactWriteItem::builder()
                 .update(self.end_session_update(
-                    contact_id, team_id, session_id, reason, now, until, true,
+                    contact_id,
+                    team_id,
+                    session_id,
+                    reason,
+                    now,
+                    until,
+                    Some(LIVE),
                 )?)
                 .build(),
         );
@@ -418,7 +424,11 @@ impl Sessions for DynamoStore {
         until: i64,
     ) -> PortResult<()> {
         let family_id = record.family_id.as_str();
-        let build = |token_hash: Option<&TokenHash>| -> PortResult<Tx<RevokeStep>> {
+        // `first`: the session has not ended yet — its end is conditional on that and
+        // carries the events. A family whose session already ended (a second logout, a
+        // rotated-out token presented again) is revoked again without new events, so a
+        // replayed token cannot mint `session.ended` events.
+        let build = |token_hash: Option<&TokenHash>, first: bool| -> PortResult<Tx<RevokeStep>> {
             let mut tx = Tx::new();
             tx.push(
                 RevokeStep::Family,
@@ -448,24 +458,39 @@ impl Sessions for DynamoStore {
                         reason,
                         now,
                         until,
-                        false,
+                        first.then_some(NOT_ENDED),
                     )?)
                     .build(),
             );
-            for item in
-                self.ended_events(&record.contact_id, &record.team_id, family_id, reason, now)?
-            {
-                tx.push(RevokeStep::Ended, item);
+            if first {
+                for item in
+                    self.ended_events(&record.contact_id, &record.team_id, family_id, reason, now)?
+                {
+                    tx.push(RevokeStep::Ended, item);
+                }
             }
             Ok(tx)
         };
-        // A token that vanished meanwhile (TTL) needs no revoking, but the cancel undid the
-        // whole transaction: revoke the family and end the session without it.
+        // A token that vanished meanwhile (TTL) needs no revoking, and a session that had
+        // ended needs no events; but a cancel undid the whole transaction: once more
+        // without what failed.
         let cancelled = || PortError::Internal("revoke_family cancelled".into());
-        match self.commit("revoke_family", build(token_hash)?).await? {
+        match self
+            .commit("revoke_family", build(token_hash, true)?)
+            .await?
+        {
             Settled::Done => Ok(()),
-            Settled::Failed(f) if f.iter().all(|(s, _)| *s == RevokeStep::Token) => {
-                match self.commit("revoke_family", build(None)?).await? {
+            Settled::Failed(f)
+                if f.iter()
+                    .all(|(s, _)| matches!(s, RevokeStep::Token | RevokeStep::Ended)) =>
+            {
+                let token = if has(&f, RevokeStep::Token) {
+                    None
+                } else {
+                    token_hash
+                };
+                let first = !has(&f, RevokeStep::Ended);
+                match self.commit("revoke_family", build(token, first)?).await? {
                     Settled::Done => Ok(()),
                     Settled::Failed(_) => Err(cancelled()),
                 }
@@ -474,6 +499,11 @@ impl Sessions for DynamoStore {
         }
     }
 }
+
+/// `end_session_update`'s conditions: a live record (the member's list), or any record
+/// (or none yet: a legacy family) that has not ended (a revocation).
+const LIVE: &str = "attribute_exists(pk) AND attribute_not_exists(ended_at)";
+const NOT_ENDED: &str = "attribute_not_exists(ended_at)";
 
 #[cfg(test)]
 mod tests {
