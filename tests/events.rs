@@ -462,11 +462,15 @@ pub async fn webhooks_are_delivered_once_retried_and_refused_where_private() -> 
     ensure(run(vec![next.clone()]).await.is_none(), || "paused".into())?;
     let outcome = webhook_outcome(&app, &next.id).await?;
     ensure(outcome == "paused" && down.count() == 3, || {
-        format!("after a failed event: {outcome:?}, {} attempts", down.count())
+        format!(
+            "after a failed event: {outcome:?}, {} attempts",
+            down.count()
+        )
     })?;
-    ensure(bus_count(std::slice::from_ref(&next.id)).await? == 1, || {
-        "a paused webhook's event missed the bus".into()
-    })?;
+    ensure(
+        bus_count(std::slice::from_ref(&next.id)).await? == 1,
+        || "a paused webhook's event missed the bus".into(),
+    )?;
 
     // 410: one attempt, rejected.
     let gone = receiver(vec![410]).await?;

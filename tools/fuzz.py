@@ -69,6 +69,7 @@ POSITIVE_EXTRA = {
     "patchMe": ["422"],  # current_password_incorrect; tos_accepted_at in the future
     "setPassword": ["422"],  # password_too_common, password_contains_email
     "changePassword": ["400", "422"],  # password_not_set; current_password_incorrect, policy
+    "endSession": ["404"],  # session_not_found: an id is a session only if it is one of yours
 }
 
 # Request-shape error codes: a request the schema accepts must never get one of these.

@@ -329,7 +329,9 @@ add("me-sessions", "success", apigw("GET", sessionsPath, bearer("{{ACCESS_TOKEN}
   body_strings: ["/data/0/attributes/created_at", "/data/0/attributes/last_active_at", "/data/0/attributes/device", "/data/1/id"],
 });
 add("me-sessions", "missing-token", apigw("GET", sessionsPath), err(401, "unauthorized", null, { headers: ["www-authenticate"] }));
-add("me-session-delete", "current", deleteSession("{{SESSION_ID}}"), empty(204, { setup: [session], clock_offset: 601, header_contains: CLEARED_COOKIE, writes: [{ pk: "RTFAMILY#" }] }));
+add("me-session-delete", "success", deleteSession("{{SESSION_ID}}"), empty(204, { setup: [session], header_contains: CLEARED_COOKIE, writes: [{ pk: "RTFAMILY#" }, { pk: "EVENT#" }] }));
+// Its own session needs no recent sign-in (a logout).
+add("me-session-delete", "current-not-recent", deleteSession("{{SESSION_ID}}"), empty(204, { setup: [session], clock_offset: 601, header_contains: CLEARED_COOKIE, writes: [{ pk: "RTFAMILY#" }] }));
 add("me-session-delete", "unknown", deleteSession(OTHER_SID), err(404, "session_not_found", null, { setup: [session] }));
 add("me-session-delete", "other-not-recent", deleteSession(OTHER_SID), err(403, "reauthentication_required", null, { setup: [session], clock_offset: 601 }));
 add("me-session-delete", "not-an-id", deleteSession("..%2F..%2Fadmin"), err(404, "session_not_found", null, { setup: [session] }));

@@ -99,7 +99,10 @@ pub async fn process_event<S: EventStore, B: EventBus, W: WebhookSender>(
     if marks.webhook {
         return Ok(WebhookResult::AlreadyDone);
     }
-    if settings.paused_until.is_some_and(|until| until > (app.clock)()) {
+    if settings
+        .paused_until
+        .is_some_and(|until| until > (app.clock)())
+    {
         app.store
             .mark_event(&event.id, "webhook", "paused", (app.clock)())
             .await?;
