@@ -68,23 +68,13 @@ async fn bus_entries() -> Result<Vec<Value>, String> {
 
 /// The entries the EventBridge stand-in holds for these event ids.
 async fn bus_count(ids: &[String]) -> Result<usize, String> {
-    let sink = std::env::var("REPLAY_EVENTS_URL").map_err(|_| "REPLAY_EVENTS_URL")?;
-    let text = reqwest::get(format!("{sink}/events"))
-        .await
-        .map_err(|e| e.to_string())?
-        .text()
-        .await
-        .map_err(|e| e.to_string())?;
-    let body: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    Ok(body["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    Ok(bus_entries()
+        .await?
+        .iter()
         .filter(|e| {
-            let id = serde_json::from_str::<Value>(e["detail"].as_str().unwrap_or("{}"))
-                .map(|d| d["id"].as_str().unwrap_or("").to_string())
+            let detail = serde_json::from_str::<Value>(e["detail"].as_str().unwrap_or("{}"))
                 .unwrap_or_default();
-            ids.contains(&id)
+            ids.iter().any(|id| detail["id"] == id.as_str())
         })
         .count())
 }

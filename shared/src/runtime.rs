@@ -244,16 +244,9 @@ async fn process_one<S: MailerStore, M: Mailer>(app: &MailerApp<S, M>, job_id: &
 
 /// A stream record's job id, for an inserted mail job only.
 pub fn job_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> JobRecord {
-    let job_id = if rec.event_name == "INSERT" {
-        serde_dynamo::from_item::<_, JobRef>(rec.change.new_image.clone())
-            .ok()
-            .and_then(JobRef::mail_job_id)
-    } else {
-        None
-    };
     JobRecord {
         sequence_number: rec.change.sequence_number.clone(),
-        job_id,
+        job_id: inserted_image::<JobRef>(rec).and_then(JobRef::mail_job_id),
     }
 }
 
@@ -263,9 +256,13 @@ pub async fn handle_stream_event<S: MailerStore, M: Mailer>(
     event: StreamEvent,
 ) -> DynamoDbEventResponse {
     let records = event.records.iter().map(job_record).collect();
-    let failures = process_records(app, records).await;
+    batch_failures(process_records(app, records).await)
+}
+
+/// A stream handler's answer: the records to retry from (`ReportBatchItemFailures`).
+fn batch_failures(sequence_numbers: impl IntoIterator<Item = String>) -> DynamoDbEventResponse {
     let mut resp = DynamoDbEventResponse::default();
-    resp.batch_item_failures = failures
+    resp.batch_item_failures = sequence_numbers
         .into_iter()
         .map(|seq| {
             let mut f = DynamoDbBatchItemFailure::default();
@@ -274,6 +271,16 @@ pub async fn handle_stream_event<S: MailerStore, M: Mailer>(
         })
         .collect();
     resp
+}
+
+/// The new image of an inserted item, read as `T` (None for other records and for items
+/// that are not a `T`).
+fn inserted_image<T: serde::de::DeserializeOwned>(
+    rec: &aws_lambda_events::event::dynamodb::EventRecord,
+) -> Option<T> {
+    (rec.event_name == "INSERT")
+        .then(|| serde_dynamo::from_item::<_, T>(rec.change.new_image.clone()).ok())
+        .flatten()
 }
 
 /// The mailer's `main`: the Lambda loop over DynamoDB stream events. (Locally the stack
@@ -394,16 +401,9 @@ pub struct EventRecord {
 
 /// A Lambda stream record as an `EventRecord`.
 pub fn event_record(rec: &aws_lambda_events::event::dynamodb::EventRecord) -> EventRecord {
-    let event = if rec.event_name == "INSERT" {
-        serde_dynamo::from_item::<_, EventImage>(rec.change.new_image.clone())
-            .ok()
-            .and_then(EventImage::auth_event)
-    } else {
-        None
-    };
     EventRecord {
         sequence_number: rec.change.sequence_number.clone(),
-        event,
+        event: inserted_image::<EventImage>(rec).and_then(EventImage::auth_event),
     }
 }
 
@@ -452,17 +452,7 @@ where
     W: crate::ports::WebhookSender,
 {
     let records = event.records.iter().map(event_record).collect();
-    let mut resp = DynamoDbEventResponse::default();
-    resp.batch_item_failures = process_event_records(app, records)
-        .await
-        .into_iter()
-        .map(|seq| {
-            let mut f = DynamoDbBatchItemFailure::default();
-            f.item_identifier = Some(seq);
-            f
-        })
-        .collect();
-    resp
+    batch_failures(process_event_records(app, records).await)
 }
 
 /// The events function's app from the environment (the Lambda and the local poller).

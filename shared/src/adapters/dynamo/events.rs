@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::codec::{get_bool, get_n, get_s, n, s};
 use super::keys::{self, key_map, with_key};
-use super::{sdk_err, DynamoStore};
+use super::{conditional, sdk_err, DynamoStore};
 use crate::domain::ids::TeamId;
 use crate::ports::{DeliveryMarks, EventSettings, EventStore, PortResult};
 
@@ -35,16 +35,8 @@ impl EventStore for DynamoStore {
             .expression_attribute_values(":u", n(until))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_err("pause_webhook", e)),
-        }
+        // A missing item (settings removed meanwhile) is not an error.
+        conditional("pause_webhook", result).map(|_| ())
     }
 
     async fn event_marks(&self, event_id: &str) -> PortResult<DeliveryMarks> {
@@ -77,16 +69,7 @@ impl EventStore for DynamoStore {
             .expression_attribute_values(":o", s(outcome))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(sdk_err("mark_event", e)),
-        }
+        conditional("mark_event", result).map(|_| ())
     }
 }
 
