@@ -769,6 +769,14 @@ fn main() {
         "webhooks_are_delivered_once_retried_and_refused_where_private",
         || block_on(events::webhooks_are_delivered_once_retried_and_refused_where_private()),
     ));
+    trials.push(scenario(
+        "a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_ones",
+        || {
+            block_on(
+                sessions::a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_ones(),
+            )
+        },
+    ));
     trials.push(scenario("members_list_their_active_sessions", || {
         block_on(sessions::members_list_their_active_sessions())
     }));
@@ -1846,6 +1854,7 @@ fn new_record(
         created_at: now,
         expires_at: now + 3600,
         start: None,
+        sign_in_notice: None,
     })
 }
 

@@ -248,6 +248,7 @@ pub async fn a_legacy_family_gets_its_session_at_its_next_rotation() -> Result<(
         created_at: t0,
         expires_at: t0 + 3600,
         start: None,
+        sign_in_notice: None,
     };
     let unused = Counter {
         key: format!("unused#{family}"),
@@ -677,4 +678,83 @@ pub async fn logout_others_ends_every_other_session_once() -> Result<(), String>
     })?;
     let (_, body) = list(&app.at(at + 1), &me).await?;
     ensure(ids(&body) == vec![sid_of(&me)], || format!("{body}"))
+}
+
+/// The notices mailed to `email` so far whose subject says "New sign-in".
+fn notices(ses: &str, email: &str) -> Result<Vec<Value>, String> {
+    Ok(crate::mails_to(ses, email)?
+        .into_iter()
+        .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains("New sign-in")))
+        .collect())
+}
+
+/// A sign-in from a device and network new to the member mails a "new sign-in" notice;
+/// the first sign-in and a known device and network do not; its one-use "Not you?" link
+/// ends that session and every session started after it — not the earlier ones — and
+/// signs nobody in; at most 3 notices an hour.
+pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_ones(
+) -> Result<(), String> {
+    let ses = init()?;
+    let app = fresh(&Value::Null).await;
+    let t0 = app.now();
+    let email = format!("newdev-{}@example.com", contact_auth::domain::secret::new_id());
+    // The first sign-in (a registration): no notice.
+    let (_, laptop_rt, _) = sign_in(&app.at(t0), &email).await?;
+    crate::run_jobs(&app.at(t0)).await?;
+    ensure(notices(&ses, &email)?.is_empty(), || {
+        "a notice for the first sign-in".into()
+    })?;
+    // The same device and network an hour later: known, no notice.
+    sign_in(&app.at(t0 + 3600), &email).await?;
+    crate::run_jobs(&app.at(t0 + 3600)).await?;
+    ensure(notices(&ses, &email)?.is_empty(), || {
+        "a notice for a known device".into()
+    })?;
+    // A phone on another network: a notice naming the device and the network only.
+    let at = t0 + 7200;
+    let (phone, phone_rt, _) =
+        sign_in_from(&app.at(at), &email, "2001:db8:1:2::9", PHONE_UA).await?;
+    crate::run_jobs(&app.at(at)).await?;
+    let got = notices(&ses, &email)?;
+    ensure(got.len() == 1, || format!("{} notices for a new device", got.len()))?;
+    let text = got[0].to_string();
+    ensure(
+        text.contains("Safari on iPhone")
+            && text.contains("2001:db8:1::/48")
+            && !text.contains("2001:db8:1:2::9"),
+        || format!("the notice: {text}"),
+    )?;
+    // A session started after the phone's (on the laptop, known: no notice).
+    let (later, _, _) = sign_in(&app.at(at + 100), &email).await?;
+    crate::run_jobs(&app.at(at + 100)).await?;
+    ensure(notices(&ses, &email)?.len() == 1, || "a second notice".into())?;
+    // "Not you?": the phone's session and the later one end; the laptop's earlier one not.
+    let token = crate::link_in_mail(&ses, &email, "New sign-in")?;
+    let (status, body) = fixtures::consume(&app.at(at + 200), &token).await?;
+    ensure(
+        status == 200 && body["sessions_ended"] == 2 && body.get("access_token").is_none(),
+        || format!("the link: {status} {body}"),
+    )?;
+    for (name, access) in [("phone", &phone), ("later", &later)] {
+        ensure(me_status(&app.at(at + 201), access).await? == 401, || {
+            format!("the {name} session survived the link")
+        })?;
+    }
+    let (status, _) = refresh_with(&app.at(at + 201), &phone_rt).await?;
+    ensure(status == 401, || format!("the phone's refresh token: {status}"))?;
+    let (status, _) = refresh_with(&app.at(at + 201), &laptop_rt).await?;
+    ensure(status == 200, || {
+        format!("the laptop's earlier session was ended: {status}")
+    })?;
+    // One use only.
+    let (status, body) = fixtures::consume(&app.at(at + 300), &token).await?;
+    ensure(status == 401, || format!("the link again: {status} {body}"))?;
+    // At most 3 notices an hour: four new networks in one hour get three.
+    let burst = at + 10_000;
+    for i in 0..4 {
+        sign_in_from(&app.at(burst + i), &email, &format!("198.51.{i}.9"), PHONE_UA).await?;
+    }
+    crate::run_jobs(&app.at(burst + 10)).await?;
+    let count = notices(&ses, &email)?.len();
+    ensure(count == 1 + 3, || format!("{count} notices after a burst of four"))
 }

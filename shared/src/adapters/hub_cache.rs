@@ -208,6 +208,9 @@ impl<S: MagicLinks> MagicLinks for HubCache<S> {
     ) -> PortResult<Consumed> {
         self.inner.consume_magic_link(link, who, refresh, now).await
     }
+    async fn use_link(&self, link: &MagicLink, now: i64) -> PortResult<bool> {
+        self.inner.use_link(link, now).await
+    }
     async fn undo_email_change(
         &self,
         link: &MagicLink,

@@ -46,6 +46,10 @@ pub enum JobPurpose {
     /// the sign-in address of this account (naming its hubs): someone who confirmed an
     /// unsolicited change sees what happened.
     EmailChangedNotice,
+    /// A sign-in of an existing member (link, code or password): the mailer tells the
+    /// member when its device and network were not seen in 90 days, with a link that ends
+    /// that session and every later one (`change_id` carries the session id).
+    NewSignInNotice,
 }
 
 /// A mail job: written by `register`/`magic`, consumed by the mailer.
@@ -63,7 +67,8 @@ pub struct MailJob {
     /// For `EmailChange` and the notices: whose account it is.
     pub contact_id: Option<ContactId>,
     /// For `EmailChange`: the change request this job belongs to (the profile's
-    /// `email_change_id`); a newer request or a cancellation makes it stale.
+    /// `email_change_id`); a newer request or a cancellation makes it stale. For
+    /// `NewSignInNotice`: the session (refresh family) the sign-in started.
     pub change_id: Option<String>,
     /// For `EmailChange`: the contact's `password_version` at the request.
     pub pw_version: Option<u64>,
@@ -151,6 +156,9 @@ pub enum LinkPurpose {
     /// Undo an email change (sent to the address being replaced): restore it, end every
     /// session, drop a password set since the change request, cancel pending changes.
     EmailChangeUndo,
+    /// "Not you?" of a new-sign-in notice: end the session it names (`change_id`) and
+    /// every session of the contact in the team started at or after it; signs nobody in.
+    EndSessions,
 }
 
 impl LinkPurpose {
@@ -176,7 +184,8 @@ pub struct MagicLink {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
-    /// `EmailChange` / `EmailChangeUndo`: the change request it belongs to.
+    /// `EmailChange` / `EmailChangeUndo`: the change request it belongs to;
+    /// `EndSessions`: the session it names.
     pub change_id: Option<String>,
     /// `EmailChangeUndo`: the contact's `password_version` when the change was
     /// requested (kept on stored links; the undo decides by the chain's boundary).
@@ -243,6 +252,9 @@ pub struct RefreshRecord {
     /// Where the session started: set on a family's first token only (its sign-in), which
     /// also records the session (`SessionRecord`).
     pub start: Option<SessionStart>,
+    /// A sign-in of an existing member: the new-sign-in notice job, written with the
+    /// session (`JobPurpose::NewSignInNotice`).
+    pub sign_in_notice: Option<Box<MailJob>>,
 }
 
 /// A sign-in session as recorded (one per refresh-token family, `CONTACT#<id>` /

@@ -61,6 +61,8 @@ pub enum EndReason {
     Revoked,
     /// The member ended every other session (`POST /logout-others`).
     LogoutOthers,
+    /// The "Not you?" link of a new-sign-in notice ended it (and every later session).
+    NotYou,
 }
 
 impl EndReason {
@@ -70,6 +72,7 @@ impl EndReason {
             EndReason::Reuse => "reuse",
             EndReason::Revoked => "revoked",
             EndReason::LogoutOthers => "logout_others",
+            EndReason::NotYou => "not_you",
         }
     }
 }
@@ -108,6 +111,31 @@ pub fn ended_because(
         return Some("expired".into());
     }
     None
+}
+
+/// How far back a sign-in's device and network count as seen (`new_device`).
+pub const NEW_DEVICE_WINDOW: i64 = 90 * 86_400;
+
+/// Whether sign-in `this` is from a device and network new to the member, which earns a
+/// new-sign-in notice: never the member's first sign-in (within a minute of the account's
+/// creation); otherwise new unless another session of the member, active in the 90 days
+/// before it, started from the same device label and the same network (/24, /48).
+pub fn new_device(this: &SessionRecord, others: &[SessionRecord], contact_created_at: i64) -> bool {
+    let Some(at) = this.created_at else {
+        return false;
+    };
+    if at - contact_created_at < 60 {
+        return false;
+    }
+    let label = device_label(this.user_agent.as_deref().unwrap_or(""));
+    let network = this.network.as_deref().unwrap_or("unknown");
+    !others.iter().any(|o| {
+        o.session_id != this.session_id
+            && o.created_at.is_some_and(|c| c <= at)
+            && o.last_active_at.or(o.created_at).is_some_and(|seen| at - seen <= NEW_DEVICE_WINDOW)
+            && o.network.as_deref().unwrap_or("unknown") == network
+            && device_label(o.user_agent.as_deref().unwrap_or("")) == label
+    })
 }
 
 /// A short label of the device a session started on, from its User-Agent (the `woothee`
@@ -428,5 +456,38 @@ mod tests {
         assert_eq!(device_label(""), "Unknown device");
         assert_eq!(device_label("\u{0}\u{1}"), "Unknown device");
         assert!(!device_label(&"x".repeat(256)).is_empty());
+    }
+
+    #[test]
+    fn a_device_and_network_unseen_for_90_days_is_new_never_the_first_sign_in() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let at = |id: &str, created: i64, net: &str, ua: &str| SessionRecord {
+            session_id: id.into(),
+            created_at: Some(created),
+            last_active_at: Some(created),
+            network: Some(net.into()),
+            user_agent: Some(ua.into()),
+            ..record()
+        };
+        let day = 86_400;
+        let t = 200 * day;
+        let this = at("now", t, "203.0.113.0/24", firefox);
+        // The first sign-in (the account is a minute old at most): never.
+        assert!(!new_device(&this, &[], t - 59));
+        // Nothing seen before: new.
+        assert!(new_device(&this, &[], t - 60));
+        // The same label and network within 90 days: seen; on both sides of the window.
+        let seen = at("old", t - NEW_DEVICE_WINDOW, "203.0.113.0/24", firefox);
+        assert!(!new_device(&this, &[seen.clone()], 0));
+        let too_old = at("old", t - NEW_DEVICE_WINDOW - 1, "203.0.113.0/24", firefox);
+        assert!(new_device(&this, &[too_old], 0));
+        // Another network, or another device, on the same day: new.
+        assert!(new_device(&this, &[at("o", t - day, "198.51.100.0/24", firefox)], 0));
+        assert!(new_device(&this, &[at("o", t - day, "203.0.113.0/24", "curl/8.5.0")], 0));
+        // A newer browser version is the same device label.
+        let older_version = firefox.replace("133.0", "128.0");
+        assert!(!new_device(&this, &[at("o", t - day, "203.0.113.0/24", &older_version)], 0));
+        // Itself, or a session that started after it, does not count.
+        assert!(new_device(&this, &[this.clone(), at("later", t + 1, "203.0.113.0/24", firefox)], 0));
     }
 }

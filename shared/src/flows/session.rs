@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::jwt::{team_audience, AccessClaims, KeySet};
-use crate::domain::model::{Contact, Membership, RefreshRecord};
+use crate::domain::email::EmailKey;
+use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
 use crate::domain::session::SessionStart;
 use crate::edge::{parse_document, RequestMeta};
@@ -77,8 +78,36 @@ pub fn new_refresh<S, K>(
             // Rotation never extends a session past its absolute lifetime.
             expires_at: (now + app.config.refresh_ttl).min(app.config.session_end(who.auth_time)),
             start,
+            sign_in_notice: None,
         },
         raw,
+    })
+}
+
+/// The new-sign-in notice of a sign-in by an existing member (`JobPurpose::
+/// NewSignInNotice`), written with the session: the mailer decides whether its device and
+/// network are new to the member, and mails only then.
+pub fn sign_in_notice(
+    who: &SessionSubject,
+    email: &str,
+    email_key: &EmailKey,
+    session_id: &str,
+    now: i64,
+) -> Box<MailJob> {
+    Box::new(MailJob {
+        job_id: new_id(),
+        purpose: JobPurpose::NewSignInNotice,
+        slug: None,
+        team_id: Some(who.team_id.clone()),
+        email: email.to_string(),
+        email_key: email_key.clone(),
+        redirect_url: None,
+        created_at: now,
+        contact_id: Some(who.contact_id.clone()),
+        change_id: Some(session_id.to_string()),
+        pw_version: None,
+        code_challenge: None,
+        source_ip: None,
     })
 }
 

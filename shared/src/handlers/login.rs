@@ -27,7 +27,9 @@ use crate::domain::target::{parse_target, Target};
 use crate::edge::{attr_pointer, parse_document, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::account::reserve_password_attempt;
-use crate::flows::session::{new_refresh, token_pair_response, Family, SessionSubject};
+use crate::flows::session::{
+    new_refresh, sign_in_notice, token_pair_response, Family, SessionSubject,
+};
 use crate::metrics::{self, Event, Method};
 use crate::ports::{Attempts, Contacts, Directory, Sessions, Suppressions};
 
@@ -99,7 +101,15 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions + Suppressions
         amr: vec!["pwd".into()],
         auth_time: now,
     };
-    let refresh = new_refresh(app, &subject, Family::start(&meta))?;
+    let mut refresh = new_refresh(app, &subject, Family::start(&meta))?;
+    // The new-device check and notice, written with the session.
+    refresh.record.sign_in_notice = Some(sign_in_notice(
+        &subject,
+        &contact.email,
+        &contact.email_key,
+        &refresh.record.family_id,
+        now,
+    ));
     // Rehash with today's parameters when the stored hash is older.
     let rehashed = match &stored {
         Some(old) if password::needs_rehash(old) => {

@@ -26,17 +26,19 @@ use crate::edge::{
 };
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::limits::reserve;
-use crate::flows::session::{new_refresh, token_pair_response, Family, SessionSubject};
+use crate::flows::session::{
+    new_refresh, sign_in_notice, token_pair_response, Family, SessionSubject,
+};
 use crate::metrics::{self, Event, Limit};
 use crate::ports::{
-    Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, UndoEmailChange,
+    Attempts, ConsumeAs, Consumed, Contacts, Directory, MagicLinks, Sessions, UndoEmailChange,
 };
 
 /// Attributes of a consume: `token`, or `email` + `code` + `slug`/`team_id`; either way
 /// an optional `code_verifier`.
 const ATTRIBUTES: &[&str] = &["token", "email", "code", "slug", "team_id", "code_verifier"];
 
-pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
+pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts + Sessions>(
     app: &App<S, KeySet>,
     req: Request,
     meta: RequestMeta,
@@ -88,7 +90,55 @@ pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts>(
     if link.purpose == LinkPurpose::EmailChangeUndo {
         return undo_email_change(app, &link, now).await;
     }
+    if link.purpose == LinkPurpose::EndSessions {
+        return end_sessions(app, &link, now).await;
+    }
     consume_link(app, &link, contact_tv, amr, &meta, now).await
+}
+
+/// The "Not you? End that session" link of a new-sign-in notice: used once (first, so two
+/// presses cannot both act), it ends the session it names and every session of the contact
+/// in the team started at or after it — each end conditional, with its event — and signs
+/// nobody in: `{"sessions_ended": n}`. The member signs in again (and changes the password).
+async fn end_sessions<S: MagicLinks + Sessions>(
+    app: &App<S, KeySet>,
+    link: &MagicLink,
+    now: i64,
+) -> HandlerResult {
+    use crate::domain::session::EndReason;
+    let (Some(cid), Some(sid)) = (&link.contact_id, &link.change_id) else {
+        return Err(ApiError::link_refused(LinkRefusal::Unknown));
+    };
+    if !app.store.use_link(link, now).await? {
+        return Err(ApiError::link_refused(LinkRefusal::Used));
+    }
+    let sessions = app.store.sessions(cid, &link.team_id).await?;
+    // From the named session's start (or, its record gone, from the link's making).
+    let from = sessions
+        .iter()
+        .find(|s| &s.session_id == sid)
+        .and_then(|s| s.created_at)
+        .unwrap_or(link.created_at);
+    let mut ended = 0usize;
+    for s in sessions
+        .iter()
+        .filter(|s| s.ended_at.is_none() && s.created_at.is_some_and(|c| c >= from))
+    {
+        let until = crate::flows::sessions::family_until(app, s);
+        if app
+            .store
+            .end_session(cid, &link.team_id, &s.session_id, EndReason::NotYou, now, until)
+            .await?
+        {
+            ended += 1;
+        }
+    }
+    tracing::warn!(contact_id = %cid, ended, "sessions ended by a new-sign-in notice's link");
+    Ok(json_response(
+        StatusCode::OK,
+        "application/json",
+        &json!({ "sessions_ended": ended }),
+    ))
 }
 
 /// The link a token names, if it can still be used; else why not (the token's holder has
@@ -250,7 +300,18 @@ async fn consume_link<S: MagicLinks + Contacts>(
             amr: vec![amr.into()],
             auth_time: now,
         };
-        let refresh = new_refresh(app, &subject, Family::start(meta))?;
+        let mut refresh = new_refresh(app, &subject, Family::start(meta))?;
+        // A sign-in of an existing member (not a registration, not an email change's
+        // session): the new-device check and notice, written with the session.
+        if matches!(who, ConsumeAs::Existing { .. }) {
+            refresh.record.sign_in_notice = Some(sign_in_notice(
+                &subject,
+                &link.email,
+                &link.email_key,
+                &refresh.record.family_id,
+                now,
+            ));
+        }
         match store
             .consume_magic_link(link, &who, &refresh.record, now)
             .await?

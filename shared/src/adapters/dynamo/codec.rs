@@ -153,6 +153,7 @@ pub fn purpose_str(p: LinkPurpose) -> &'static str {
         LinkPurpose::SignIn => "sign_in",
         LinkPurpose::EmailChange => "email_change",
         LinkPurpose::EmailChangeUndo => "email_change_undo",
+        LinkPurpose::EndSessions => "end_sessions",
     }
 }
 
@@ -163,6 +164,7 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
         "sign_in" => LinkPurpose::SignIn,
         "email_change" => LinkPurpose::EmailChange,
         "email_change_undo" => LinkPurpose::EmailChangeUndo,
+        "end_sessions" => LinkPurpose::EndSessions,
         _ => return None,
     };
     let link = MagicLink {
@@ -202,6 +204,7 @@ fn job_purpose_str(p: JobPurpose) -> &'static str {
         JobPurpose::PasswordSetNotice => "password_set_notice",
         JobPurpose::PasswordChangeNotice => "password_change_notice",
         JobPurpose::EmailChangedNotice => "email_changed_notice",
+        JobPurpose::NewSignInNotice => "new_sign_in_notice",
     }
 }
 
@@ -213,6 +216,7 @@ fn job_purpose_from(s: &str) -> Option<JobPurpose> {
         "password_set_notice" => JobPurpose::PasswordSetNotice,
         "password_change_notice" => JobPurpose::PasswordChangeNotice,
         "email_changed_notice" => JobPurpose::EmailChangedNotice,
+        "new_sign_in_notice" => JobPurpose::NewSignInNotice,
         _ => return None,
     })
 }
@@ -345,6 +349,7 @@ pub fn refresh_state_from(hash: &TokenHash, item: &Item) -> Option<RefreshState>
             created_at: get_n(item, "created_at").unwrap_or(0),
             expires_at: get_n(item, "expires_at")?,
             start: None,
+            sign_in_notice: None,
         },
         rotated_at: get_n(item, "rotated_at"),
         revoked_at: get_n(item, "revoked_at"),

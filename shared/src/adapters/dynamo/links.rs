@@ -466,6 +466,12 @@ impl MagicLinks for DynamoStore {
         }
     }
 
+    async fn use_link(&self, link: &MagicLink, now: i64) -> PortResult<bool> {
+        let mut tx = Tx::new();
+        tx.push(LinkStep::Link, self.mark_link_used(link, now)?);
+        Ok(matches!(self.commit("use_link", tx).await?, Settled::Done))
+    }
+
     async fn undo_email_change(
         &self,
         link: &MagicLink,

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 
 use super::codec::{
-    n, refresh_item, refresh_state_from, s, session_from, session_item, SESSION_KEEP,
+    job_item, n, refresh_item, refresh_state_from, s, session_from, session_item, SESSION_KEEP,
 };
 use super::keys::{self, key_map, with_key};
 use super::tx::{has, Settled, Tx};
-use super::{build_err, DynamoStore};
+use super::{build_err, DynamoStore, JOB_TTL};
 use crate::domain::events::{AuthEvent, EventType};
 use crate::domain::ids::{ContactId, TeamId};
 use crate::domain::model::{RefreshRecord, SessionRecord};
@@ -82,6 +82,9 @@ impl DynamoStore {
                 .hub(r.hub_id.as_ref().map(|h| h.as_str()))
                 .session(&r.family_id);
             items.push(self.put_event(&created)?);
+            if let Some(job) = &r.sign_in_notice {
+                items.push(self.put_new(job_item(job, r.created_at + JOB_TTL))?);
+            }
         }
         Ok(items)
     }

@@ -47,20 +47,23 @@ use crate::errors::PortError;
 use crate::metrics::{self, Event, FailureKind, Limit};
 use crate::ports::{
     Attempts, Contacts, Counter, Directory, MagicLinks, MailJobs, Mailer, OutgoingMail, Reserved,
-    Suppressions,
+    Sessions, Suppressions,
 };
 use render::{
     link_url, render, render_email_change_notice, render_email_changed_notice,
-    render_password_notice,
+    render_new_sign_in, render_password_notice,
 };
 
 /// What the mailer reads and writes: hubs and teams, jobs, contacts, links, and the
 /// counters of the per-IP mail budgets and the send-rate governor.
 pub trait MailerStore:
-    Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions
+    Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions + Sessions
 {
 }
-impl<T: Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions> MailerStore for T {}
+impl<T: Directory + MailJobs + Contacts + MagicLinks + Attempts + Suppressions + Sessions>
+    MailerStore for T
+{
+}
 
 /// The mailer's state: the table, the keys (only their link keys: a job's token and code
 /// are derived from its id) and the mail sender.
@@ -336,6 +339,7 @@ async fn mail_for<S: MailerStore, M: Mailer>(
                     password_notice(app, job, &target).await?
                 }
                 JobPurpose::EmailChangedNotice => email_changed_notice(app, job, &target).await?,
+                JobPurpose::NewSignInNotice => new_sign_in_notice(app, job, &target).await?,
             },
         },
     )
@@ -689,6 +693,88 @@ async fn password_notice<S: MailerStore, M: Mailer>(
         &target.display_name,
         job.purpose == JobPurpose::PasswordSetNotice,
         &app.config.public_base_url,
+    );
+    Ok(send(app, &job.job_id, &mail, true)
+        .await?
+        .outcome(Outcome::Notice))
+}
+
+/// How many new-sign-in notices a member gets an hour at most (a burst of sign-ins from new
+/// places is one story; the rest are counted, not mailed).
+pub const NEW_SIGN_IN_NOTICES_PER_HOUR: u64 = 3;
+
+/// A sign-in by an existing member: when its device and network are new to the member
+/// (`domain::session::new_device`), a notice with a one-use "Not you? End that session"
+/// link (`LinkPurpose::EndSessions`, valid as long as an undo link). Nothing when the
+/// session ended meanwhile, the address changed, or the hour's notices were sent.
+async fn new_sign_in_notice<S: MailerStore, M: Mailer>(
+    app: &MailerApp<S, M>,
+    job: &MailJob,
+    target: &Target,
+) -> Result<Outcome, PortError> {
+    let store = &app.store;
+    let (Some(cid), Some(sid)) = (&job.contact_id, &job.change_id) else {
+        return Ok(Outcome::Nothing);
+    };
+    let Some(contact) = store.contact(cid).await? else {
+        return Ok(Outcome::Nothing);
+    };
+    if contact.email_key != job.email_key {
+        return Ok(Outcome::Nothing);
+    }
+    let sessions = store.sessions(cid, &target.team_id).await?;
+    let Some(this) = sessions.iter().find(|s| &s.session_id == sid) else {
+        return Ok(Outcome::Nothing);
+    };
+    if this.ended_at.is_some()
+        || !crate::domain::session::new_device(this, &sessions, contact.created_at)
+    {
+        return Ok(Outcome::Nothing);
+    }
+    let hour = app.now().div_euclid(3600);
+    let counter = Counter {
+        key: format!("newsignin#{cid}#{hour}"),
+        expires_at: (hour + 2) * 3600,
+    };
+    if store.count_event(&counter).await? > NEW_SIGN_IN_NOTICES_PER_HOUR {
+        tracing::info!(job_id = %job.job_id, "new-sign-in notices of the hour sent: not mailed");
+        return Ok(Outcome::Limited);
+    }
+    let (token, _, key) = job_secrets(app, job, "end-sessions");
+    let to = (contact.email.as_str(), &contact.email_key);
+    let mut link = new_link(
+        app,
+        &token,
+        LinkPurpose::EndSessions,
+        target,
+        to,
+        Some(&contact),
+        None,
+        app.config.undo_ttl,
+    );
+    link.key_id = Some(key.id());
+    link.change_id = Some(sid.clone());
+    if !store.put_magic_link(&link, None).await? {
+        // A retry of this job: its link is stored already; resend it unless used.
+        match store.magic_link(&link.token_hash).await? {
+            Some((stored, _)) if stored.used_at.is_none() => {}
+            _ => return Ok(Outcome::Nothing),
+        }
+    }
+    let url = format!(
+        "{}&action=end-sessions",
+        link_url(&app.config.public_base_url, None, token.expose(), None)
+    );
+    let when = crate::flows::account::rfc3339(this.created_at.unwrap_or(job.created_at));
+    let mail = render_new_sign_in(
+        &app.config.sender_address,
+        &contact.email,
+        &target.display_name,
+        &crate::domain::session::device_label(this.user_agent.as_deref().unwrap_or("")),
+        this.network.as_deref().unwrap_or("unknown"),
+        when.as_str().unwrap_or(""),
+        &url,
+        app.config.undo_ttl,
     );
     Ok(send(app, &job.job_id, &mail, true)
         .await?

@@ -259,6 +259,38 @@ pub fn render_password_notice(
     }
 }
 
+/// A sign-in from a device and network new to the member (`domain::session::new_device`):
+/// what, where and when — the network, never the address — and the link that ends that
+/// session and every later one.
+#[allow(clippy::too_many_arguments)]
+pub fn render_new_sign_in(
+    from: &str,
+    to: &str,
+    hub: &str,
+    device: &str,
+    network: &str,
+    when: &str,
+    end_url: &str,
+    ttl_secs: i64,
+) -> OutgoingMail {
+    let days = (ttl_secs / 86_400).max(1);
+    let lead = format!(
+        "Your {hub} account was just signed in to from a device we have not seen for you before: {device}, network {network}, at {when} (UTC)."
+    );
+    let if_you = "If that was you, there is nothing to do.".to_string();
+    let if_not = format!(
+        "Not you? End that session with the link below (it works once, for {days} days): it signs out that session and every session started after it. Then sign in again and change your password if you have one."
+    );
+    let text = format!("{lead}\n\n{if_you}\n\n{if_not}\n\nEnd that session: {end_url}\n");
+    OutgoingMail {
+        from: from_header(hub, from),
+        to: to.to_string(),
+        subject: format!("New sign-in to your {hub} account").replace(['\r', '\n'], " "),
+        html: html_page(&[lead, if_you, if_not], Some(("Not you? End that session", end_url))),
+        text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
