@@ -197,6 +197,11 @@ pub async fn bounced_addresses_get_no_mail_until_a_password_login() -> Result<()
         !suppressed(&app, &member).await? && !flagged(&app, &member).await?,
         || "a password login did not lift the suppression".into(),
     )?;
+    // The login's new-sign-in check (its device is the one the member signed in on).
+    let checked = mail_outcomes(&app).await?;
+    ensure(checked == [Outcome::Nothing], || {
+        format!("the login's new-sign-in check: {checked:?}")
+    })?;
     let app = app.at(t0 + 240);
     let (outcome, mails) = sign_in_mail(&app, &ses, Route::Magic, &member).await?;
     ensure(matches!(outcome, Outcome::Sent(_)) && mails == 1, || {

@@ -684,7 +684,11 @@ pub async fn logout_others_ends_every_other_session_once() -> Result<(), String>
 fn notices(ses: &str, email: &str) -> Result<Vec<Value>, String> {
     Ok(crate::mails_to(ses, email)?
         .into_iter()
-        .filter(|m| m["subject"].as_str().is_some_and(|s| s.contains("New sign-in")))
+        .filter(|m| {
+            m["subject"]
+                .as_str()
+                .is_some_and(|s| s.contains("New sign-in"))
+        })
         .collect())
 }
 
@@ -697,7 +701,10 @@ pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_o
     let ses = init()?;
     let app = fresh(&Value::Null).await;
     let t0 = app.now();
-    let email = format!("newdev-{}@example.com", contact_auth::domain::secret::new_id());
+    let email = format!(
+        "newdev-{}@example.com",
+        contact_auth::domain::secret::new_id()
+    );
     // The first sign-in (a registration): no notice.
     let (_, laptop_rt, _) = sign_in(&app.at(t0), &email).await?;
     crate::run_jobs(&app.at(t0)).await?;
@@ -716,7 +723,9 @@ pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_o
         sign_in_from(&app.at(at), &email, "2001:db8:1:2::9", PHONE_UA).await?;
     crate::run_jobs(&app.at(at)).await?;
     let got = notices(&ses, &email)?;
-    ensure(got.len() == 1, || format!("{} notices for a new device", got.len()))?;
+    ensure(got.len() == 1, || {
+        format!("{} notices for a new device", got.len())
+    })?;
     let text = got[0].to_string();
     ensure(
         text.contains("Safari on iPhone")
@@ -727,7 +736,9 @@ pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_o
     // A session started after the phone's (on the laptop, known: no notice).
     let (later, _, _) = sign_in(&app.at(at + 100), &email).await?;
     crate::run_jobs(&app.at(at + 100)).await?;
-    ensure(notices(&ses, &email)?.len() == 1, || "a second notice".into())?;
+    ensure(notices(&ses, &email)?.len() == 1, || {
+        "a second notice".into()
+    })?;
     // "Not you?": the phone's session and the later one end; the laptop's earlier one not.
     let token = crate::link_in_mail(&ses, &email, "New sign-in")?;
     let (status, body) = fixtures::consume(&app.at(at + 200), &token).await?;
@@ -741,7 +752,9 @@ pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_o
         })?;
     }
     let (status, _) = refresh_with(&app.at(at + 201), &phone_rt).await?;
-    ensure(status == 401, || format!("the phone's refresh token: {status}"))?;
+    ensure(status == 401, || {
+        format!("the phone's refresh token: {status}")
+    })?;
     let (status, _) = refresh_with(&app.at(at + 201), &laptop_rt).await?;
     ensure(status == 200, || {
         format!("the laptop's earlier session was ended: {status}")
@@ -752,9 +765,17 @@ pub async fn a_new_device_gets_a_notice_whose_link_ends_that_session_and_later_o
     // At most 3 notices an hour: four new networks in one hour get three.
     let burst = at + 10_000;
     for i in 0..4 {
-        sign_in_from(&app.at(burst + i), &email, &format!("198.51.{i}.9"), PHONE_UA).await?;
+        sign_in_from(
+            &app.at(burst + i),
+            &email,
+            &format!("198.51.{i}.9"),
+            PHONE_UA,
+        )
+        .await?;
     }
     crate::run_jobs(&app.at(burst + 10)).await?;
     let count = notices(&ses, &email)?.len();
-    ensure(count == 1 + 3, || format!("{count} notices after a burst of four"))
+    ensure(count == 1 + 3, || {
+        format!("{count} notices after a burst of four")
+    })
 }

@@ -304,7 +304,8 @@ pub trait MagicLinks: Send + Sync {
     ) -> impl Future<Output = PortResult<Consumed>> + Send;
     /// Marks a link used, only if it is unused and unexpired (a link that signs nobody in:
     /// `EndSessions`). False when it was not (used meanwhile, expired, gone).
-    fn use_link(&self, link: &MagicLink, now: i64) -> impl Future<Output = PortResult<bool>> + Send;
+    fn use_link(&self, link: &MagicLink, now: i64)
+        -> impl Future<Output = PortResult<bool>> + Send;
     /// The newest sign-in link for a team and email (`rate::email_scope`), with its
     /// contact token version. The same two reads whether or not there is one (without a
     /// pointer, the `placeholder` link, which never exists, is read), so a code attempt

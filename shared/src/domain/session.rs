@@ -132,7 +132,9 @@ pub fn new_device(this: &SessionRecord, others: &[SessionRecord], contact_create
     !others.iter().any(|o| {
         o.session_id != this.session_id
             && o.created_at.is_some_and(|c| c <= at)
-            && o.last_active_at.or(o.created_at).is_some_and(|seen| at - seen <= NEW_DEVICE_WINDOW)
+            && o.last_active_at
+                .or(o.created_at)
+                .is_some_and(|seen| at - seen <= NEW_DEVICE_WINDOW)
             && o.network.as_deref().unwrap_or("unknown") == network
             && device_label(o.user_agent.as_deref().unwrap_or("")) == label
     })
@@ -478,16 +480,32 @@ mod tests {
         assert!(new_device(&this, &[], t - 60));
         // The same label and network within 90 days: seen; on both sides of the window.
         let seen = at("old", t - NEW_DEVICE_WINDOW, "203.0.113.0/24", firefox);
-        assert!(!new_device(&this, &[seen.clone()], 0));
+        assert!(!new_device(&this, std::slice::from_ref(&seen), 0));
         let too_old = at("old", t - NEW_DEVICE_WINDOW - 1, "203.0.113.0/24", firefox);
         assert!(new_device(&this, &[too_old], 0));
         // Another network, or another device, on the same day: new.
-        assert!(new_device(&this, &[at("o", t - day, "198.51.100.0/24", firefox)], 0));
-        assert!(new_device(&this, &[at("o", t - day, "203.0.113.0/24", "curl/8.5.0")], 0));
+        assert!(new_device(
+            &this,
+            &[at("o", t - day, "198.51.100.0/24", firefox)],
+            0
+        ));
+        assert!(new_device(
+            &this,
+            &[at("o", t - day, "203.0.113.0/24", "curl/8.5.0")],
+            0
+        ));
         // A newer browser version is the same device label.
         let older_version = firefox.replace("133.0", "128.0");
-        assert!(!new_device(&this, &[at("o", t - day, "203.0.113.0/24", &older_version)], 0));
+        assert!(!new_device(
+            &this,
+            &[at("o", t - day, "203.0.113.0/24", &older_version)],
+            0
+        ));
         // Itself, or a session that started after it, does not count.
-        assert!(new_device(&this, &[this.clone(), at("later", t + 1, "203.0.113.0/24", firefox)], 0));
+        assert!(new_device(
+            &this,
+            &[this.clone(), at("later", t + 1, "203.0.113.0/24", firefox)],
+            0
+        ));
     }
 }

@@ -8,9 +8,9 @@ use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::domain::email::EmailKey;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::jwt::{team_audience, AccessClaims, KeySet};
-use crate::domain::email::EmailKey;
 use crate::domain::model::{Contact, JobPurpose, MailJob, Membership, RefreshRecord};
 use crate::domain::secret::{new_id, RawToken};
 use crate::domain::session::SessionStart;

@@ -127,7 +127,14 @@ async fn end_sessions<S: MagicLinks + Sessions>(
         let until = crate::flows::sessions::family_until(app, s);
         if app
             .store
-            .end_session(cid, &link.team_id, &s.session_id, EndReason::NotYou, now, until)
+            .end_session(
+                cid,
+                &link.team_id,
+                &s.session_id,
+                EndReason::NotYou,
+                now,
+                until,
+            )
             .await?
         {
             ended += 1;

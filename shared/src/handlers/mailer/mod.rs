@@ -50,8 +50,8 @@ use crate::ports::{
     Sessions, Suppressions,
 };
 use render::{
-    link_url, render, render_email_change_notice, render_email_changed_notice,
-    render_new_sign_in, render_password_notice,
+    link_url, render, render_email_change_notice, render_email_changed_notice, render_new_sign_in,
+    render_password_notice,
 };
 
 /// What the mailer reads and writes: hubs and teams, jobs, contacts, links, and the

@@ -78,6 +78,12 @@ pub fn render(
             format!("Use the link below to undo the email change for {hub}."),
             "Undo the change",
         ),
+        // Mailed inside the new-sign-in notice (`render_new_sign_in`), not on its own.
+        LinkPurpose::EndSessions => (
+            format!("End the new session on {hub}"),
+            format!("Use the link below to end the new session on your {hub} account."),
+            "End that session",
+        ),
     };
     let what = if code.is_some() {
         "The link and the code work once (using one uses both) and expire"
@@ -286,7 +292,10 @@ pub fn render_new_sign_in(
         from: from_header(hub, from),
         to: to.to_string(),
         subject: format!("New sign-in to your {hub} account").replace(['\r', '\n'], " "),
-        html: html_page(&[lead, if_you, if_not], Some(("Not you? End that session", end_url))),
+        html: html_page(
+            &[lead, if_you, if_not],
+            Some(("Not you? End that session", end_url)),
+        ),
         text,
     }
 }
