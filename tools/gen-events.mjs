@@ -443,6 +443,24 @@ const eventImage = (id, type, extra = {}) => ({
 const noFailures = { "/batchItemFailures": [] };
 add("events", "session-created-to-the-bus", streamEvent("INSERT", eventImage("evt-fixture-1", "session.created", { session_id: { S: "3c0b8c1e-52f4-4d55-9d61-8f3c9a0e2b71" }, hub_id: { S: "hub_member_academy" } })), { body: noFailures, bus_events: 1 });
 add("events", "session-ended-with-reason", streamEvent("INSERT", eventImage("evt-fixture-2", "session.ended", { session_id: { S: "3c0b8c1e-52f4-4d55-9d61-8f3c9a0e2b71" }, reason: { S: "revoked" } })), { body: noFailures, bus_events: 1 });
+// One fixture per event type (each as the change's transaction writes it).
+const SID = { S: "9a4e2f10-7c1d-4b8e-a5f2-0d6b3e8c1f42" };
+const EVERY_EVENT = [
+  ["contact.created", { hub_id: { S: "hub_member_academy" } }],
+  ["membership.created", { hub_id: { S: "hub_member_academy" } }],
+  ["session.reuse_detected", { session_id: SID, reason: { S: "reuse" } }],
+  ["session.ended", { reason: { S: "logout_everywhere" } }],
+  ["email_change.requested", {}],
+  ["email_change.confirmed", {}],
+  ["email_change.undone", {}],
+  ["password.set", {}],
+  ["password.changed", {}],
+  ["membership.banned", {}],
+  ["membership.unbanned", {}],
+];
+EVERY_EVENT.forEach(([type, extra], i) => {
+  add("events", `type-${type.replace(/[._]/g, "-")}`, streamEvent("INSERT", eventImage(`evt-fixture-type-${i}`, type, extra)), { body: noFailures, bus_events: 1 });
+});
 // The marks written on an event item come back through the stream as MODIFY: ignored.
 add("events", "modify-ignored", streamEvent("MODIFY", eventImage("evt-fixture-3", "session.created")), { body: noFailures, bus_events: 0 });
 add("events", "mail-job-ignored", streamEvent("INSERT", jobImage("job-fixture-9", "register", "new-member@example.com", { slug: "member-academy" })), { body: noFailures, bus_events: 0 });
