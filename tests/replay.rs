@@ -1543,8 +1543,9 @@ async fn revoked_key_links() -> Result<(), String> {
 /// Issue 17: every send and attempt window, tested on both sides of its end with stopped
 /// clocks, and `Retry-After` equal to the time left: the send cooldown (60 s), sends per
 /// team and email (5 an hour), failed logins (10 per 15 minutes), sign-in codes per email
-/// (10 an hour). (Recent authentication, 599/601 s, and the refresh grace, 9/11 s, are
-/// fixtures: events/me-patch/email-change-recent|not-recent, events/refresh/reused-*.)
+/// (10 an hour). (Recent authentication, 590/601 s, and the refresh grace, 5/11 s, are
+/// fixtures: events/me-patch/email-change-recent|not-recent, events/refresh/reused-*;
+/// their exact edges are unit tests and the session scenarios.)
 async fn rate_windows() -> Result<(), String> {
     let base = fresh(&Value::Null).await;
     let mut cfg = base.config.clone();
