@@ -13,7 +13,7 @@ import { createHash } from "node:crypto";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { API_URL, PREFIX, uniqueEmail, register, waitForMail, waitForLink, mails, tokenFrom, codeFrom, consume, recordSecret, call, doc, bearer, signUp, send, magic } from "./helpers.mjs";
+import { API_URL, PREFIX, TABLE, uniqueEmail, register, waitForMail, waitForLink, mails, tokenFrom, codeFrom, consume, recordSecret, call, doc, bearer, signUp, send, magic, ddb, itemKey, mailWithSubject } from "./helpers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT = join(ROOT, ".dev", "hosted-page.png");
@@ -573,4 +573,53 @@ test("after sign-in the page lists the member's sessions; End ends another one (
   } finally {
     await context.close();
   }
+});
+
+test("a new device's notice: its \"Not you?\" link opens the page, which ends the sessions only on the button press", { timeout: TEST_TIMEOUT * 2 }, async () => {
+  // An account older than a minute (a notice is never for the first sign-in): signed up,
+  // then dated back an hour.
+  const email = uniqueEmail("not-you");
+  const first = await signUp(email);
+  const contact = JSON.parse(Buffer.from(first.access_token.split(".")[1], "base64url")).sub;
+  await ddb("UpdateItem", {
+    TableName: TABLE, Key: itemKey("profile", "--contact", contact),
+    UpdateExpression: "SET created_at = :t", ExpressionAttributeValues: { ":t": { N: String(Math.floor(Date.now() / 1000) - 3600) } },
+  });
+  // A sign-in from a phone: a device this member has not used.
+  const before = (await mails(email)).length;
+  const r = await send(magic, { email, slug: "member-academy" });
+  assert.equal(r.status, 202, r.text);
+  const link = tokenFrom(await waitForLink(email, before));
+  const phone = await call("POST", "/magic/consume", {
+    body: doc("magic_link_consumes", { token: link }),
+    headers: { "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1" },
+  });
+  assert.equal(phone.status, 200, phone.text);
+  recordSecret(phone.json.access_token);
+  recordSecret(phone.json.refresh_token);
+  const notice = await mailWithSubject(email, /New sign-in/);
+  assert.match(notice.body.text, /Safari on iPhone/);
+  assert.match(notice.body.text, /#token=[A-Za-z0-9_-]{43}&action=end-sessions/);
+  const token = tokenFrom(notice);
+
+  const { context, page, errors, consumeRequests } = await openPage();
+  try {
+    await context.clock.install();
+    await page.goto(`${API_URL}/m#token=${token}&action=end-sessions`, { waitUntil: "load" });
+    await page.locator("#ready").waitFor({ state: "visible" });
+    assert.equal((await page.locator("#signin").textContent()).trim(), "End the sessions");
+    // A mail scanner opening the link ends nothing.
+    await scannerVisit(page);
+    assert.equal(consumeRequests().length, 0, "the page acted without the button");
+    assert.equal((await call("GET", "/me", { headers: bearer(phone.json.access_token) })).status, 200);
+    await page.locator("#signin").click();
+    await page.locator("#ended").waitFor({ state: "visible" });
+    await screenshot(page, "sessions-ended", "ended");
+    assert.deepEqual(errors, [], "page errors");
+  } finally {
+    await context.close();
+  }
+  // The phone's session ended; the earlier one (the sign-up's) did not.
+  assert.equal((await call("GET", "/me", { headers: bearer(phone.json.access_token) })).status, 401);
+  assert.equal((await call("GET", "/me", { headers: bearer(first.access_token) })).status, 200);
 });
