@@ -26,16 +26,7 @@ pub async fn active_sessions<S: Contacts + Sessions>(
         .sessions(&claims.sub, &claims.tid)
         .await?
         .into_iter()
-        .filter(|s| {
-            ended_because(
-                s,
-                contact.token_version,
-                Some(membership),
-                now,
-                app.config.session_max,
-            )
-            .is_none()
-        })
+        .filter(|s| is_active(app, s, contact, membership, now))
         .collect();
     // The caller's own session first (a device list's "this device"), then the others
     // newest first (equal times: by id, so the order is stable).
@@ -45,6 +36,25 @@ pub async fn active_sessions<S: Contacts + Sessions>(
         (key(a), b.created_at, &b.session_id).cmp(&(key(b), a.created_at, &a.session_id))
     });
     Ok(list)
+}
+
+/// Whether a recorded session can still be used, judged against the caller's profile and
+/// membership (`domain::session::ended_because`).
+pub fn is_active<S, K>(
+    app: &App<S, K>,
+    s: &SessionRecord,
+    contact: &Contact,
+    membership: &Membership,
+    now: i64,
+) -> bool {
+    ended_because(
+        s,
+        contact.token_version,
+        Some(membership),
+        now,
+        app.config.session_max,
+    )
+    .is_none()
 }
 
 /// A session as the API shows it (`sessions` resource): never the address, only its

@@ -8,11 +8,11 @@ use lambda_http::{Request, RequestExt};
 
 use crate::app::App;
 use crate::domain::jwt::KeySet;
-use crate::domain::session::{ended_because, EndReason};
+use crate::domain::session::EndReason;
 use crate::edge::{empty_response, HandlerResult, RequestMeta};
 use crate::errors::{ApiError, ErrorCode};
 use crate::flows::session::{authenticate_member, set_refresh_cookie};
-use crate::flows::sessions::{family_until, require_recent};
+use crate::flows::sessions::{family_until, is_active, require_recent};
 use crate::ports::{Contacts, Sessions};
 
 /// The `{id}` of the path: API Gateway's path parameter, else the path's last segment
@@ -49,16 +49,7 @@ pub async fn handle<S: Contacts + Sessions>(
         .access_state(&claims.sub, &claims.tid, &id)
         .await?;
     let record = record
-        .filter(|s| {
-            ended_because(
-                s,
-                contact.token_version,
-                Some(&membership),
-                now,
-                app.config.session_max,
-            )
-            .is_none()
-        })
+        .filter(|s| is_active(app, s, &contact, &membership, now))
         .ok_or_else(not_found)?;
     let until = family_until(app, &record);
     // Conditional on the record being live: of two parallel ends, one wins, one is 404.
