@@ -227,6 +227,9 @@ async fn fresh(config: &Value) -> TestApp {
     {
         cfg.code_attempts_per_ip_hour = n as u32;
     }
+    if let Some(b) = config.get("partitioned_cookie").and_then(Value::as_bool) {
+        cfg.partitioned_cookie = b;
+    }
     TestApp::new(cfg, store, &testkit::test_key_doc())
 }
 

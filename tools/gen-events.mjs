@@ -279,6 +279,8 @@ const withPassword = [session, { op: "password", password: "violet-kettle-harbou
 // A token pair answer (login, refresh); refresh_expires_in left out (see the top).
 const pairDoc = { body: pairBody(), body_strings: pairStrings(), header_values: PAIR_HEADERS, header_contains: SET_COOKIE };
 const login = (attributes) => post("/login", { data: { type: "login_requests", attributes } });
+const askingPartitioned = (ev) => ({ ...ev, headers: { ...ev.headers, "refresh-cookie": "partitioned" } });
+add("login", "partitioned-cookie", askingPartitioned(login({ email: "member@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" })), { status: 200, setup: withPassword, config: { partitioned_cookie: true }, headers: ["set-cookie"], ...pairDoc, header_contains: { "set-cookie": ["contact_refresh_partitioned=", "SameSite=None", "Partitioned"] } });
 add("login", "success", login({ email: "member@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" }), { status: 200, setup: withPassword, headers: ["set-cookie"], ...pairDoc });
 add("login", "wrong-password", login({ email: "member@example.com", password: "not-the-password", slug: "member-academy" }), err(401, "invalid_credentials", null, { setup: withPassword }));
 add("login", "unknown-email", login({ email: "nobody@example.com", password: "violet-kettle-harbour-42", slug: "member-academy" }), err(401, "invalid_credentials"));
@@ -295,6 +297,16 @@ const PASSWORD_CHANGED = [TOKEN_VERSION, { pk: "CONTACT#", sk: "PROFILE", attr: 
 const refresh = (attributes) => post("/refresh", { data: { type: "refresh_requests", attributes } });
 add("refresh", "success-body", refresh({ refresh_token: "{{REFRESH_TOKEN}}" }), { status: 200, setup: [session], headers: ["set-cookie"], ...pairDoc });
 add("refresh", "success-cookie", apigw("POST", `${PREFIX}/refresh`, { headers: { cookie: "contact_refresh={{REFRESH_TOKEN}}" } }), { status: 200, setup: [session], ...pairDoc });
+// Refresh mode C (README "Refresh modes"): a deployment that opted in (config
+// partitioned_cookie) answers a request that asks with `Refresh-Cookie: partitioned` with
+// its own SameSite=None; Partitioned cookie, and reads only that cookie for it; a
+// deployment that did not opt in ignores the header and the partitioned cookie.
+const PARTITIONED_COOKIE = { "set-cookie": ["contact_refresh_partitioned=", "HttpOnly", "Secure", "SameSite=None", "Partitioned", "Path=/api/v1/contact-auth"] };
+const asksPartitioned = (cookie) => ({ headers: { "refresh-cookie": "partitioned", ...(cookie ? { cookie } : {}) } });
+add("refresh", "partitioned-cookie", apigw("POST", `${PREFIX}/refresh`, asksPartitioned("contact_refresh_partitioned={{REFRESH_TOKEN}}")), { status: 200, config: { partitioned_cookie: true }, setup: [session], ...pairDoc, header_contains: PARTITIONED_COOKIE });
+add("refresh", "partitioned-reads-only-its-cookie", apigw("POST", `${PREFIX}/refresh`, asksPartitioned("contact_refresh={{REFRESH_TOKEN}}")), err(401, "refresh_token_missing", null, { config: { partitioned_cookie: true }, setup: [session] }));
+add("refresh", "partitioned-not-enabled", apigw("POST", `${PREFIX}/refresh`, asksPartitioned("contact_refresh_partitioned={{REFRESH_TOKEN}}")), err(401, "refresh_token_missing", null, { setup: [session] }));
+add("logout", "partitioned-cookie", apigw("POST", `${PREFIX}/logout`, asksPartitioned("contact_refresh_partitioned={{REFRESH_TOKEN}}")), empty(204, { config: { partitioned_cookie: true }, setup: [session], headers: ["set-cookie"], header_contains: { "set-cookie": ["contact_refresh_partitioned=;", "Max-Age=0", "Partitioned", "SameSite=None"] }, writes: [{ pk: "RTFAMILY#" }] }));
 add("refresh", "missing", apigw("POST", `${PREFIX}/refresh`), err(401, "refresh_token_missing"));
 add("refresh", "unknown", refresh({ refresh_token: TOKEN_B }), err(401, "refresh_token_invalid"));
 add("refresh", "unknown-attribute", refresh({ token: TOKEN_B }), err(422, "unknown_attribute", "/data/attributes/token"));

@@ -90,6 +90,7 @@ async function main() {
   const table = `invoke-${fn}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const env = { ...functionEnv({ ddbUrl, sesUrl, table, publicBaseUrl: "http://localhost:3000" }), AWS_ENDPOINT_URL_EVENTBRIDGE: eventsUrl };
   if (expected.config?.ip_per_minute) env.RATE_IP_PER_MINUTE = String(expected.config.ip_per_minute);
+  if (expected.config?.partitioned_cookie) env.REFRESH_COOKIE_PARTITIONED = "true";
   if (expected.config?.code_attempts_per_ip_hour) env.RATE_CODE_ATTEMPTS_PER_IP_HOUR = String(expected.config.code_attempts_per_ip_hour);
   admin(env, "dev-key", "--out", env.SIGNING_KEY_FILE);
   const resolved = join(workDir, `${fn}-${basename(eventPath)}`);

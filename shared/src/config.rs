@@ -49,6 +49,11 @@ pub struct Config {
     pub sender_address: String,
     pub cookie_path: String,
     pub cookie_name: String,
+    /// Refresh mode C (README "Refresh modes"): `REFRESH_COOKIE_PARTITIONED=true` lets a
+    /// request that sends `Refresh-Cookie: partitioned` use a `SameSite=None; Partitioned`
+    /// cookie of its own name (`partitioned_cookie_name`) instead of the Strict one.
+    pub partitioned_cookie: bool,
+    pub partitioned_cookie_name: String,
     /// How long a warm function caches hub lookups (seconds).
     pub hub_cache_ttl: i64,
     /// The namespace of the functions' metrics (`METRICS_NAMESPACE`; the stack sets
@@ -109,6 +114,8 @@ impl Config {
             sender_address: "no-reply@example.com".into(),
             cookie_path: API_PREFIX.into(),
             cookie_name: "contact_refresh".into(),
+            partitioned_cookie: false,
+            partitioned_cookie_name: "contact_refresh_partitioned".into(),
             hub_cache_ttl: 60,
             metrics_namespace: "ContactAuth/local".into(),
             access_token_alg: TokenAlg::RS256,
@@ -173,6 +180,12 @@ impl Config {
             sender_address: var("SENDER_ADDRESS").unwrap_or(d.sender_address),
             cookie_path: var("COOKIE_PATH").unwrap_or(d.cookie_path),
             cookie_name: d.cookie_name,
+            partitioned_cookie: match var("REFRESH_COOKIE_PARTITIONED").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err("REFRESH_COOKIE_PARTITIONED must be true or false".into()),
+            },
+            partitioned_cookie_name: d.partitioned_cookie_name,
             hub_cache_ttl: num("HUB_CACHE_SECONDS", d.hub_cache_ttl)?,
             metrics_namespace: var("METRICS_NAMESPACE").unwrap_or(d.metrics_namespace),
             access_token_alg: match var("ACCESS_TOKEN_ALG") {

@@ -151,7 +151,7 @@ fn preflight(path_methods: &str, allowed: bool) -> Response<Body> {
         }
         h.insert(
             "access-control-allow-headers",
-            HeaderValue::from_static("Authorization, Content-Type, X-Request-ID"),
+            HeaderValue::from_static("Authorization, Content-Type, Refresh-Cookie, X-Request-ID"),
         );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
     }
@@ -644,7 +644,7 @@ mod tests {
         );
         assert_eq!(
             header(&r, "access-control-allow-headers"),
-            Some("Authorization, Content-Type, X-Request-ID")
+            Some("Authorization, Content-Type, Refresh-Cookie, X-Request-ID")
         );
         assert_eq!(header(&r, "access-control-max-age"), Some("600"));
         assert_eq!(header(&r, X_REQUEST_ID), Some("p"));

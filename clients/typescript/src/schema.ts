@@ -991,6 +991,15 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+         *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+         *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+         *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+         */
+        RefreshCookieMode: "partitioned";
+        /** @description The refresh token of mode C; read only with `Refresh-Cookie: partitioned` (instead of `contact_refresh`). */
+        PartitionedCookie: string;
         /** @description The refresh token (HttpOnly cookie set with every token pair); used before the body. */
         RefreshCookie: components["schemas"]["OpaqueToken"];
         /** @description The refresh token to revoke; any value is accepted (an unknown or malformed one revokes nothing). */
@@ -1009,7 +1018,7 @@ export interface components {
         RequestId: string;
         /** @description Browsers must not guess a content type. */
         NoSniff: "nosniff";
-        /** @description `contact_refresh=<token>; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/contact-auth; Max-Age=<seconds>` (an empty value with Max-Age=0 clears it). */
+        /** @description `contact_refresh=<token>; HttpOnly; SameSite=Strict; Secure; Path=/api/v1/contact-auth; Max-Age=<seconds>` (an empty value with Max-Age=0 clears it). With `Refresh-Cookie: partitioned` on a deployment that opted in: `contact_refresh_partitioned=<token>; HttpOnly; SameSite=None; Secure; Path=/api/v1/contact-auth; Max-Age=<seconds>; Partitioned`. */
         RefreshCookie: string;
         /** @description Set when the answer is a token pair (as `RefreshCookie`); absent for an undone email change. */
         RefreshCookieOptional: string;
@@ -1069,7 +1078,15 @@ export interface operations {
     consumeMagicLink: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1131,7 +1148,15 @@ export interface operations {
     login: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1167,11 +1192,21 @@ export interface operations {
     refresh: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: {
                 /** @description The refresh token (HttpOnly cookie set with every token pair); used before the body. */
                 contact_refresh?: components["parameters"]["RefreshCookie"];
+                /** @description The refresh token of mode C; read only with `Refresh-Cookie: partitioned` (instead of `contact_refresh`). */
+                contact_refresh_partitioned?: components["parameters"]["PartitionedCookie"];
             };
         };
         requestBody?: {
@@ -1205,11 +1240,21 @@ export interface operations {
     logout: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: {
                 /** @description The refresh token to revoke; any value is accepted (an unknown or malformed one revokes nothing). */
                 contact_refresh?: components["parameters"]["LogoutCookie"];
+                /** @description The refresh token of mode C; read only with `Refresh-Cookie: partitioned` (instead of `contact_refresh`). */
+                contact_refresh_partitioned?: components["parameters"]["PartitionedCookie"];
             };
         };
         requestBody?: {
@@ -1241,7 +1286,15 @@ export interface operations {
     logoutEverywhere: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1320,7 +1373,15 @@ export interface operations {
     endSession: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path: {
                 id: string;
             };
@@ -1437,7 +1498,15 @@ export interface operations {
     changePassword: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
+                 *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
+                 *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 */
+                "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
+            };
             path?: never;
             cookie?: never;
         };

@@ -141,6 +141,7 @@ pub fn sign_access<S>(
 /// The token pair body (plus `extra` fields) with the refresh cookie set.
 pub fn token_pair_response<S>(
     app: &App<S, KeySet>,
+    req: &Request,
     who: &SessionSubject,
     refresh: &NewRefresh,
     extra: Value,
@@ -152,7 +153,7 @@ pub fn token_pair_response<S>(
     let mut resp = crate::edge::json_response(http::StatusCode::OK, "application/json", &body);
     resp.headers_mut()
         .insert(http::header::PRAGMA, HeaderValue::from_static("no-cache"));
-    set_refresh_cookie(app, &mut resp, Some(refresh));
+    set_refresh_cookie(app, req, &mut resp, Some(refresh));
     Ok(resp)
 }
 
@@ -181,10 +182,33 @@ impl NewRefresh {
     }
 }
 
-/// Sets (or, with None, clears) the refresh cookie: HttpOnly; Secure; SameSite=Strict,
-/// scoped to the contact-auth path.
+/// The header a frontend on another site sends to use the partitioned cookie (mode C).
+pub const REFRESH_COOKIE_HEADER: &str = "refresh-cookie";
+
+/// The refresh cookie this request uses: `(name, partitioned)`. The partitioned one only
+/// when the deployment opted in and the request asks with `Refresh-Cookie: partitioned`;
+/// otherwise the `SameSite=Strict` one, also when a request asks a deployment that did not
+/// opt in.
+fn cookie_for<'a, S, K>(app: &'a App<S, K>, req: &Request) -> (&'a str, bool) {
+    let asks = req
+        .headers()
+        .get(REFRESH_COOKIE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("partitioned"));
+    if asks && app.config.partitioned_cookie {
+        (&app.config.partitioned_cookie_name, true)
+    } else {
+        (&app.config.cookie_name, false)
+    }
+}
+
+/// Sets (or, with None, clears) the request's refresh cookie (`cookie_for`), scoped to
+/// the contact-auth path, `HttpOnly; Secure`: `SameSite=Strict`, or for mode C
+/// `SameSite=None; Partitioned` (CHIPS: kept per top-level site, so it is not a
+/// third-party cookie that follows the member across sites).
 pub fn set_refresh_cookie<S, K>(
     app: &App<S, K>,
+    req: &Request,
     resp: &mut Response<Body>,
     value: Option<&NewRefresh>,
 ) {
@@ -195,11 +219,17 @@ pub fn set_refresh_cookie<S, K>(
         ),
         None => (String::new(), cookie::time::Duration::ZERO),
     };
-    let c = Cookie::build((app.config.cookie_name.clone(), raw))
+    let (name, partitioned) = cookie_for(app, req);
+    let c = Cookie::build((name.to_string(), raw))
         .path(app.config.cookie_path.clone())
         .http_only(true)
         .secure(true)
-        .same_site(SameSite::Strict)
+        .same_site(if partitioned {
+            SameSite::None
+        } else {
+            SameSite::Strict
+        })
+        .partitioned(partitioned)
         .max_age(max_age)
         .build();
     if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
@@ -212,11 +242,13 @@ pub fn set_refresh_cookie<S, K>(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AmbiguousCookie;
 
-/// The refresh token from the cookie, if any (an empty value counts as none).
+/// The refresh token from the request's cookie (`cookie_for`), if any (an empty value
+/// counts as none).
 pub fn refresh_cookie<S, K>(
     app: &App<S, K>,
     req: &Request,
 ) -> Result<Option<String>, AmbiguousCookie> {
+    let (name, _) = cookie_for(app, req);
     let mut found = req
         .headers()
         .get_all(http::header::COOKIE)
@@ -224,7 +256,7 @@ pub fn refresh_cookie<S, K>(
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .filter(|c| c.name() == app.config.cookie_name);
+        .filter(|c| c.name() == name);
     match (found.next(), found.next()) {
         (None, _) => Ok(None),
         (Some(c), None) => Ok(Some(c.value().to_string()).filter(|v| !v.is_empty())),

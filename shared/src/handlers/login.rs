@@ -139,5 +139,5 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions + Suppressions
     }
     tracing::info!(contact_id = %contact.contact_id, rehashed = rehashed.is_some(), "login");
     metrics::record(Event::SignIn(Method::Pwd));
-    token_pair_response(app, &subject, &refresh, json!({}))
+    token_pair_response(app, &req, &subject, &refresh, json!({}))
 }

@@ -43,6 +43,6 @@ pub async fn handle<S: Sessions, K>(
         }
     }
     let mut resp = empty_response(StatusCode::NO_CONTENT);
-    set_refresh_cookie(app, &mut resp, None);
+    set_refresh_cookie(app, &req, &mut resp, None);
     Ok(resp)
 }

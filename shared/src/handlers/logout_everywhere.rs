@@ -22,6 +22,6 @@ pub async fn handle<S: Contacts>(
         .await?;
     tracing::info!(contact_id = %claims.sub, "logged out everywhere");
     let mut resp = empty_response(StatusCode::NO_CONTENT);
-    set_refresh_cookie(app, &mut resp, None);
+    set_refresh_cookie(app, &req, &mut resp, None);
     Ok(resp)
 }

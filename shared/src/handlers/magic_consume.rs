@@ -93,7 +93,7 @@ pub async fn handle<S: MagicLinks + Contacts + Directory + Attempts + Sessions>(
     if link.purpose == LinkPurpose::EndSessions {
         return end_sessions(app, &link, now).await;
     }
-    consume_link(app, &link, contact_tv, amr, &meta, now).await
+    consume_link(app, &req, &link, contact_tv, amr, &meta, now).await
 }
 
 /// The "Not you? End that session" link of a new-sign-in notice: used once (first, so two
@@ -255,6 +255,7 @@ async fn link_by_code<S: MagicLinks + Directory + Attempts>(
 /// Signs in with a usable link: one transaction per round (see below).
 async fn consume_link<S: MagicLinks + Contacts>(
     app: &App<S, KeySet>,
+    req: &Request,
     link: &MagicLink,
     contact_tv: Option<u64>,
     amr: &str,
@@ -334,6 +335,7 @@ async fn consume_link<S: MagicLinks + Contacts>(
                 tracing::info!(contact_id = %contact_id, purpose = ?link.purpose, "magic link consumed");
                 return token_pair_response(
                     app,
+                    req,
                     &subject,
                     &refresh,
                     json!({ "redirect_url": link.redirect_url }),

@@ -70,7 +70,7 @@ pub async fn handle<S: Contacts + Sessions>(
     tracing::info!(contact_id = %claims.sub, current, "session ended by the member");
     let mut resp = empty_response(StatusCode::NO_CONTENT);
     if current {
-        set_refresh_cookie(app, &mut resp, None);
+        set_refresh_cookie(app, &req, &mut resp, None);
     }
     Ok(resp)
 }

@@ -68,6 +68,6 @@ pub async fn handle<S: Contacts + Attempts>(
     let mut doc = resource(app, &contact.contact_id).await?;
     doc["meta"] = token_pair(app, &subject, &refresh)?;
     let mut resp = json_response(StatusCode::OK, JSONAPI, &doc);
-    set_refresh_cookie(app, &mut resp, Some(&refresh));
+    set_refresh_cookie(app, &req, &mut resp, Some(&refresh));
     Ok(resp)
 }

@@ -69,7 +69,7 @@ pub async fn handle<S: Sessions>(
             .rotate_refresh(&state, &next.record, now, grace_since)
             .await?
         {
-            Rotation::Done => return token_pair_response(app, &subject, &next, json!({})),
+            Rotation::Done => return token_pair_response(app, &req, &subject, &next, json!({})),
             Rotation::OldChanged => continue,
             Rotation::Rejected => return Err(invalid()),
         }
