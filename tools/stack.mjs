@@ -231,9 +231,28 @@ async function main() {
     table: process.env.TABLE_NAME || "contact-auth-dev",
     logDir,
     inheritLogs: true,
+    // The example app shows refresh mode C too (a deployment opts in; README "Refresh modes").
+    env: { REFRESH_COOKIE_PARTITIONED: "true" },
   });
+  // The example frontend (examples/spa) on the demo hub's allowed origin, unless SPA=0 or
+  // the port is taken.
+  const spaPort = Number(process.env.SPA_PORT || 5173);
+  const spaGroup = processGroup(logDir);
+  let spaLine = "example app    off (SPA=0)";
+  if (process.env.SPA !== "0") {
+    const free = await new Promise((res) => {
+      const srv = createServer().once("error", () => res(false)).listen(spaPort, "localhost", () => srv.close(() => res(true)));
+    });
+    if (free) {
+      spaGroup.start("spa", join(ROOT, "node_modules", ".bin", "vite"), ["examples/spa", "--port", String(spaPort)], { API_URL: stack.apiUrl, PORT: String(spaPort) }, true);
+      spaLine = `example app    http://localhost:${spaPort}   (examples/spa; ?mode=body, ?mode=partitioned: refresh modes B, C)`;
+    } else {
+      spaLine = `example app    not started: port ${spaPort} is taken (SPA_PORT=…)`;
+    }
+  }
   const shutdown = async () => {
     console.log("\n[stack] stopping…");
+    await spaGroup.stop();
     await stack.stop();
     process.exit(0);
   };
@@ -247,6 +266,7 @@ contact-auth is running
   auth events    ${stack.eventsUrl}        (JSON: ${stack.eventsUrl}/events; webhooks: contact-auth-admin events --team …)
   DynamoDB Local ${stack.ddbUrl}        (table ${stack.table})
   demo data      team team_abc123; hubs member-academy, my-hub (redirect origin http://localhost:5173)
+  ${spaLine}
   logs           ${logDir}
 Ctrl-C stops everything.
 `);

@@ -35,6 +35,10 @@ function runSuite(cmd, args, env) {
 if (!process.env.E2E_ONLY) {
   console.log("== unit tests ==");
   runSuite("cargo", ["test", "--workspace"], process.env);
+  // The TypeScript client: its generated types match openapi.yaml, strict tsc, the size
+  // budget, its unit tests.
+  console.log("\n== TypeScript client (clients/typescript) ==");
+  runSuite("npm", ["run", "check", "--silent", "-w", "@contact-auth/client"], process.env);
 }
 
 const stack = await startStack({
@@ -103,7 +107,8 @@ if (process.env.SKIP_SAM_BUILD === "1") {
 console.log("\n== secrets in logs ==");
 const secretsFile = join(logDir, "secrets.txt");
 const secrets = existsSync(secretsFile) ? [...new Set(readFileSync(secretsFile, "utf8").split("\n").filter((s) => s.length >= 8))] : [];
-const logs = readdirSync(logDir).filter((f) => f.endsWith(".log") && f !== "ses.log");
+// Every log, also of the stacks tests start for themselves (subdirectories, e.g. spa/).
+const logs = readdirSync(logDir, { recursive: true }).filter((f) => f.endsWith(".log") && !f.endsWith("ses.log"));
 let leaks = 0;
 for (const f of logs) {
   const text = readFileSync(join(logDir, f), "utf8");
