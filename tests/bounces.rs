@@ -251,6 +251,8 @@ async fn notice(app: &TestApp, ses: &str, email: &str) -> Result<(Outcome, usize
         pw_version: None,
         code_challenge: None,
         source_ip: None,
+        locale: None,
+        accept_language: None,
     };
     let queued = app.store.enqueue_job(&job, &[], app.now()).await;
     ensure(matches!(queued, Ok(Enqueued::Queued)), || {

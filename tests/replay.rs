@@ -945,6 +945,7 @@ async fn login_work() -> Result<(), String> {
             team_id: other.clone(),
             name: "Elsewhere".into(),
             primary_hub_id: None,
+            sender_address: None,
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -957,6 +958,7 @@ async fn login_work() -> Result<(), String> {
             allowed_redirect_origins: vec![],
             registration_enabled: true,
             trusted_cidrs: vec![],
+            branding: Default::default(),
         })
         .await
         .map_err(|e| e.to_string())?;
@@ -1940,6 +1942,7 @@ async fn stored_link(
         code_hash: None,
         code_attempts: 0,
         code_challenge: None,
+        locale: None,
     };
     let put = store
         .put_magic_link(&link, Some(contact.token_version))
@@ -2162,7 +2165,13 @@ async fn stale_reads() -> Result<(), String> {
                 &cid,
                 hash,
                 now,
-                &notice_job(JobPurpose::PasswordSetNotice, &hub.team_id, &contact, now),
+                &notice_job(
+                    JobPurpose::PasswordSetNotice,
+                    &hub.team_id,
+                    &contact,
+                    None,
+                    now,
+                ),
             )
             .await
             .map_err(e)?;
@@ -2229,7 +2238,13 @@ async fn stale_reads() -> Result<(), String> {
                 "hash-new",
                 &r,
                 now,
-                &notice_job(JobPurpose::PasswordChangeNotice, &hub.team_id, stale, now),
+                &notice_job(
+                    JobPurpose::PasswordChangeNotice,
+                    &hub.team_id,
+                    stale,
+                    None,
+                    now,
+                ),
             )
             .await
             .map_err(e)?;
@@ -2255,6 +2270,7 @@ async fn stale_reads() -> Result<(), String> {
                 JobPurpose::PasswordChangeNotice,
                 &hub.team_id,
                 &current,
+                None,
                 now,
             ),
         )
@@ -2282,7 +2298,7 @@ async fn stale_reads() -> Result<(), String> {
         let job = MailJob {
             change_id: Some(new_id()),
             email: change.pending_email.clone(),
-            ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, now)
+            ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, None, now)
         };
         let out = store
             .request_email_change(&job, &[], &change, now)
@@ -2307,7 +2323,7 @@ async fn stale_reads() -> Result<(), String> {
     let job = MailJob {
         change_id: Some(new_id()),
         email: stale_change.pending_email.clone(),
-        ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, now)
+        ..notice_job(JobPurpose::EmailChange, &hub.team_id, &current, None, now)
     };
     let out = store
         .request_email_change(&job, &[], &stale_change, now)
@@ -2362,6 +2378,7 @@ async fn stale_reads() -> Result<(), String> {
             team_id: team_b.clone(),
             name: "Stale B".into(),
             primary_hub_id: None,
+            sender_address: None,
         })
         .await
         .map_err(e)?;
@@ -2438,6 +2455,7 @@ async fn stale_reads() -> Result<(), String> {
                 JobPurpose::EmailChangedNotice,
                 &hub.team_id,
                 &current,
+                None,
                 now,
             )),
         };
@@ -2550,7 +2568,13 @@ async fn stale_reads() -> Result<(), String> {
     )?;
     let parked_job = MailJob {
         job_id: format!("stale-parked-{}", new_id()),
-        ..notice_job(JobPurpose::PasswordSetNotice, &hub.team_id, &contact, now)
+        ..notice_job(
+            JobPurpose::PasswordSetNotice,
+            &hub.team_id,
+            &contact,
+            None,
+            now,
+        )
     };
     ensure(
         store.enqueue_job(&parked_job, &[], now).await.map_err(e)? == Enqueued::Queued,
@@ -2598,6 +2622,7 @@ async fn stale_reads() -> Result<(), String> {
                 JobPurpose::PasswordSetNotice,
                 &hub.team_id,
                 &ghost_contact,
+                None,
                 now,
             ),
         )

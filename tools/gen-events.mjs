@@ -27,7 +27,7 @@
 // end, so refresh and password change leave it out, as does login (kept as it was).
 // Also left out: Retry-After values; anything of the HTML page's body.
 
-import { mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { mkdirSync, writeFileSync, rmSync, readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { admin } from "./stack.mjs";
@@ -119,6 +119,12 @@ add("register", "success-redirect-url", reg({ email: "member@example.com", slug:
 add("register", "success-base64-body", reg({ email: "member@example.com", slug: "my-hub" }, { base64: true }), empty(202));
 add("register", "email-local-part-not-ascii", reg({ email: "jörg@example.com", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
 add("register", "email-with-specials", reg({ email: "<member@example.com>", slug: "my-hub" }), err(422, "validation_error", "/data/attributes/email"));
+// Issue 20: the request's language goes on the mail job: the `locale` attribute (a BCP 47
+// tag) and the Accept-Language header; a malformed tag is 422.
+const withHeaders = (ev, h) => ({ ...ev, headers: { ...ev.headers, ...h } });
+add("register", "locale-and-accept-language", withHeaders(reg({ email: "member@example.com", slug: "my-hub", locale: "de-AT" }), { "accept-language": "fr-CH, fr;q=0.9" }), empty(202, { writes: [{ pk: "JOB#", attr: "locale" }, { pk: "JOB#", attr: "accept_language" }] }));
+add("register", "locale-malformed", reg({ email: "member@example.com", slug: "my-hub", locale: "de_<script>" }), err(422, "validation_error", "/data/attributes/locale"));
+add("magic", "locale-of-another-language-still-202", mag({ email: "member@example.com", slug: "my-hub", locale: "pt-BR" }), empty(202));
 add("register", "email-idn-domain", reg({ email: "member@exämple.com", slug: "my-hub" }), empty(202));
 add("register", "unknown-hub-still-202", reg({ email: "member@example.com", slug: "no-such-hub", redirect_url: "https://app.example.com/" }), empty(202));
 add("register", "unknown-team-still-202", reg({ email: "member@example.com", team_id: "team_nope" }), empty(202));
@@ -437,6 +443,32 @@ add("mailer", "magic-existing-member-sends-sign-in", streamEvent("INSERT", jobIm
   { emails: 1, to: "member@example.com", subject: "Sign in to My Hub", setup: [{ op: "session", email: "member@example.com" }, jobSetup("job-fixture-4", "magic", "member@example.com", { slug: "my-hub" })] });
 add("mailer", "redelivered-record-sends-nothing", streamEvent("INSERT", jobImage("job-fixture-5", "register", "again@example.com", { slug: "member-academy" })),
   { emails: 0, to: "again@example.com" });
+// Issue 20: the mail's language. The job's `locale` (the request's attribute) wins over
+// its Accept-Language; Accept-Language wins over the hub's default; subjects that are not
+// ASCII go out as RFC 2047 encoded-words (the expected subject is the header as sent).
+const jobImageWith = (jobId, purpose, email, target, extra) => ({ ...jobImage(jobId, purpose, email, target), ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, { S: v }])) });
+// The subject a mail in `locale` goes out with: the catalog's text (shared/i18n), and when
+// it is not ASCII, RFC 2047 encoded-words of at most 45 bytes of UTF-8 each.
+const catalog = (locale) => JSON.parse(readFileSync(join(ROOT, "shared", "i18n", `${locale}.json`), "utf8"));
+function subjectIn(locale, key, hub) {
+  const text = catalog(locale)[key].replaceAll("{hub}", hub);
+  if (/^[\x20-\x7e]*$/.test(text)) return text;
+  const words = [];
+  let chunk = "";
+  for (const ch of text) {
+    if (Buffer.byteLength(chunk + ch) > 45) {
+      words.push(chunk);
+      chunk = "";
+    }
+    chunk += ch;
+  }
+  if (chunk) words.push(chunk);
+  return words.map((w) => `=?UTF-8?B?${Buffer.from(w).toString("base64")}?=`).join(" ");
+}
+add("mailer", "register-in-the-requested-locale", streamEvent("INSERT", jobImageWith("job-fixture-7", "register", "neues-mitglied@example.com", { slug: "member-academy" }, { locale: "de", accept_language: "fr" })),
+  { emails: 1, to: "neues-mitglied@example.com", subject: subjectIn("de", "mail.register.subject", "Member Academy"), setup: [{ ...jobSetup("job-fixture-7", "register", "neues-mitglied@example.com", { slug: "member-academy" }), locale: "de", accept_language: "fr" }] });
+add("mailer", "register-by-accept-language", streamEvent("INSERT", jobImageWith("job-fixture-8", "register", "nouveau@example.com", { slug: "member-academy" }, { accept_language: "fr-CH, fr;q=0.9, en;q=0.5" })),
+  { emails: 1, to: "nouveau@example.com", subject: subjectIn("fr", "mail.register.subject", "Member Academy"), setup: [{ ...jobSetup("job-fixture-8", "register", "nouveau@example.com", { slug: "member-academy" }), accept_language: "fr-CH, fr;q=0.9, en;q=0.5" }] });
 // A REMOVE of a job that IS in the table, with the job's image on the record (Lambda sends
 // none with NEW_IMAGE; it is here so that a mailer reading every record's image instead
 // of only INSERTs' would find this job and send a confirmation): only the eventName

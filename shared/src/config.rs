@@ -54,6 +54,10 @@ pub struct Config {
     /// cookie of its own name (`partitioned_cookie_name`) instead of the Strict one.
     pub partitioned_cookie: bool,
     pub partitioned_cookie_name: String,
+    /// Which team sender addresses mail may go from (`TEAM_SENDER_ADDRESSES`, comma-separated
+    /// `name@domain` or `*@domain`; the mailer's IAM grant names the same): a team's address
+    /// outside them is ignored (`domain::branding::sender_allowed`).
+    pub team_sender_patterns: Vec<String>,
     /// How long a warm function caches hub lookups (seconds).
     pub hub_cache_ttl: i64,
     /// The namespace of the functions' metrics (`METRICS_NAMESPACE`; the stack sets
@@ -116,6 +120,7 @@ impl Config {
             cookie_name: "contact_refresh".into(),
             partitioned_cookie: false,
             partitioned_cookie_name: "contact_refresh_partitioned".into(),
+            team_sender_patterns: Vec::new(),
             hub_cache_ttl: 60,
             metrics_namespace: "ContactAuth/local".into(),
             access_token_alg: TokenAlg::RS256,
@@ -186,6 +191,14 @@ impl Config {
                 Some(_) => return Err("REFRESH_COOKIE_PARTITIONED must be true or false".into()),
             },
             partitioned_cookie_name: d.partitioned_cookie_name,
+            team_sender_patterns: var("TEAM_SENDER_ADDRESSES")
+                .map(|v| {
+                    v.split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
             hub_cache_ttl: num("HUB_CACHE_SECONDS", d.hub_cache_ttl)?,
             metrics_namespace: var("METRICS_NAMESPACE").unwrap_or(d.metrics_namespace),
             access_token_alg: match var("ACCESS_TOKEN_ALG") {

@@ -24,6 +24,9 @@ pub struct RequestMeta {
     pub source_ip: String,
     /// The `User-Agent` header, if any (a sign-in records it on its session).
     pub user_agent: Option<String>,
+    /// The `Accept-Language` header (printable ASCII, at most 256 characters, else none):
+    /// stored on the mail jobs the request writes (`i18n::choose`).
+    pub accept_language: Option<String>,
 }
 
 pub type HandlerResult = Result<Response<Body>, ApiError>;
@@ -43,6 +46,15 @@ pub fn request_meta(req: &Request) -> RequestMeta {
             .headers()
             .get(http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        accept_language: req
+            .headers()
+            .get(http::header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| {
+                !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+            })
             .map(str::to_string),
     }
 }

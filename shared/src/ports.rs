@@ -428,6 +428,9 @@ pub trait Suppressions: Send + Sync {
 pub struct OutgoingMail {
     pub from: String,
     pub to: String,
+    /// The hub's reply-to address (`Branding::reply_to`), if it set one.
+    pub reply_to: Option<String>,
+    /// Plain ASCII, or RFC 2047 encoded-words (`render::encode_header_text`).
     pub subject: String,
     pub text: String,
     pub html: String,

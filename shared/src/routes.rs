@@ -113,7 +113,7 @@ routes! {
     OpenidConfiguration "openid-configuration" GET "/api/v1/contact-auth/.well-known/openid-configuration"
         => OpenidConfigurationFn((), ()) openid_configuration;
     HostedPage "hosted-page" GET "/m"
-        => HostedPageFn((), ()) hosted_page;
+        => HostedPageFn(CachedTable, ()) hosted_page;
     MeGet "me-get" GET "/api/v1/contact-auth/me"
         => MeGetFn(DynamoStore, KeySet) me_get;
     Login "login" POST "/api/v1/contact-auth/login"

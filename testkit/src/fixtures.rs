@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use contact_auth::domain::code::{code_hash, SignInCode};
 use contact_auth::domain::email::{parse_email, EmailKey};
+use contact_auth::domain::i18n::Locale;
 use contact_auth::domain::ids::{ContactId, TeamId};
 use contact_auth::domain::model::{JobPurpose, LinkPurpose, MagicLink, MailJob};
 use contact_auth::domain::password;
@@ -75,6 +76,11 @@ pub enum SetupStep {
         /// The request's source IP (the mailer's per-IP mail budgets).
         #[serde(default)]
         source_ip: Option<String>,
+        /// The request's `locale` attribute (a supported tag) and `Accept-Language`.
+        #[serde(default)]
+        locale: Option<String>,
+        #[serde(default)]
+        accept_language: Option<String>,
     },
     /// SES reported `email` undeliverable (`reason`: `bounce` or `complaint`), as the
     /// ses-events function records it (the profile of its contact flagged too).
@@ -203,6 +209,7 @@ pub async fn put_link_with(
         code_hash: None,
         code_attempts: extra.code_attempts,
         code_challenge: extra.code_challenge.clone(),
+        locale: None,
     };
     let code_hash = match &extra.code {
         Some(c) => {
@@ -343,6 +350,8 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     pw_version: None,
                     code_challenge: None,
                     source_ip: None,
+                    locale: None,
+                    accept_language: None,
                 };
                 if !store
                     .set_first_password(&contact, &hash, app.now(), &notice)
@@ -400,6 +409,8 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                 slug,
                 team_id,
                 source_ip,
+                locale,
+                accept_language,
             } => {
                 let now = app.now();
                 let job = MailJob {
@@ -419,6 +430,13 @@ pub async fn setup(app: &TestApp, steps: &[SetupStep]) -> Result<Prepared, Strin
                     pw_version: None,
                     code_challenge: None,
                     source_ip: source_ip.clone(),
+                    locale: locale
+                        .as_deref()
+                        .map(|t| {
+                            Locale::from_tag(t).ok_or(format!("setup: unsupported locale {t}"))
+                        })
+                        .transpose()?,
+                    accept_language: accept_language.clone(),
                 };
                 out.secrets.push(email.clone());
                 store

@@ -15,6 +15,7 @@ pub async fn seed_demo(store: &DynamoStore) -> Result<(), PortError> {
             team_id: TeamId::from_stored(DEMO_TEAM),
             name: "Demo Team".into(),
             primary_hub_id: Some(HubId::from_stored("hub_member_academy")),
+            sender_address: None,
         })
         .await?;
     for (id, slug, title) in [
@@ -29,6 +30,7 @@ pub async fn seed_demo(store: &DynamoStore) -> Result<(), PortError> {
             allowed_redirect_origins: vec!["http://localhost:5173".into()],
             registration_enabled: true,
             trusted_cidrs: vec![],
+            branding: Default::default(),
         };
         if !store.put_hub(&hub).await? {
             return Err(PortError::Internal(format!(

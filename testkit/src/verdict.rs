@@ -339,7 +339,8 @@ pub fn check_mail(exp: &Expected, obs: &MailObserved) -> Vec<String> {
         }
         let text = m["body"]["text"].as_str().unwrap_or("");
         let html = m["body"]["html"].as_str().unwrap_or("");
-        if !text.contains("/m#token=") || !html.contains("/m#token=") {
+        let hosted = |part: &str| part.contains("/m?") && part.contains("#token=");
+        if !hosted(text) || !hosted(html) {
             problems.push("the mail lacks the hosted-page link in both parts".into());
         }
     }

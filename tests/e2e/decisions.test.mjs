@@ -150,7 +150,7 @@ test("null attributes: absent on register, magic and refresh; on PATCH /me null 
   const mail = await waitForMail(email);
   assert.equal(mail.subject, "Confirm your email for Member Academy");
   const token = tokenFrom(mail);
-  assert.ok(mail.body.text.includes(`${API_URL}/m#token=${token}`), "no redirect bound: the hosted page");
+  assert.ok(mail.body.text.includes(`${API_URL}/m?hub=member-academy&lang=en#token=${token}`), "no redirect bound: the hosted page");
   const c = await consume(token);
   assert.equal(c.status, 200, c.text);
   assert.equal(c.json.redirect_url, null);

@@ -29,6 +29,8 @@ const TEST_TIMEOUT = 40000; // register + mail delivery + page
 const SCANNER_PAGE_MS = 10 * 60 * 1000;
 const COOLDOWN = 2100; // the test stack's per-address send cooldown (tools/test.mjs: 2 s)
 const HUB = "my-hub";
+// The page names a hub by its title (or branded display name), not its slug.
+const HUB_TITLE = "My Hub";
 const PENDING_KEY = "contact-auth.pending";
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -117,10 +119,10 @@ function focusedHeadingSection(page) {
   });
 }
 
-/** The exact hosted-page link of a sign-in mail (`<API>/m#token=…[&hub=…]`); records the token. */
+/** The exact hosted-page link of a sign-in mail (`<API>/m?[hub=…&]lang=…#token=…`); records the token. */
 function linkFrom(mail) {
   tokenFrom(mail);
-  const m = /(https?:\/\/[^\s"<>]+\/m#token=[A-Za-z0-9_-]{43}(?:&[a-z_]+=[A-Za-z0-9_.-]+)*)/.exec(mail.body.text);
+  const m = /(https?:\/\/[^\s"<>]+\/m(?:\?[^\s"<>#]*)?#token=[A-Za-z0-9_-]{43}(?:&[a-z_]+=[A-Za-z0-9_.-]+)*)/.exec(mail.body.text);
   assert.ok(m, "no hosted-page link in the mail");
   return m[1];
 }
@@ -287,7 +289,7 @@ test("the undo link of an email-change notice: the page names the action, undoes
   const patched = await call("PATCH", "/me", { headers: bearer(pair.json.access_token), body: doc("contacts", { email: newAddress }) });
   assert.equal(patched.status, 200, patched.text);
   const notice = await waitForMail(email, before);
-  const m = /(https?:\/\/\S+\/m#token=[A-Za-z0-9_-]{43}&action=undo)/.exec(notice.body.text);
+  const m = /(https?:\/\/\S+\/m(?:\?[^\s#]*)?#token=[A-Za-z0-9_-]{43}&action=undo)/.exec(notice.body.text);
   assert.ok(m, `no undo link in: ${notice.body.text}`);
   tokenFrom(notice);
   const { context, page, errors, consumeRequests } = await openPage();
@@ -357,7 +359,7 @@ test("hosted sign-in by code: /m?hub=…, email and Enter, a wrong code is refus
     const res = await page.goto(`${API_URL}/m?hub=${HUB}`, { waitUntil: "load" });
     assert.equal(res.status(), 200);
     await page.locator("#start").waitFor({ state: "visible" });
-    assert.equal((await page.locator("#start-hub").textContent()).trim(), HUB);
+    assert.equal((await page.locator("#start-hub").textContent()).trim(), HUB_TITLE);
     // Every input has a label.
     for (const id of ["email", "code", "resend-email", "password"]) {
       assert.equal(await page.locator(`label[for="${id}"]`).count(), 1, `#${id} has a label`);
@@ -404,7 +406,7 @@ test("hosted sign-in by code: /m?hub=…, email and Enter, a wrong code is refus
     await page.keyboard.press("Enter");
     await page.locator("#done").waitFor({ state: "visible" });
     assert.equal((await page.locator("#who").textContent()).trim(), email);
-    assert.equal((await page.locator("#hub-name").textContent()).trim(), HUB);
+    assert.equal((await page.locator("#hub-name").textContent()).trim(), HUB_TITLE);
     assert.equal(await focusedHeadingSection(page), "done");
 
     const consumes = tracked.consumeRequests();
@@ -428,7 +430,7 @@ test("same browser: the mailed link opened in a new tab uses the pending verifie
     assertChallenge(first, "/register", "register_requests", pending.verifier, { email, slug: HUB });
     const link = linkFrom(mail);
     const token = tokenFrom(mail);
-    assert.match(link, new RegExp(`&hub=${HUB}(&|$)`), "a hub's mail link names the hub in the fragment");
+    assert.match(link, new RegExp(`/m\\?hub=${HUB}&lang=en#token=`), "a hub's mail link names the hub (and the mail's language) in the query, the token in the fragment");
 
     // The mail link opens in a new tab of the same browser (same context: same localStorage).
     await first.context.clock.install();
@@ -443,7 +445,7 @@ test("same browser: the mailed link opened in a new tab uses the pending verifie
     await tab.page.locator("#signin").click();
     await tab.page.locator("#done").waitFor({ state: "visible" });
     assert.equal((await tab.page.locator("#who").textContent()).trim(), email);
-    assert.equal((await tab.page.locator("#hub-name").textContent()).trim(), HUB);
+    assert.equal((await tab.page.locator("#hub-name").textContent()).trim(), HUB_TITLE);
     assert.equal(tab.consumeRequests().length, 1);
     assert.deepEqual(JSON.parse(tab.consumeRequests()[0].body).data.attributes, { token, code_verifier: pending.verifier });
     assert.equal(await pendingOf(tab.page), null, "the pending entry is removed after the sign-in");

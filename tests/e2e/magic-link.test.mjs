@@ -33,8 +33,8 @@ test("register → mail in the inbox → consume → token pair → /me; the JWT
   assert.match(mail.from, /Member Academy/);
   assert.ok(mail.body.text && mail.body.html, "multipart: text and HTML");
   const token = tokenFrom(mail);
-  assert.ok(mail.body.text.includes(`/m#token=${token}`));
-  assert.ok(mail.body.html.includes(`/m#token=${token}`));
+  assert.ok(mail.body.text.includes(`/m?hub=member-academy&lang=en#token=${token}`));
+  assert.ok(mail.body.html.includes(`/m?hub=member-academy&amp;lang=en#token=${token}`) || mail.body.html.includes(`/m?hub=member-academy&#38;lang=en#token=${token}`), "the link, HTML-escaped");
 
   const c = await consume(token);
   assert.equal(c.status, 200, c.text);

@@ -87,7 +87,7 @@ test("register mail carries the link (with hub) and a `123 456` code; the code s
   const email = uniqueEmail("code-new");
   const { mail, token, code } = await requestLink(register, { email, slug: SLUG });
   assert.equal(mail.subject, "Confirm your email for Member Academy");
-  assert.ok(mail.body.text.includes(`${API_URL}/m#token=${token}&hub=${SLUG}`), mail.body.text);
+  assert.ok(mail.body.text.includes(`${API_URL}/m?hub=${SLUG}&lang=en#token=${token}`), mail.body.text);
   assert.ok(mail.body.text.includes(`${code.slice(0, 3)} ${code.slice(3)}`), "the code is shown as `123 456`");
   assert.match(code, /^\d{6}$/);
 

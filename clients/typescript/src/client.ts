@@ -62,6 +62,11 @@ export interface ContactAuthOptions {
   autoRefresh?: boolean;
   /** BroadcastChannel name shared by this origin's tabs; `false` disables. */
   channel?: string | false;
+  /**
+   * The member's language (BCP 47: "de", "fr-CH") for the mail register/requestLink send
+   * and, once a link signs in, for later mail. Default: the browser's Accept-Language.
+   */
+  locale?: string;
   fetch?: (request: Request) => Promise<Response>;
   now?: () => number;
 }
@@ -298,7 +303,7 @@ export function createContactAuth(options: ContactAuthOptions) {
 
   type SendInput = { email: string; redirectUrl?: string };
   const sendAttributes = async (input: SendInput) => {
-    const bound = await bind();
+    const bound = { ...(await bind()), ...(options.locale ? { locale: options.locale } : {}) };
     if ("slug" in options.hub) {
       const redirect = input.redirectUrl ? { redirect_url: input.redirectUrl } : {};
       return { email: input.email, slug: options.hub.slug, ...redirect, ...bound };

@@ -530,6 +530,7 @@ export interface components {
             redirect_url?: components["schemas"]["RedirectUrl"] | null;
             code_challenge?: string | null;
             code_challenge_method?: "S256" | null;
+            locale?: string | null;
         } & (unknown & unknown)) & ({
             slug: string;
             team_id?: null;

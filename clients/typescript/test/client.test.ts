@@ -71,12 +71,13 @@ test("requestLink binds the link to this browser; consume sends the verifier and
   assert.equal(c.session?.claims.sub, "c1");
 });
 
-test("consumeCode sends email, code, the hub and the verifier; register uses register_requests", async () => {
+test("consumeCode sends email, code, the hub and the verifier; register uses register_requests and sends the locale", async () => {
   const s = server({ "POST /register": () => json(202, undefined), "POST /magic/consume": () => json(200, { ...pair(), redirect_url: null }) });
-  const { c } = client(s.fetch, { hub: { teamId: "team_abc123" } });
+  const { c } = client(s.fetch, { hub: { teamId: "team_abc123" }, locale: "de-AT" });
   await c.register({ email: "m@example.com" });
   assert.equal(s.seen[0]!.body.data.type, "register_requests");
   assert.equal(s.seen[0]!.body.data.attributes.team_id, "team_abc123");
+  assert.equal(s.seen[0]!.body.data.attributes.locale, "de-AT");
   await c.consumeCode("m@example.com", "123 456");
   const a = s.seen[1]!.body.data.attributes;
   assert.equal(a.email, "m@example.com");

@@ -20,6 +20,8 @@ const auth = createContactAuth({
   // localStorage: a link opened in a new tab finds the verifier of the browser that asked.
   storage: localStorageAdapter(`contact-auth:${mode}:`),
   autoRefresh: q.get("auto") !== "0",
+  // The mail's language: ?lang=de, else the browser's (the server reads Accept-Language).
+  ...(q.get("lang") ? { locale: q.get("lang") as string } : {}),
 });
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;

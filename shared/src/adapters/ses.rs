@@ -87,6 +87,7 @@ impl Mailer for SesMailer {
             .client
             .send_email()
             .from_email_address(&mail.from)
+            .set_reply_to_addresses(mail.reply_to.clone().map(|r| vec![r]))
             .destination(Destination::builder().to_addresses(&mail.to).build())
             .content(EmailContent::builder().simple(message).build())
             .set_configuration_set_name(self.configuration_set.clone())

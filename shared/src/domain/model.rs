@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
+use crate::domain::i18n::Locale;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::secret::TokenHash;
 use crate::domain::session::SessionStart;
@@ -20,6 +21,9 @@ pub struct Hub {
     /// per-IP budgets: an office NAT that a whole membership signs in from.
     #[serde(default)]
     pub trusted_cidrs: Vec<String>,
+    /// Name, logo, colour, sender name, reply-to, default language, text overrides.
+    #[serde(skip)]
+    pub branding: crate::domain::branding::Branding,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +32,9 @@ pub struct Team {
     pub name: String,
     /// The hub named in mail sent for `team_id` requests.
     pub primary_hub_id: Option<HubId>,
+    /// The team's own verified sender address (`domain::branding::sender_allowed`).
+    #[serde(default)]
+    pub sender_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +84,12 @@ pub struct MailJob {
     /// Register/magic: the request's source IP, for the mailer's per-IP mail budgets (the
     /// job is deleted once processed).
     pub source_ip: Option<String>,
+    /// The language the request asked for (its `locale` attribute): the first choice of
+    /// `i18n::choose`.
+    pub locale: Option<Locale>,
+    /// The request's `Accept-Language` (at most 256 characters): the choice after the
+    /// member's stored locale.
+    pub accept_language: Option<String>,
 }
 
 impl MailJob {
@@ -134,6 +147,9 @@ pub struct Contact {
     pub password_version: u64,
     /// When the password was last set or changed.
     pub password_changed_at: Option<i64>,
+    /// The member's language: from the `locale` of the last register/magic request whose
+    /// link signed them in (`i18n::choose`).
+    pub locale: Option<Locale>,
     /// The email-change undo chain, while one was started (`domain::email_change`).
     pub undo_chain: Option<UndoChain>,
     /// When SES last reported this contact's address undeliverable (`ports::Suppressions`):
@@ -204,6 +220,9 @@ pub struct MagicLink {
     /// The PKCE challenge the link is bound to: it is consumed, by token or by code, only
     /// with the matching `code_verifier`.
     pub code_challenge: Option<String>,
+    /// The language the request asked for (`MailJob::locale`): consuming the link stores
+    /// it as the member's.
+    pub locale: Option<crate::domain::i18n::Locale>,
 }
 
 /// Why a link or code did not sign in: `meta.reason` of `magic_link_invalid`.

@@ -88,7 +88,13 @@ pub async fn reserve_password_attempt<S: Attempts, K>(
 
 /// A mail job about the contact's account in `team_id` (the session's team), for its own
 /// (stored) address.
-pub fn notice_job(purpose: JobPurpose, team_id: &TeamId, contact: &Contact, now: i64) -> MailJob {
+pub fn notice_job(
+    purpose: JobPurpose,
+    team_id: &TeamId,
+    contact: &Contact,
+    accept_language: Option<&str>,
+    now: i64,
+) -> MailJob {
     MailJob {
         job_id: new_id(),
         purpose,
@@ -103,6 +109,8 @@ pub fn notice_job(purpose: JobPurpose, team_id: &TeamId, contact: &Contact, now:
         pw_version: None,
         code_challenge: None,
         source_ip: None,
+        locale: None,
+        accept_language: accept_language.map(str::to_string),
     }
 }
 

@@ -8,6 +8,7 @@ use lambda_http::Request;
 use crate::app::App;
 use crate::domain::code::parse_challenge;
 use crate::domain::email::parse_email;
+use crate::domain::i18n::Locale;
 use crate::domain::model::{JobPurpose, MailJob};
 use crate::domain::rate::{email_scope, send_rules, trusted};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
@@ -28,6 +29,7 @@ pub const ATTRIBUTES: &[&str] = &[
     "redirect_url",
     "code_challenge",
     "code_challenge_method",
+    "locale",
 ];
 
 /// The optional same-device binding (PKCE, `S256` only): both attributes or neither.
@@ -57,6 +59,28 @@ fn parse_binding(attrs: &Attributes) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The `locale` attribute: a BCP 47 language tag (`de`, `fr-CH`; at most 35 characters)
+/// whose language is used for the mail when supported (en, de, fr, es, nl) and for the
+/// member from then on (`i18n::choose`); a well-formed tag of another language falls back
+/// to the next choice. A malformed tag is 422.
+fn parse_locale(raw: Option<String>) -> Result<Option<Locale>, ApiError> {
+    let Some(tag) = raw else { return Ok(None) };
+    let well_formed = tag.len() <= 35
+        && tag.split('-').enumerate().all(|(i, p)| {
+            (1..=8).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_alphanumeric())
+                && (i > 0
+                    || (2..=3).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphabetic()))
+        });
+    if !well_formed {
+        return Err(ApiError::validation(
+            attr_pointer("locale"),
+            "locale must be a language tag such as \"de\" or \"fr-CH\".",
+        ));
+    }
+    Ok(Locale::from_tag(&tag))
+}
+
 /// Validates a link request, counts it and writes its mail job (the mailer decides what,
 /// if anything, is sent). `purpose` is `Register` or `Magic`.
 pub async fn request_link<S: Directory + MailJobs, K>(
@@ -76,6 +100,7 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         .map_err(|e| ApiError::validation(attr_pointer("email"), e.detail()))?;
     let target = parse_target(attrs.optional_str("slug")?, attrs.optional_str("team_id")?)?;
     let code_challenge = parse_binding(&attrs)?;
+    let locale = parse_locale(attrs.optional_str("locale")?)?;
     let redirect = match attrs.optional_str("redirect_url")? {
         None => None,
         Some(_) if matches!(target, Target::Team(_)) => {
@@ -142,6 +167,8 @@ pub async fn request_link<S: Directory + MailJobs, K>(
         pw_version: None,
         code_challenge,
         source_ip: Some(meta.source_ip.clone()),
+        locale,
+        accept_language: meta.accept_language.clone(),
     };
     match app.store.enqueue_job(&job, &rules, now).await? {
         Enqueued::Queued => {

@@ -92,6 +92,7 @@ pub fn sign_in_notice(
     email: &str,
     email_key: &EmailKey,
     session_id: &str,
+    meta: &RequestMeta,
     now: i64,
 ) -> Box<MailJob> {
     Box::new(MailJob {
@@ -108,6 +109,8 @@ pub fn sign_in_notice(
         pw_version: None,
         code_challenge: None,
         source_ip: None,
+        locale: None,
+        accept_language: meta.accept_language.clone(),
     })
 }
 

@@ -108,6 +108,7 @@ pub async fn handle<S: Directory + Contacts + Attempts + Sessions + Suppressions
         &contact.email,
         &contact.email_key,
         &refresh.record.family_id,
+        &meta,
         now,
     ));
     // Rehash with today's parameters when the stored hash is older.

@@ -317,6 +317,7 @@ async fn consume_link<S: MagicLinks + Contacts>(
                 &link.email,
                 &link.email_key,
                 &refresh.record.family_id,
+                meta,
                 now,
             ));
         }
@@ -418,6 +419,8 @@ async fn change_email_as<S: Contacts, K>(
         pw_version: None,
         code_challenge: None,
         source_ip: None,
+        locale: None,
+        accept_language: None,
     };
     Ok(ConsumeAs::ChangeEmail {
         contact_id: cid.clone(),

@@ -154,7 +154,13 @@ pub async fn handle<S: Contacts + MailJobs + Attempts>(
                 email_key: email.key.clone(),
                 change_id: Some(change_id),
                 pw_version: Some(contact.password_version),
-                ..notice_job(JobPurpose::EmailChange, &claims.tid, &contact, now)
+                ..notice_job(
+                    JobPurpose::EmailChange,
+                    &claims.tid,
+                    &contact,
+                    meta.accept_language.as_deref(),
+                    now,
+                )
             };
             let change = PendingChange {
                 pending_email: email.display.clone(),

@@ -55,7 +55,13 @@ pub async fn handle<S: Contacts + Attempts>(
         auth_time: now,
     };
     let refresh = new_refresh(app, &subject, Family::start(&meta))?;
-    let notice = notice_job(JobPurpose::PasswordChangeNotice, &claims.tid, &contact, now);
+    let notice = notice_job(
+        JobPurpose::PasswordChangeNotice,
+        &claims.tid,
+        &contact,
+        meta.accept_language.as_deref(),
+        now,
+    );
     if !app
         .store
         .change_password(&contact, &hash, &refresh.record, now, &notice)

@@ -19,7 +19,7 @@ use crate::ports::Contacts;
 pub async fn handle<S: Contacts>(
     app: &App<S, KeySet>,
     req: Request,
-    _meta: RequestMeta,
+    meta: RequestMeta,
 ) -> HandlerResult {
     let (claims, contact) = authenticate(app, &req).await?;
     let attrs = parse_document(&req, "password_sets", false)?;
@@ -34,7 +34,13 @@ pub async fn handle<S: Contacts>(
     }
     policy(&pw, &contact.email_key, "password")?;
     let hash = password::hash(&pw).map_err(|_| ApiError::internal())?;
-    let notice = notice_job(JobPurpose::PasswordSetNotice, &claims.tid, &contact, now);
+    let notice = notice_job(
+        JobPurpose::PasswordSetNotice,
+        &claims.tid,
+        &contact,
+        meta.accept_language.as_deref(),
+        now,
+    );
     if !app
         .store
         .set_first_password(&contact.contact_id, &hash, now, &notice)

@@ -9,7 +9,9 @@ use contact_auth::adapters::dynamo::DynamoStore;
 use contact_auth::adapters::ses::SesMailer;
 use contact_auth::app::App;
 use contact_auth::config::Config;
+use contact_auth::domain::branding::{validate_accent, validate_logo_url, validate_name};
 use contact_auth::domain::email::parse_email;
+use contact_auth::domain::i18n::{validate_override, Locale};
 use contact_auth::domain::ids::{ContactId, HubId, TeamId};
 use contact_auth::domain::jwt::{KeySet, SigningKeys, TokenAlg};
 use contact_auth::domain::model::{Hub, Team};
@@ -102,6 +104,19 @@ enum Command {
         #[arg(long, value_parser = ["on", "off"], default_value = "on")]
         registration: String,
     },
+    /// A team's own sender address for its mail (a verified SES identity; used only when it
+    /// matches one of the deployment's TeamSenderAddresses patterns), or --address "" to
+    /// go back to the deployment's sender.
+    Sender {
+        #[arg(long)]
+        team: String,
+        #[arg(long)]
+        address: String,
+    },
+    /// A hub's branding: what its mail and hosted page show. Each option replaces one
+    /// value; "" clears it. --text LOCALE:KEY=TEXT overrides one fixed text (keys and
+    /// their {placeholders}: shared/i18n/en.json); --clear-text LOCALE:KEY removes one.
+    Branding(BrandingArgs),
     /// Replace a hub's allowed redirect origins.
     Origins {
         #[arg(long)]
@@ -685,16 +700,28 @@ async fn run(cli: Cli) -> Res<()> {
             id,
             name,
             primary_hub,
-        } => store()
-            .await?
-            .put_team(&Team {
-                team_id: TeamId::from_stored(id),
-                name,
-                primary_hub_id: primary_hub.map(HubId::from_stored),
-            })
-            .await
-            .map(|_| println!("team saved"))
-            .map_err(|e| e.to_string()),
+        } => {
+            let store = store().await?;
+            let team_id = TeamId::from_stored(id);
+            // Replacing a team keeps its sender address (`sender` sets it).
+            let sender_address = store
+                .team(&team_id)
+                .await
+                .map_err(|e| e.to_string())?
+                .and_then(|t| t.sender_address);
+            store
+                .put_team(&Team {
+                    team_id,
+                    name,
+                    primary_hub_id: primary_hub.map(HubId::from_stored),
+                    sender_address,
+                })
+                .await
+                .map(|_| println!("team saved"))
+                .map_err(|e| e.to_string())
+        }
+        Command::Sender { team, address } => sender(&store().await?, &team, address).await,
+        Command::Branding(args) => branding(&store().await?, args).await,
         Command::Events {
             team,
             webhook_url,
@@ -722,12 +749,13 @@ async fn run(cli: Cli) -> Res<()> {
         } => {
             let store = store().await?;
             let hub_id = HubId::from_stored(id);
-            // Replacing a hub keeps its trusted networks (`trusted-networks` sets them).
-            let trusted_cidrs = store
+            // Replacing a hub keeps its trusted networks (`trusted-networks` sets them) and
+            // its branding (`branding`).
+            let (trusted_cidrs, branding) = store
                 .hub(&hub_id)
                 .await
                 .map_err(|e| e.to_string())?
-                .map(|h| h.trusted_cidrs)
+                .map(|h| (h.trusted_cidrs, h.branding))
                 .unwrap_or_default();
             let hub = Hub {
                 hub_id,
@@ -737,6 +765,7 @@ async fn run(cli: Cli) -> Res<()> {
                 allowed_redirect_origins: origins(&o)?,
                 registration_enabled: registration == "on",
                 trusted_cidrs,
+                branding,
             };
             put_hub(&store, hub).await
         }
@@ -817,4 +846,126 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[derive(clap::Args, Debug)]
+struct BrandingArgs {
+    #[arg(long)]
+    slug: String,
+    /// Shown instead of the hub's title (1-80 characters).
+    #[arg(long)]
+    display_name: Option<String>,
+    /// An https image URL.
+    #[arg(long)]
+    logo_url: Option<String>,
+    /// #rrggbb; white text on it needs a 4.5:1 contrast.
+    #[arg(long)]
+    accent: Option<String>,
+    /// The From display name (default: the display name).
+    #[arg(long)]
+    sender_name: Option<String>,
+    #[arg(long)]
+    reply_to: Option<String>,
+    /// en, de, fr, es or nl.
+    #[arg(long)]
+    default_locale: Option<String>,
+    #[arg(long = "text", value_name = "LOCALE:KEY=TEXT")]
+    texts: Vec<String>,
+    #[arg(long = "clear-text", value_name = "LOCALE:KEY")]
+    clear_texts: Vec<String>,
+}
+
+/// One optional value: None keeps it, "" clears it, else the validated value.
+fn set_opt(
+    slot: &mut Option<String>,
+    raw: Option<String>,
+    check: impl Fn(&str) -> Result<String, String>,
+) -> Res<()> {
+    if let Some(v) = raw {
+        *slot = if v.trim().is_empty() {
+            None
+        } else {
+            Some(check(&v)?)
+        };
+    }
+    Ok(())
+}
+
+fn locale_arg(tag: &str) -> Res<Locale> {
+    Locale::from_tag(tag)
+        .filter(|l| l.tag() == tag.trim().to_ascii_lowercase())
+        .ok_or(format!(
+            "not a supported locale: {tag} (en, de, fr, es, nl)"
+        ))
+}
+
+async fn branding(store: &DynamoStore, a: BrandingArgs) -> Res<()> {
+    let mut hub = hub_with_slug(store, &a.slug).await?;
+    let b = &mut hub.branding;
+    set_opt(&mut b.display_name, a.display_name, |v| {
+        validate_name("display name", v)
+    })?;
+    set_opt(&mut b.logo_url, a.logo_url, validate_logo_url)?;
+    set_opt(&mut b.accent, a.accent, validate_accent)?;
+    set_opt(&mut b.sender_name, a.sender_name, |v| {
+        validate_name("sender name", v)
+    })?;
+    set_opt(&mut b.reply_to, a.reply_to, |v| {
+        parse_email(v)
+            .map(|e| e.display)
+            .map_err(|e| format!("reply-to: {}", e.detail()))
+    })?;
+    if let Some(tag) = a.default_locale {
+        b.default_locale = if tag.trim().is_empty() {
+            None
+        } else {
+            Some(locale_arg(&tag)?)
+        };
+    }
+    for t in a.texts {
+        let (target, text) = t.split_once('=').ok_or("--text LOCALE:KEY=TEXT")?;
+        let (tag, key) = target.split_once(':').ok_or("--text LOCALE:KEY=TEXT")?;
+        validate_override(key, text)?;
+        b.texts
+            .entry(locale_arg(tag)?)
+            .or_default()
+            .insert(key.to_string(), text.to_string());
+    }
+    for t in a.clear_texts {
+        let (tag, key) = t.split_once(':').ok_or("--clear-text LOCALE:KEY")?;
+        let locale = locale_arg(tag)?;
+        if let Some(m) = b.texts.get_mut(&locale) {
+            m.remove(key);
+            if m.is_empty() {
+                b.texts.remove(&locale);
+            }
+        }
+    }
+    let shown = format!("{:?}", hub.branding);
+    put_hub(store, hub).await?;
+    println!("branding of {}: {shown}", a.slug);
+    Ok(())
+}
+
+async fn sender(store: &DynamoStore, team: &str, address: String) -> Res<()> {
+    let team_id = TeamId::from_stored(team);
+    let mut t = store
+        .team(&team_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or(format!("no team {team}"))?;
+    t.sender_address = if address.trim().is_empty() {
+        None
+    } else {
+        let e = parse_email(&address).map_err(|e| format!("sender: {}", e.detail()))?;
+        Some(e.display)
+    };
+    store.put_team(&t).await.map_err(|e| e.to_string())?;
+    println!(
+        "sender of {team}: {} (used only when it matches the deployment's TEAM_SENDER_ADDRESSES)",
+        t.sender_address
+            .as_deref()
+            .unwrap_or("the deployment's sender")
+    );
+    Ok(())
 }

@@ -159,6 +159,9 @@ impl DynamoStore {
         if let Some(h) = &team.primary_hub_id {
             item.insert("primary_hub_id".into(), s(h.as_str()));
         }
+        if let Some(a) = &team.sender_address {
+            item.insert("sender_address".into(), s(a));
+        }
         self.client
             .put_item()
             .table_name(&self.table)

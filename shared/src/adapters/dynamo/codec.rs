@@ -9,9 +9,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::keys::{self, with_key};
 use super::Item;
+use crate::domain::branding::Branding;
 use crate::domain::email::EmailKey;
 use crate::domain::email_change::UndoChain;
 use crate::domain::events::AuthEvent;
+use crate::domain::i18n::Locale;
 use crate::domain::ids::{ContactId, HubId, TeamId};
 use crate::domain::model::{
     Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, Membership, MembershipStatus,
@@ -71,11 +73,79 @@ pub fn hub_from(item: &Item) -> Option<Hub> {
         allowed_redirect_origins: get_list_s(item, "allowed_redirect_origins"),
         registration_enabled: get_bool(item, "registration_enabled").unwrap_or(true),
         trusted_cidrs: get_list_s(item, "trusted_cidrs"),
+        branding: item
+            .get("branding")
+            .and_then(|v| v.as_m().ok())
+            .map(branding_from)
+            .unwrap_or_default(),
     })
 }
 
+/// A hub's `branding` map: optional strings, and `texts` as locale -> key -> text.
+/// Unknown locales and non-string values are skipped (the admin CLI writes valid ones).
+fn branding_from(m: &Item) -> Branding {
+    let texts = m
+        .get("texts")
+        .and_then(|v| v.as_m().ok())
+        .map(|by_locale| {
+            by_locale
+                .iter()
+                .filter_map(|(tag, v)| {
+                    let locale = Locale::from_tag(tag)?;
+                    let entries = v
+                        .as_m()
+                        .ok()?
+                        .iter()
+                        .filter_map(|(k, t)| Some((k.clone(), t.as_s().ok()?.clone())))
+                        .collect();
+                    Some((locale, entries))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Branding {
+        display_name: get_s(m, "display_name"),
+        logo_url: get_s(m, "logo_url"),
+        accent: get_s(m, "accent"),
+        sender_name: get_s(m, "sender_name"),
+        reply_to: get_s(m, "reply_to"),
+        default_locale: get_s(m, "default_locale").and_then(|t| Locale::from_tag(&t)),
+        texts,
+    }
+}
+
+fn branding_item(b: &Branding) -> AttributeValue {
+    let mut m: Item = HashMap::new();
+    for (k, v) in [
+        ("display_name", &b.display_name),
+        ("logo_url", &b.logo_url),
+        ("accent", &b.accent),
+        ("sender_name", &b.sender_name),
+        ("reply_to", &b.reply_to),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_string(), s(v));
+        }
+    }
+    if let Some(l) = b.default_locale {
+        m.insert("default_locale".into(), s(l.tag()));
+    }
+    if !b.texts.is_empty() {
+        let texts = b
+            .texts
+            .iter()
+            .map(|(l, entries)| {
+                let inner = entries.iter().map(|(k, t)| (k.clone(), s(t))).collect();
+                (l.tag().to_string(), AttributeValue::M(inner))
+            })
+            .collect();
+        m.insert("texts".into(), AttributeValue::M(texts));
+    }
+    AttributeValue::M(m)
+}
+
 pub fn hub_item(h: &Hub) -> Item {
-    HashMap::from([
+    let mut item = HashMap::from([
         ("hub_id".to_string(), s(h.hub_id.as_str())),
         ("slug".to_string(), s(&h.slug)),
         ("team_id".to_string(), s(h.team_id.as_str())),
@@ -89,7 +159,13 @@ pub fn hub_item(h: &Hub) -> Item {
             AttributeValue::Bool(h.registration_enabled),
         ),
         ("trusted_cidrs".to_string(), list_s(&h.trusted_cidrs)),
-    ])
+    ]);
+    // No attribute for no branding: DynamoDB Local's stream serialises an empty map as
+    // `{}` without its type, which the SDK cannot parse (the local mailer then stalls).
+    if h.branding != Branding::default() {
+        item.insert("branding".to_string(), branding_item(&h.branding));
+    }
+    item
 }
 
 pub fn status_str(st: MembershipStatus) -> &'static str {
@@ -129,6 +205,7 @@ pub fn contact_from(item: &Item) -> Option<Contact> {
         email_change_id: get_s(item, "email_change_id"),
         password_version: get_n(item, "password_version").unwrap_or(0).max(0) as u64,
         password_changed_at: get_n(item, "password_changed_at"),
+        locale: get_s(item, "locale").and_then(|t| Locale::from_tag(&t)),
         undo_chain: undo_chain_from(item),
         mail_suppressed_at: get_n(item, "mail_suppressed_at"),
     })
@@ -188,6 +265,7 @@ pub fn magic_from(hash: &TokenHash, item: &Item) -> Option<(MagicLink, Option<u6
             .unwrap_or(0)
             .clamp(0, u32::MAX as i64) as u32,
         code_challenge: get_s(item, "code_challenge"),
+        locale: get_s(item, "locale").and_then(|t| Locale::from_tag(&t)),
     };
     Some((link, get_n(item, "contact_tv").map(|v| v.max(0) as u64)))
 }
@@ -239,6 +317,12 @@ pub fn job_item(job: &MailJob, expires_at: i64) -> Item {
     if let Some(v) = job.pw_version {
         item.insert("pw_version".into(), n(v));
     }
+    if let Some(l) = job.locale {
+        item.insert("locale".into(), s(l.tag()));
+    }
+    if let Some(a) = &job.accept_language {
+        item.insert("accept_language".into(), s(a));
+    }
     if let Some(ip) = &job.source_ip {
         item.insert("source_ip".into(), s(ip));
     }
@@ -263,6 +347,8 @@ pub fn job_from(item: &Item) -> Option<MailJob> {
         pw_version: get_n(item, "pw_version").map(|v| v.max(0) as u64),
         code_challenge: get_s(item, "code_challenge"),
         source_ip: get_s(item, "source_ip"),
+        locale: get_s(item, "locale").and_then(|t| Locale::from_tag(&t)),
+        accept_language: get_s(item, "accept_language"),
     })
 }
 
@@ -299,6 +385,9 @@ pub fn magic_item(link: &MagicLink, contact_tv: Option<u64>) -> Item {
     }
     if let Some(c) = &link.code_challenge {
         item.insert("code_challenge".into(), s(c));
+    }
+    if let Some(l) = link.locale {
+        item.insert("locale".into(), s(l.tag()));
     }
     with_key(item, keys::magic(&link.token_hash))
 }
@@ -460,6 +549,8 @@ mod tests {
             pw_version: Some(3),
             code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
             source_ip: Some("203.0.113.10".into()),
+            locale: Some(Locale::Fr),
+            accept_language: Some("de-CH, de;q=0.9".into()),
         };
         let item = job_item(&job, 99);
         assert_eq!(get_s(&item, "kind").as_deref(), Some(MAIL_JOB_KIND));
@@ -475,6 +566,40 @@ mod tests {
         ] {
             assert_eq!(job_purpose_from(job_purpose_str(p)), Some(p));
         }
+    }
+
+    #[test]
+    fn a_hub_with_and_without_branding_survives_the_round_trip() {
+        let mut hub = Hub {
+            hub_id: HubId::from_stored("h"),
+            slug: "s".into(),
+            team_id: TeamId::from_stored("t"),
+            title: "T".into(),
+            allowed_redirect_origins: vec![],
+            registration_enabled: true,
+            trusted_cidrs: vec![],
+            branding: Branding::default(),
+        };
+        let item = hub_item(&hub);
+        assert!(
+            !item.contains_key("branding"),
+            "no empty map (DynamoDB Local streams)"
+        );
+        assert_eq!(hub_from(&item), Some(hub.clone()));
+        hub.branding = Branding {
+            display_name: Some("Akademie".into()),
+            logo_url: Some("https://cdn.example.org/l.svg".into()),
+            accent: Some("#0b6e4f".into()),
+            sender_name: Some("A".into()),
+            reply_to: Some("a@example.org".into()),
+            default_locale: Some(Locale::De),
+            texts: [(
+                Locale::Nl,
+                [("mail.join.action".to_string(), "Doe mee".to_string())].into(),
+            )]
+            .into(),
+        };
+        assert_eq!(hub_from(&hub_item(&hub)), Some(hub));
     }
 
     #[test]
@@ -499,6 +624,7 @@ mod tests {
             code_hash: Some("kh".into()),
             code_attempts: 3,
             code_challenge: Some("ch".into()),
+            locale: Some(Locale::Nl),
         };
         let item = magic_item(&link, Some(7));
         assert_eq!(magic_from(&hash, &item), Some((link.clone(), Some(7))));
@@ -507,10 +633,15 @@ mod tests {
             code_hash: None,
             code_attempts: 0,
             code_challenge: None,
+            locale: None,
             ..link
         };
         let item = magic_item(&plain, None);
-        assert!(!item.contains_key("code_attempts") && !item.contains_key("code_challenge"));
+        assert!(
+            !item.contains_key("code_attempts")
+                && !item.contains_key("code_challenge")
+                && !item.contains_key("locale")
+        );
         assert_eq!(magic_from(&hash, &item), Some((plain, None)));
     }
 }

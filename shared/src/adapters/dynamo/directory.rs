@@ -29,6 +29,7 @@ impl Directory for DynamoStore {
             team_id: get_s(&i, "team_id").map_or_else(|| team_id.clone(), TeamId::from_stored),
             name: get_s(&i, "name").unwrap_or_default(),
             primary_hub_id: get_s(&i, "primary_hub_id").map(HubId::from_stored),
+            sender_address: get_s(&i, "sender_address"),
         }))
     }
 }

@@ -330,6 +330,10 @@ impl MagicLinks for DynamoStore {
                     ("created_at".to_string(), n(now)),
                     ("last_sign_in_at".to_string(), n(now)),
                 ]);
+                let mut profile = profile;
+                if let Some(l) = link.locale {
+                    profile.insert("locale".into(), s(l.tag()));
+                }
                 tx.push(
                     LinkStep::Profile,
                     self.put_new(with_key(profile, keys::profile(contact_id)))?,
@@ -351,12 +355,17 @@ impl MagicLinks for DynamoStore {
                 // Only while the link's address is still the contact's: a link mailed to an
                 // address an email change or an undo has since moved the account away from
                 // signs nobody in (it would outlive the sessions those changes end).
-                let touch = Update::builder()
+                // A link asked for in a language makes it the member's (`i18n::choose`).
+                let (set_locale, locale) = match link.locale {
+                    Some(l) => (", locale = :loc", Some(s(l.tag()))),
+                    None => ("", None),
+                };
+                let mut touch = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key_map(keys::profile(contact_id))))
-                    .update_expression(
-                        "SET last_sign_in_at = :now, email_verified_at = if_not_exists(email_verified_at, :now)",
-                    )
+                    .update_expression(format!(
+                        "SET last_sign_in_at = :now, email_verified_at = if_not_exists(email_verified_at, :now){set_locale}"
+                    ))
                     .condition_expression(
                         "attribute_exists(pk) AND token_version = :tv AND email_key = :lk",
                     )
@@ -365,9 +374,11 @@ impl MagicLinks for DynamoStore {
                     .expression_attribute_values(":lk", s(link.email_key.as_str()))
                     .return_values_on_condition_check_failure(
                         ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build()
-                    .map_err(build_err)?;
+                    );
+                if let Some(v) = locale {
+                    touch = touch.expression_attribute_values(":loc", v);
+                }
+                let touch = touch.build().map_err(build_err)?;
                 tx.push(
                     LinkStep::Profile,
                     TransactWriteItem::builder().update(touch).build(),
@@ -577,6 +588,8 @@ mod tests {
                 pw_version: None,
                 code_challenge: None,
                 source_ip: None,
+                locale: None,
+                accept_language: None,
             }),
         }
     }

@@ -32,12 +32,14 @@
 pub mod render;
 
 use crate::app::App;
+use crate::domain::branding::sender_allowed;
 use crate::domain::code::{code_hash, link_secrets, LinkKey, SignInCode};
 use crate::domain::email::{parse_email, EmailKey};
+use crate::domain::i18n::choose;
 use crate::domain::ids::TeamId;
 use crate::domain::jwt::KeySet;
 use crate::domain::model::{
-    Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus,
+    Contact, Hub, JobPurpose, LinkPurpose, MagicLink, MailJob, MembershipStatus, Team,
 };
 use crate::domain::rate::{trusted, IpBudget};
 use crate::domain::redirect::{origin_allowed, parse_redirect};
@@ -51,7 +53,7 @@ use crate::ports::{
 };
 use render::{
     link_url, render, render_email_change_notice, render_email_changed_notice, render_new_sign_in,
-    render_password_notice,
+    render_password_notice, Look,
 };
 
 /// What the mailer reads and writes: hubs and teams, jobs, contacts, links, and the
@@ -114,7 +116,44 @@ impl Outcome {
 struct Target {
     team_id: TeamId,
     hub: Option<Hub>,
+    /// The team: its own sender address, if any.
+    team: Option<Team>,
     display_name: String,
+}
+
+impl Target {
+    /// The name the mail goes by: the hub's branded name, else its title (or the team's).
+    fn name(&self) -> &str {
+        self.hub
+            .as_ref()
+            .and_then(|h| h.branding.display_name.as_deref())
+            .unwrap_or(&self.display_name)
+    }
+
+    /// The mail's language (`i18n::choose`: the request's `locale`, the member's, the
+    /// request's Accept-Language, the hub's default) and the hub's branding; from the
+    /// team's own sender address when the deployment allows it.
+    fn look<'a, S, M>(
+        &'a self,
+        app: &'a MailerApp<S, M>,
+        job: &MailJob,
+        contact: Option<&Contact>,
+    ) -> Look<'a> {
+        let branding = self.hub.as_ref().map(|h| &h.branding);
+        let locale = choose(
+            job.locale,
+            contact.and_then(|c| c.locale),
+            job.accept_language.as_deref(),
+            branding.and_then(|b| b.default_locale),
+        );
+        let from = self
+            .team
+            .as_ref()
+            .and_then(|t| t.sender_address.as_deref())
+            .filter(|a| sender_allowed(a, &app.config.team_sender_patterns))
+            .unwrap_or(&app.config.sender_address);
+        Look::new(locale, &self.display_name, branding, from)
+    }
 }
 
 async fn resolve<S: MailerStore, M>(
@@ -124,8 +163,12 @@ async fn resolve<S: MailerStore, M>(
 ) -> Result<Option<Target>, PortError> {
     let store = &app.store;
     if let Some(slug) = slug {
-        return Ok(store.hub_by_slug(slug).await?.map(|hub| Target {
+        let Some(hub) = store.hub_by_slug(slug).await? else {
+            return Ok(None);
+        };
+        return Ok(Some(Target {
             team_id: hub.team_id.clone(),
+            team: store.team(&hub.team_id).await?,
             display_name: hub.title.clone(),
             hub: Some(hub),
         }));
@@ -147,6 +190,7 @@ async fn resolve<S: MailerStore, M>(
             .map(|h| h.title.clone())
             .unwrap_or(team.name.clone()),
         hub,
+        team: Some(team),
     }))
 }
 
@@ -389,6 +433,7 @@ fn new_link<S, M>(
         code_hash: None,
         code_attempts: 0,
         code_challenge: None,
+        locale: None,
     }
 }
 
@@ -437,6 +482,7 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
     link.key_id = Some(key.id());
     link.code_hash = Some(code_hash(&key, &link.token_hash, &code));
     link.code_challenge = job.code_challenge.clone();
+    link.locale = job.locale;
     // Ordered by the request, not by when a (concurrent) mailer got to it: the link of
     // the newest request becomes the newest (`make_newest`), whatever order jobs finish in.
     link.created_at = job.created_at;
@@ -455,16 +501,17 @@ async fn sign_in_mail<S: MailerStore, M: Mailer>(
         // The stored link is never mailed and never becomes the newest: it just expires.
         return Ok(Outcome::Limited);
     }
+    let look = target.look(app, job, contact.as_ref());
     let url = link_url(
         &app.config.public_base_url,
         link.redirect_url.as_deref(),
         token.expose(),
         target.hub.as_ref().map(|h| h.slug.as_str()),
+        look.texts.locale,
     );
     let mail = render(
-        &app.config.sender_address,
+        &look,
         to.0,
-        &target.display_name,
         link.purpose,
         &url,
         Some(&code.display()),
@@ -563,14 +610,20 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
     )
     .await?;
     // `&action=undo` tells the hosted page which words to put on its button.
+    let look = target.look(app, job, Some(&contact));
     let undo_url = format!(
         "{}&action=undo",
-        link_url(&app.config.public_base_url, None, undo_token.expose(), None)
+        link_url(
+            &app.config.public_base_url,
+            None,
+            undo_token.expose(),
+            None,
+            look.texts.locale
+        )
     );
     let notice = render_email_change_notice(
-        &app.config.sender_address,
+        &look,
         &chain.origin_email,
-        &target.display_name,
         &job.email,
         &undo_url,
         app.config.undo_ttl,
@@ -588,11 +641,16 @@ async fn email_change_mail<S: MailerStore, M: Mailer>(
         &change,
     )
     .await?;
-    let url = link_url(&app.config.public_base_url, None, token.expose(), None);
+    let url = link_url(
+        &app.config.public_base_url,
+        None,
+        token.expose(),
+        None,
+        look.texts.locale,
+    );
     let mail = render(
-        &app.config.sender_address,
+        &look,
         &job.email,
-        &target.display_name,
         LinkPurpose::EmailChange,
         &url,
         None,
@@ -661,13 +719,12 @@ async fn email_changed_notice<S: MailerStore, M: Mailer>(
             continue;
         }
         if let Some(t) = resolve(app, None, Some(&m.team_id)).await? {
-            hubs.push(t.display_name);
+            hubs.push(t.name().to_string());
         }
     }
     let mail = render_email_changed_notice(
-        &app.config.sender_address,
+        &target.look(app, job, Some(&contact)),
         &contact.email,
-        &target.display_name,
         &hubs,
         &app.config.public_base_url,
     );
@@ -688,9 +745,8 @@ async fn password_notice<S: MailerStore, M: Mailer>(
         return Ok(Outcome::Nothing);
     };
     let mail = render_password_notice(
-        &app.config.sender_address,
+        &target.look(app, job, Some(&contact)),
         &contact.email,
-        &target.display_name,
         job.purpose == JobPurpose::PasswordSetNotice,
         &app.config.public_base_url,
     );
@@ -761,15 +817,21 @@ async fn new_sign_in_notice<S: MailerStore, M: Mailer>(
             _ => return Ok(Outcome::Nothing),
         }
     }
+    let look = target.look(app, job, Some(&contact));
     let url = format!(
         "{}&action=end-sessions",
-        link_url(&app.config.public_base_url, None, token.expose(), None)
+        link_url(
+            &app.config.public_base_url,
+            None,
+            token.expose(),
+            None,
+            look.texts.locale
+        )
     );
     let when = crate::flows::account::rfc3339(this.created_at.unwrap_or(job.created_at));
     let mail = render_new_sign_in(
-        &app.config.sender_address,
+        &look,
         &contact.email,
-        &target.display_name,
         &crate::domain::session::device_label(this.user_agent.as_deref().unwrap_or("")),
         this.network.as_deref().unwrap_or("unknown"),
         when.as_str().unwrap_or(""),
@@ -796,6 +858,7 @@ mod tests {
             allowed_redirect_origins: vec!["https://app.example.com".into()],
             registration_enabled: true,
             trusted_cidrs: vec![],
+            branding: Default::default(),
         };
         assert_eq!(
             allowed_redirect(Some("https://app.example.com/cb"), Some(&hub)).as_deref(),

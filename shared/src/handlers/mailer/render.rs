@@ -2,24 +2,30 @@
 //! registration, join, email-change confirmation) link, the email-change notice with its
 //! undo link, and the password notices. Text and HTML parts; the hub's name is escaped.
 
+use askama::Template;
+
+use crate::domain::branding::{validate_accent, validate_logo_url, Branding};
+use crate::domain::i18n::{Locale, Texts};
 use crate::domain::model::LinkPurpose;
 use crate::ports::OutgoingMail;
 
-/// `<redirect_url>#token=…` when one is bound, else the hosted page, which also learns
-/// the hub (`&hub=<slug>`, when the mail is for one) so it can offer a new link.
+/// `<redirect_url>#token=…` when one is bound, else the hosted page in the mail's
+/// language (`?lang=`), which also learns the hub (`hub=<slug>`, when the mail is for
+/// one) so it can show the hub's branding and offer a new link. The token stays in the
+/// fragment: never sent to a server, never in a log or a `Referer`.
 pub fn link_url(
     public_base_url: &str,
     redirect_url: Option<&str>,
     token: &str,
     hub_slug: Option<&str>,
+    lang: Locale,
 ) -> String {
+    let base = public_base_url.trim_end_matches('/');
+    let lang = lang.tag();
     match (redirect_url, hub_slug) {
         (Some(r), _) => format!("{r}#token={token}"),
-        (None, Some(slug)) => format!(
-            "{}/m#token={token}&hub={slug}",
-            public_base_url.trim_end_matches('/')
-        ),
-        (None, None) => format!("{}/m#token={token}", public_base_url.trim_end_matches('/')),
+        (None, Some(slug)) => format!("{base}/m?hub={slug}&lang={lang}#token={token}"),
+        (None, None) => format!("{base}/m?lang={lang}#token={token}"),
     }
 }
 
@@ -38,104 +44,201 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The email: a text part and an HTML part naming the hub; sign-in mail also shows the
-/// code (`123 456`) for signing in on another device.
-pub fn render(
-    from: &str,
-    to: &str,
-    hub: &str,
-    purpose: LinkPurpose,
-    url: &str,
-    code: Option<&str>,
-    ttl_secs: i64,
-) -> OutgoingMail {
-    let minutes = (ttl_secs / 60).max(1);
-    let (subject, lead, action) = match purpose {
-        LinkPurpose::Register => (
-            format!("Confirm your email for {hub}"),
-            format!(
-                "Welcome to {hub}! Confirm your email address and sign in with the link below."
-            ),
-            "Confirm and sign in",
-        ),
-        LinkPurpose::Join => (
-            format!("Join {hub}"),
-            format!("You asked to join {hub}. Use the link below to join and sign in."),
-            "Join and sign in",
-        ),
-        LinkPurpose::SignIn => (
-            format!("Sign in to {hub}"),
-            format!("Use the link below to sign in to {hub}."),
-            "Sign in",
-        ),
-        LinkPurpose::EmailChange => (
-            format!("Confirm your new email for {hub}"),
-            format!("Confirm this address as your new email for {hub} with the link below."),
-            "Confirm new email",
-        ),
-        LinkPurpose::EmailChangeUndo => (
-            format!("Undo the email change for {hub}"),
-            format!("Use the link below to undo the email change for {hub}."),
-            "Undo the change",
-        ),
-        // Mailed inside the new-sign-in notice (`render_new_sign_in`), not on its own.
-        LinkPurpose::EndSessions => (
-            format!("End the new session on {hub}"),
-            format!("Use the link below to end the new session on your {hub} account."),
-            "End that session",
-        ),
+/// The buttons' colour when a hub sets none.
+pub const DEFAULT_ACCENT: &str = "#2f5bea";
+
+/// How a hub's mail looks and reads: its language (with its overrides), the name it
+/// goes by, the sender, the reply-to, logo and accent. The logo and accent are checked
+/// again here (`domain::branding`), so a value written around the admin CLI still
+/// cannot break out of its attribute.
+pub struct Look<'a> {
+    pub texts: Texts<'a>,
+    pub hub: &'a str,
+    pub sender_name: &'a str,
+    pub from_address: &'a str,
+    pub reply_to: Option<&'a str>,
+    pub logo_url: Option<String>,
+    pub accent: String,
+}
+
+impl<'a> Look<'a> {
+    /// `hub_title` unless the branding names the hub otherwise.
+    pub fn new(
+        locale: Locale,
+        hub_title: &'a str,
+        branding: Option<&'a Branding>,
+        from_address: &'a str,
+    ) -> Look<'a> {
+        let hub = branding
+            .and_then(|b| b.display_name.as_deref())
+            .unwrap_or(hub_title);
+        Look {
+            texts: Texts::new(locale, branding.map(|b| &b.texts)),
+            hub,
+            sender_name: branding
+                .and_then(|b| b.sender_name.as_deref())
+                .unwrap_or(hub),
+            from_address,
+            reply_to: branding.and_then(|b| b.reply_to.as_deref()),
+            logo_url: branding
+                .and_then(|b| b.logo_url.as_deref())
+                .and_then(|u| validate_logo_url(u).ok()),
+            accent: branding
+                .and_then(|b| b.accent.as_deref())
+                .and_then(|a| validate_accent(a).ok())
+                .unwrap_or_else(|| DEFAULT_ACCENT.to_string()),
+        }
+    }
+
+    /// English, unbranded: the hub's title from the deployment's sender.
+    pub fn plain(hub: &'a str, from_address: &'a str) -> Look<'a> {
+        Look::new(Locale::En, hub, None, from_address)
+    }
+
+    fn t(&self, key: &str, vars: &[(&str, &str)]) -> String {
+        let mut all: Vec<(&str, &str)> = vec![("hub", self.hub)];
+        all.extend_from_slice(vars);
+        self.texts.fill(key, &all)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "mail.html")]
+struct MailHtml<'a> {
+    lang: &'a str,
+    subject: &'a str,
+    hub: &'a str,
+    logo_url: Option<&'a str>,
+    accent: &'a str,
+    paragraphs: &'a [String],
+    action_url: Option<&'a str>,
+    action_label: &'a str,
+    paste_label: &'a str,
+    code: Option<&'a str>,
+    code_label: &'a str,
+    note: Option<&'a str>,
+}
+
+/// What goes into one mail; `compose` makes both parts and the headers.
+struct Parts<'p> {
+    subject: String,
+    paragraphs: Vec<String>,
+    action: Option<(String, &'p str)>,
+    code: Option<&'p str>,
+    note: Option<String>,
+}
+
+fn compose(look: &Look, to: &str, parts: Parts) -> OutgoingMail {
+    let subject = parts.subject.replace(['\r', '\n'], " ");
+    let code_label = look.t("mail.code_line", &[]);
+    let paste_label = look.t("mail.paste_link", &[]);
+    let mut text = parts.paragraphs.join("\n\n");
+    if let Some((label, url)) = &parts.action {
+        text.push_str(&format!("\n\n{label}: {url}"));
+    }
+    if let Some(c) = parts.code {
+        text.push_str(&format!("\n\n{code_label} {c}"));
+    }
+    if let Some(n) = &parts.note {
+        text.push_str(&format!("\n\n{n}"));
+    }
+    text.push('\n');
+    let page = MailHtml {
+        lang: look.texts.locale.tag(),
+        subject: &subject,
+        hub: look.hub,
+        logo_url: look.logo_url.as_deref(),
+        accent: &look.accent,
+        paragraphs: &parts.paragraphs,
+        action_url: parts.action.as_ref().map(|(_, u)| *u),
+        action_label: parts.action.as_ref().map_or("", |(l, _)| l.as_str()),
+        paste_label: &paste_label,
+        code: parts.code,
+        code_label: &code_label,
+        note: parts.note.as_deref(),
     };
-    let what = if code.is_some() {
-        "The link and the code work once (using one uses both) and expire"
-    } else {
-        "The link works once and expires"
-    };
-    let note = format!(
-        "{what} in {minutes} minutes. If you did not ask for it, you can ignore this email."
-    );
-    let code_line = code
-        .map(|c| format!("Or type this code on the page where you asked to sign in: {c}\n\n"))
-        .unwrap_or_default();
-    let text = format!("{lead}\n\n{action}: {url}\n\n{code_line}{note}\n");
-    let (h_lead, h_url, h_note, h_action) = (
-        escape_html(&lead),
-        escape_html(url),
-        escape_html(&note),
-        escape_html(action),
-    );
-    // The code is six digits and a space: nothing to escape.
-    let h_code = code
-        .map(|c| {
-            format!(
-                "<p>Or type this code on the page where you asked to sign in:</p>\
-                 <p style=\"font-size:28px;font-weight:600;letter-spacing:4px;font-family:ui-monospace,monospace\">{c}</p>"
-            )
-        })
-        .unwrap_or_default();
-    let html = format!(
-        "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;color:#1d2330\">\
-         <p>{h_lead}</p>\
-         <p><a href=\"{h_url}\" style=\"display:inline-block;padding:10px 16px;background:#2f5bea;color:#fff;border-radius:6px;text-decoration:none\">{h_action}</a></p>\
-         <p style=\"font-size:13px;color:#555\">Or paste this link into your browser:<br>{h_url}</p>\
-         {h_code}\
-         <p style=\"font-size:13px;color:#555\">{h_note}</p></body></html>"
-    );
+    // Rendering writes into a String and cannot fail for these fields; should it ever,
+    // the mail still goes out with its text, escaped.
+    let html = page
+        .render()
+        .unwrap_or_else(|_| format!("<pre>{}</pre>", escape_html(&text)));
     OutgoingMail {
-        from: from_header(hub, from),
+        from: from_header(look.sender_name, look.from_address),
         to: to.to_string(),
-        subject: subject.replace(['\r', '\n'], " "),
+        reply_to: look.reply_to.map(str::to_string),
+        subject: encode_header_text(&subject),
         text,
         html,
     }
 }
 
-/// The `From` header: the hub's name as display name, then the sender address. A plain
-/// ASCII name goes in a quoted string; any other is an RFC 2047 encoded-word (UTF-8,
-/// base64), split so no encoded-word exceeds 75 characters — SES refuses raw non-ASCII
-/// display names.
-pub fn from_header(display: &str, address: &str) -> String {
+/// The email: a text part and an HTML part naming the hub; sign-in mail also shows the
+/// code (`123 456`) for signing in on another device.
+pub fn render(
+    look: &Look,
+    to: &str,
+    purpose: LinkPurpose,
+    url: &str,
+    code: Option<&str>,
+    ttl_secs: i64,
+) -> OutgoingMail {
+    let minutes = (ttl_secs / 60).max(1).to_string();
+    let key = match purpose {
+        LinkPurpose::Register => "register",
+        LinkPurpose::Join => "join",
+        LinkPurpose::SignIn => "sign_in",
+        LinkPurpose::EmailChange => "email_change",
+        LinkPurpose::EmailChangeUndo => "undo",
+        // Mailed inside the new-sign-in notice (`render_new_sign_in`), not on its own.
+        LinkPurpose::EndSessions => "end_sessions",
+    };
+    let note_key = if code.is_some() {
+        "mail.expiry_with_code"
+    } else {
+        "mail.expiry"
+    };
+    compose(
+        look,
+        to,
+        Parts {
+            subject: look.t(&format!("mail.{key}.subject"), &[]),
+            paragraphs: vec![look.t(&format!("mail.{key}.lead"), &[])],
+            action: Some((look.t(&format!("mail.{key}.action"), &[]), url)),
+            code,
+            note: Some(look.t(note_key, &[("minutes", &minutes)])),
+        },
+    )
+}
+
+/// RFC 2047 encoded-words (UTF-8, base64) for a header's text that is not plain ASCII,
+/// split on character boundaries so no word exceeds 75 characters; ASCII as is. SES
+/// takes only 7-bit ASCII in a subject and a From display name.
+pub fn encode_header_text(text: &str) -> String {
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
+    if text.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return text.to_string();
+    }
+    // 45 bytes of UTF-8 -> 60 base64 characters; with `=?UTF-8?B?` and `?=`, 72.
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars().filter(|c| !c.is_control()) {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(chunk.as_bytes())));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(chunk.as_bytes())));
+    }
+    words.join(" ")
+}
+
+/// The `From` header: the display name, then the sender address. A plain ASCII name goes
+/// in a quoted string; any other is RFC 2047 encoded-words (`encode_header_text`) — SES
+/// refuses raw non-ASCII display names.
+pub fn from_header(display: &str, address: &str) -> String {
     let name: String = display
         .chars()
         .filter(|c| !c.is_control())
@@ -149,155 +252,124 @@ pub fn from_header(display: &str, address: &str) -> String {
         let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
         return format!("\"{quoted}\" <{address}>");
     }
-    // 45 bytes of UTF-8 -> 60 base64 characters; with `=?UTF-8?B?` and `?=`, 72.
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in name.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(chunk.as_bytes())));
-            chunk.clear();
-        }
-        chunk.push(c);
-    }
-    if !chunk.is_empty() {
-        words.push(format!("=?UTF-8?B?{}?=", STANDARD.encode(chunk.as_bytes())));
-    }
-    format!("{} <{address}>", words.join(" "))
-}
-
-fn html_page(paragraphs: &[String], action: Option<(&str, &str)>) -> String {
-    let mut body = String::new();
-    for p in paragraphs {
-        body.push_str(&format!("<p>{}</p>", escape_html(p)));
-    }
-    if let Some((label, url)) = action {
-        body.push_str(&format!(
-            "<p><a href=\"{u}\" style=\"display:inline-block;padding:10px 16px;background:#b42318;color:#fff;border-radius:6px;text-decoration:none\">{l}</a></p><p style=\"font-size:13px;color:#555\">Or paste this link into your browser:<br>{u}</p>",
-            u = escape_html(url),
-            l = escape_html(label)
-        ));
-    }
-    format!("<!doctype html><html><body style=\"font-family:system-ui,sans-serif;color:#1d2330\">{body}</body></html>")
+    format!("{} <{address}>", encode_header_text(&name))
 }
 
 /// The notice to the current address when a change to `new_email` was requested: names
 /// the new address partly masked, and carries the undo link.
 pub fn render_email_change_notice(
-    from: &str,
+    look: &Look,
     to: &str,
-    hub: &str,
     new_email: &str,
     undo_url: &str,
     undo_ttl_secs: i64,
 ) -> OutgoingMail {
-    let days = (undo_ttl_secs / 86_400).max(1);
+    let days = (undo_ttl_secs / 86_400).max(1).to_string();
     let masked = crate::domain::email::redact(new_email);
-    let lead = format!(
-        "Someone signed in to your {hub} account asked to change its email address to {masked}."
-    );
-    let if_you =
-        "If that was you, there is nothing to do: confirm the change from the new address."
-            .to_string();
-    let if_not = format!(
-        "If it was not you, undo it with the link below (it works for {days} days, also after the change, and also undoes any further change made since): it puts the account back on this address, signs out every session and removes a password set or changed since the change began."
-    );
-    let text = format!("{lead}\n\n{if_you}\n\n{if_not}\n\nUndo the change: {undo_url}\n");
-    OutgoingMail {
-        from: from_header(hub, from),
-        to: to.to_string(),
-        subject: format!("Your {hub} email address is being changed").replace(['\r', '\n'], " "),
-        html: html_page(&[lead, if_you, if_not], Some(("Undo the change", undo_url))),
-        text,
-    }
+    compose(
+        look,
+        to,
+        Parts {
+            subject: look.t("mail.change_notice.subject", &[]),
+            paragraphs: vec![
+                look.t("mail.change_notice.lead", &[("masked", &masked)]),
+                look.t("mail.change_notice.if_you", &[]),
+                look.t("mail.change_notice.if_not", &[("days", &days)]),
+            ],
+            action: Some((look.t("mail.change_notice.action", &[]), undo_url)),
+            code: None,
+            note: None,
+        },
+    )
 }
 
 /// To the address an email change just moved an account to: this address now signs in
 /// to that account, a member of `hubs`. Someone who confirmed a change they did not ask
 /// for (an unsolicited confirmation mail) learns whose account it is.
 pub fn render_email_changed_notice(
-    from: &str,
+    look: &Look,
     to: &str,
-    hub: &str,
     hubs: &[String],
     public_base_url: &str,
 ) -> OutgoingMail {
     let names = if hubs.is_empty() {
-        hub.to_string()
+        look.hub.to_string()
     } else {
         hubs.join(", ")
     };
-    let lead = format!(
-        "Your address is now on this account: it is the sign-in address of a member account of {names}."
-    );
-    let if_not = format!(
-        "If you did not ask to move an account to this address, someone else did: this is not your account. Do not use it, and sign out at {}/m. Nothing else changes for you.",
-        public_base_url.trim_end_matches('/')
-    );
-    OutgoingMail {
-        from: from_header(hub, from),
-        to: to.to_string(),
-        subject: format!("Your address is now on a {hub} account").replace(['\r', '\n'], " "),
-        text: format!("{lead}\n\n{if_not}\n"),
-        html: html_page(&[lead, if_not], None),
-    }
+    let url = format!("{}/m", public_base_url.trim_end_matches('/'));
+    compose(
+        look,
+        to,
+        Parts {
+            subject: look.t("mail.changed_notice.subject", &[]),
+            paragraphs: vec![
+                look.t("mail.changed_notice.lead", &[("names", &names)]),
+                look.t("mail.changed_notice.if_not", &[("url", &url)]),
+            ],
+            action: None,
+            code: None,
+            note: None,
+        },
+    )
 }
 
 /// The notice to the contact's address when a password was set or changed.
 pub fn render_password_notice(
-    from: &str,
+    look: &Look,
     to: &str,
-    hub: &str,
     first: bool,
     public_base_url: &str,
 ) -> OutgoingMail {
     let what = if first { "set" } else { "changed" };
-    let lead = format!("A password was {what} for your {hub} account.");
-    let if_not = format!(
-        "If this was not you, sign in with an email link at {}/m and change your password right away: that ends every other session.",
-        public_base_url.trim_end_matches('/')
-    );
-    OutgoingMail {
-        from: from_header(hub, from),
-        to: to.to_string(),
-        subject: format!("Your {hub} password was {what}").replace(['\r', '\n'], " "),
-        text: format!("{lead}\n\n{if_not}\n"),
-        html: html_page(&[lead, if_not], None),
-    }
+    let url = format!("{}/m", public_base_url.trim_end_matches('/'));
+    compose(
+        look,
+        to,
+        Parts {
+            subject: look.t(&format!("mail.password_{what}.subject"), &[]),
+            paragraphs: vec![
+                look.t(&format!("mail.password_{what}.lead"), &[]),
+                look.t("mail.password.if_not", &[("url", &url)]),
+            ],
+            action: None,
+            code: None,
+            note: None,
+        },
+    )
 }
 
 /// A sign-in from a device and network new to the member (`domain::session::new_device`):
 /// what, where and when — the network, never the address — and the link that ends that
 /// session and every later one.
-#[allow(clippy::too_many_arguments)]
 pub fn render_new_sign_in(
-    from: &str,
+    look: &Look,
     to: &str,
-    hub: &str,
     device: &str,
     network: &str,
     when: &str,
     end_url: &str,
     ttl_secs: i64,
 ) -> OutgoingMail {
-    let days = (ttl_secs / 86_400).max(1);
-    let lead = format!(
-        "Your {hub} account was just signed in to from a device we have not seen for you before: {device}, network {network}, at {when} (UTC)."
-    );
-    let if_you = "If that was you, there is nothing to do.".to_string();
-    let if_not = format!(
-        "Not you? End that session with the link below (it works once, for {days} days): it signs out that session and every session started after it. Then sign in again and change your password if you have one."
-    );
-    let text = format!("{lead}\n\n{if_you}\n\n{if_not}\n\nEnd that session: {end_url}\n");
-    OutgoingMail {
-        from: from_header(hub, from),
-        to: to.to_string(),
-        subject: format!("New sign-in to your {hub} account").replace(['\r', '\n'], " "),
-        html: html_page(
-            &[lead, if_you, if_not],
-            Some(("Not you? End that session", end_url)),
-        ),
-        text,
-    }
+    let days = (ttl_secs / 86_400).max(1).to_string();
+    compose(
+        look,
+        to,
+        Parts {
+            subject: look.t("mail.new_sign_in.subject", &[]),
+            paragraphs: vec![
+                look.t(
+                    "mail.new_sign_in.lead",
+                    &[("device", device), ("network", network), ("when", when)],
+                ),
+                look.t("mail.new_sign_in.if_you", &[]),
+                look.t("mail.new_sign_in.if_not", &[("days", &days)]),
+            ],
+            action: Some((look.t("mail.new_sign_in.action", &[]), end_url)),
+            code: None,
+            note: None,
+        },
+    )
 }
 
 #[cfg(test)]
@@ -307,30 +379,57 @@ mod tests {
     #[test]
     fn links_carry_the_token_in_the_fragment() {
         assert_eq!(
-            link_url("https://auth.example.com/", None, "T", None),
-            "https://auth.example.com/m#token=T"
+            link_url("https://auth.example.com/", None, "T", None, Locale::En),
+            "https://auth.example.com/m?lang=en#token=T"
         );
         assert_eq!(
-            link_url("https://auth.example.com", None, "T", Some("my-hub")),
-            "https://auth.example.com/m#token=T&hub=my-hub"
+            link_url(
+                "https://auth.example.com",
+                None,
+                "T",
+                Some("my-hub"),
+                Locale::De
+            ),
+            "https://auth.example.com/m?hub=my-hub&lang=de#token=T"
         );
         assert_eq!(
             link_url(
                 "https://x",
                 Some("https://app.example.com/cb?a=1"),
                 "T",
-                Some("h")
+                Some("h"),
+                Locale::Fr
             ),
             "https://app.example.com/cb?a=1#token=T"
         );
     }
 
+    /// Decodes RFC 2047 encoded-words (UTF-8, base64) as a mail client would.
+    fn decode_header(h: &str) -> String {
+        use base64::Engine;
+        if !h.starts_with("=?UTF-8?B?") {
+            return h.to_string();
+        }
+        h.split(' ')
+            .map(|w| {
+                let b64 = w
+                    .strip_prefix("=?UTF-8?B?")
+                    .and_then(|w| w.strip_suffix("?="))
+                    .expect("an encoded-word");
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .expect("base64");
+                String::from_utf8(bytes).expect("whole characters in each word")
+            })
+            .collect()
+    }
+
     #[test]
     fn mail_names_the_hub_and_escapes_it() {
+        let look = Look::plain("A <b>&\"Hub\"", "no-reply@example.com");
         let m = render(
-            "no-reply@example.com",
+            &look,
             "m@example.com",
-            "A <b>&\"Hub\"",
             LinkPurpose::SignIn,
             "https://x/m#token=T",
             Some("123 456"),
@@ -341,13 +440,20 @@ mod tests {
         assert!(m.text.contains("15 minutes"));
         assert!(m.text.contains("sign in: 123 456\n"), "{}", m.text);
         assert!(m.html.contains(">123 456</p>"));
-        assert!(m.html.contains("A &lt;b&gt;&amp;&quot;Hub&quot;"));
+        assert!(
+            m.html.contains("A &#60;b&#62;&#38;&#34;Hub&#34;")
+                || m.html.contains("A &lt;b&gt;&amp;&quot;Hub&quot;"),
+            "{}",
+            m.html
+        );
         assert!(!m.html.contains("<b>"));
         assert_eq!(m.from, "\"A <b>&\\\"Hub\\\"\" <no-reply@example.com>");
+        assert_eq!(m.reply_to, None);
+        assert!(m.html.contains(DEFAULT_ACCENT) && m.html.contains("lang=\"en\""));
+        let look = Look::plain("Member Academy", "f@example.com");
         let r = render(
-            "f@example.com",
+            &look,
             "m@example.com",
-            "Member Academy",
             LinkPurpose::EmailChange,
             "u",
             None,
@@ -355,6 +461,208 @@ mod tests {
         );
         assert_eq!(r.subject, "Confirm your new email for Member Academy");
         assert!(!r.text.contains("code") && !r.html.contains("code"));
+    }
+
+    /// Every mail in every language: the subject (RFC 2047 when not ASCII) decodes to the
+    /// catalog's text, both parts carry the language's lead and no unfilled placeholder,
+    /// and the HTML part declares the language.
+    #[test]
+    fn every_mail_in_every_locale() {
+        for locale in Locale::ALL {
+            let look = Look::new(
+                locale,
+                "Akademie für Mitglieder",
+                None,
+                "no-reply@example.com",
+            );
+            let texts = Texts::new(locale, None);
+            let hub = [("hub", "Akademie für Mitglieder")];
+            let mails = [
+                (
+                    "mail.sign_in",
+                    render(
+                        &look,
+                        "m@example.com",
+                        LinkPurpose::SignIn,
+                        "https://x/m#token=T",
+                        Some("123 456"),
+                        900,
+                    ),
+                ),
+                (
+                    "mail.register",
+                    render(
+                        &look,
+                        "m@example.com",
+                        LinkPurpose::Register,
+                        "https://x/m#token=T",
+                        Some("123 456"),
+                        900,
+                    ),
+                ),
+                (
+                    "mail.join",
+                    render(
+                        &look,
+                        "m@example.com",
+                        LinkPurpose::Join,
+                        "https://x/m#token=T",
+                        Some("123 456"),
+                        900,
+                    ),
+                ),
+                (
+                    "mail.email_change",
+                    render(
+                        &look,
+                        "m@example.com",
+                        LinkPurpose::EmailChange,
+                        "https://x/m#token=T",
+                        None,
+                        900,
+                    ),
+                ),
+                (
+                    "mail.change_notice",
+                    render_email_change_notice(
+                        &look,
+                        "m@example.com",
+                        "new@example.org",
+                        "https://x/m#token=U",
+                        7 * 86_400,
+                    ),
+                ),
+                (
+                    "mail.changed_notice",
+                    render_email_changed_notice(&look, "m@example.com", &[], "https://x"),
+                ),
+                (
+                    "mail.password_set",
+                    render_password_notice(&look, "m@example.com", true, "https://x"),
+                ),
+                (
+                    "mail.password_changed",
+                    render_password_notice(&look, "m@example.com", false, "https://x"),
+                ),
+                (
+                    "mail.new_sign_in",
+                    render_new_sign_in(
+                        &look,
+                        "m@example.com",
+                        "Firefox on Linux",
+                        "203.0.113.0/24",
+                        "2026-12-06T10:00:00Z",
+                        "https://x/m#token=E",
+                        7 * 86_400,
+                    ),
+                ),
+            ];
+            for (key, m) in mails {
+                let subject = texts.fill(&format!("{key}.subject"), &hub);
+                assert!(m.subject.is_ascii(), "{locale:?} {key}: {}", m.subject);
+                assert!(
+                    m.subject.starts_with("=?UTF-8?B?"),
+                    "the hub name is not ASCII: {}",
+                    m.subject
+                );
+                assert!(m.subject.split(' ').all(|w| w.len() <= 75));
+                assert_eq!(decode_header(&m.subject), subject, "{locale:?} {key}");
+                let lead = texts.fill(&format!("{key}.lead"), &hub);
+                let lead_start: String = lead.chars().take(12).collect();
+                assert!(m.text.contains(&lead_start), "{locale:?} {key}: {}", m.text);
+                assert!(
+                    m.html.contains(&format!("lang=\"{}\"", locale.tag())),
+                    "{locale:?} {key}"
+                );
+                for part in [&m.text, &m.html] {
+                    assert!(
+                        !part.contains("{hub}")
+                            && !part.contains("{minutes}")
+                            && !part.contains("{days}")
+                            && !part.contains("{url}"),
+                        "{locale:?} {key}: unfilled placeholder"
+                    );
+                }
+                assert!(
+                    m.from.starts_with("=?UTF-8?B?") && m.from.ends_with(" <no-reply@example.com>")
+                );
+            }
+            if locale != Locale::En {
+                let en = Texts::new(Locale::En, None);
+                assert_ne!(
+                    texts.get("mail.sign_in.lead"),
+                    en.get("mail.sign_in.lead"),
+                    "{locale:?} is translated"
+                );
+            }
+        }
+    }
+
+    /// Every tenant value is escaped in the HTML part (and an override is plain text), the
+    /// logo and accent are used only when valid, the reply-to and the sender name reach
+    /// the headers.
+    #[test]
+    fn branding_is_shown_and_escaped() {
+        let mut texts = crate::domain::i18n::Overrides::new();
+        texts.entry(Locale::De).or_default().insert(
+            "mail.sign_in.lead".to_string(),
+            "<script>alert(1)</script> Willkommen zurück bei {hub}".to_string(),
+        );
+        let b = Branding {
+            display_name: Some("Club \"<img src=x onerror=alert(1)>\"".into()),
+            logo_url: Some("https://cdn.example.org/logo.png?a=1&b=2".into()),
+            accent: Some("#0b6e4f".into()),
+            sender_name: Some("Der Club".into()),
+            reply_to: Some("hello@club.example".into()),
+            default_locale: None,
+            texts,
+        };
+        let look = Look::new(Locale::De, "Title", Some(&b), "no-reply@example.com");
+        let m = render(
+            &look,
+            "m@example.com",
+            LinkPurpose::SignIn,
+            "https://x/m#token=T",
+            Some("123 456"),
+            900,
+        );
+        assert!(
+            !m.html.contains("<script>") && !m.html.contains("<img src=x"),
+            "{}",
+            m.html
+        );
+        assert!(
+            m.html.contains("&#60;script&#62;") || m.html.contains("&lt;script&gt;"),
+            "{}",
+            m.html
+        );
+        assert!(
+            m.text
+                .contains("<script>alert(1)</script> Willkommen zurück bei Club"),
+            "text is plain"
+        );
+        assert!(
+            m.html
+                .contains("src=\"https://cdn.example.org/logo.png?a=1&#38;b=2\"")
+                || m.html
+                    .contains("src=\"https://cdn.example.org/logo.png?a=1&amp;b=2\""),
+            "{}",
+            m.html
+        );
+        assert!(m.html.contains("background:#0b6e4f"));
+        assert_eq!(m.from, "\"Der Club\" <no-reply@example.com>");
+        assert_eq!(m.reply_to.as_deref(), Some("hello@club.example"));
+        assert!(decode_header(&m.subject).contains("Club \"<img src=x onerror=alert(1)>\""));
+        // Values that did not come through the admin CLI's checks are not used.
+        let bad = Branding {
+            logo_url: Some("javascript:alert(1)".into()),
+            accent: Some("red;background:url(https://evil.example/)".into()),
+            ..Branding::default()
+        };
+        let look = Look::new(Locale::En, "Title", Some(&bad), "no-reply@example.com");
+        let m = render(&look, "m@example.com", LinkPurpose::SignIn, "u", None, 900);
+        assert!(!m.html.contains("javascript:") && !m.html.contains("evil.example"));
+        assert!(m.html.contains(DEFAULT_ACCENT));
     }
 
     #[test]
