@@ -157,7 +157,7 @@ add("register", "cors-preflight", apigw("OPTIONS", `${PREFIX}/register`, { heade
   headers: ["access-control-allow-origin", "access-control-allow-credentials"],
   header_values: {
     "access-control-allow-origin": "http://localhost:5173", "access-control-allow-credentials": "true",
-    "access-control-allow-methods": "POST, OPTIONS", "access-control-allow-headers": "Authorization, Content-Type, X-Request-ID",
+    "access-control-allow-methods": "POST, OPTIONS", "access-control-allow-headers": "Authorization, Content-Type, Refresh-Cookie, X-Request-ID",
     "access-control-max-age": "600", "access-control-expose-headers": "X-Request-ID, Retry-After, WWW-Authenticate",
   },
 }));

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
-import { API_URL, call, doc, uniqueEmail, waitForMail, tokenFrom, consume, admin, mails } from "./helpers.mjs";
+import { API_URL, call, doc, uniqueEmail, waitForMail, waitForLink, tokenFrom, consume, admin, mails } from "./helpers.mjs";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const SCREENSHOT_DIR = resolve(ROOT, process.env.SCREENSHOT_DIR || ".dev/screenshots");
@@ -103,6 +103,19 @@ test("a mail's language: the hub's default, then Accept-Language, then the reque
   assert.equal(r.status, 202);
   mail = await waitForMail(email, n);
   assert.equal(decodeHeader(mail.subject), catalog("fr")["mail.sign_in.subject"].replace("{hub}", NAME));
+
+  // An existing member signing in with a link asked for in Dutch switches to Dutch.
+  await sleep(COOLDOWN);
+  let k = (await mails(email)).length;
+  await call("POST", "/magic", { body: doc("magic_link_requests", { email, slug: SLUG, locale: "nl" }) });
+  mail = await waitForMail(email, k);
+  assert.equal(decodeHeader(mail.subject), catalog("nl")["mail.sign_in.subject"].replace("{hub}", NAME));
+  assert.equal((await consume(tokenFrom(mail))).status, 200);
+  await sleep(COOLDOWN);
+  k = (await mails(email)).length;
+  await call("POST", "/magic", { body: doc("magic_link_requests", { email, slug: SLUG }), headers: { "Accept-Language": "de" } });
+  mail = await waitForLink(email, k);
+  assert.equal(decodeHeader(mail.subject), catalog("nl")["mail.sign_in.subject"].replace("{hub}", NAME));
 });
 
 test("a hub name with markup is text in the mail and on the page", { timeout: 60000 }, async () => {
