@@ -140,8 +140,9 @@ pub fn new_device(this: &SessionRecord, others: &[SessionRecord], contact_create
     })
 }
 
-/// A short label of the device a session started on, from its User-Agent: "Firefox on
-/// Linux", "Safari on iPhone", "curl"; "Unknown device" when nothing is recognised.
+/// The browser family and the system a session started on, from its User-Agent
+/// (`device_label` joins them: "Firefox on Linux", "Safari on iPhone", "curl"; "Unknown
+/// device" when nothing is recognised; a mail joins them in its language).
 /// Called when sessions are listed or a new-sign-in notice is mailed, never in a sign-in.
 ///
 /// Hand-written, not a UA-parsing crate: the label needs a browser family and an OS,
@@ -149,7 +150,7 @@ pub fn new_device(this: &SessionRecord, others: &[SessionRecord], contact_create
 /// "Safari/", so the more specific tokens come first), and a parser crate brings a regex
 /// engine that took the mailer and the session list over the 6 MB bootstrap budget
 /// (woothee: +0.5 MB each).
-pub fn device_label(user_agent: &str) -> String {
+pub fn device_parts(user_agent: &str) -> (Option<&'static str>, Option<&'static str>) {
     const BROWSERS: &[(&str, &str)] = &[
         ("Edg/", "Edge"),
         ("EdgA/", "Edge"),
@@ -200,7 +201,12 @@ pub fn device_label(user_agent: &str) -> String {
             .find(|(token, _)| ua.contains(token))
             .map(|(_, name)| *name)
     };
-    match (find(BROWSERS), find(SYSTEMS)) {
+    (find(BROWSERS), find(SYSTEMS))
+}
+
+/// The label of `device_parts`, in English (the session list's `device`).
+pub fn device_label(user_agent: &str) -> String {
+    match device_parts(user_agent) {
         (Some(b), Some(o)) => format!("{b} on {o}"),
         (Some(b), None) => b.to_string(),
         (None, Some(o)) => o.to_string(),

@@ -755,6 +755,15 @@ async fn password_notice<S: MailerStore, M: Mailer>(
         .outcome(Outcome::Notice))
 }
 
+/// "Firefox on Linux" in the mail's language (`mail.device.*`).
+fn device_in(look: &Look, user_agent: &str) -> String {
+    match crate::domain::session::device_parts(user_agent) {
+        (Some(b), Some(o)) => look.texts.fill("mail.device.both", &[("browser", b), ("os", o)]),
+        (Some(one), None) | (None, Some(one)) => one.to_string(),
+        (None, None) => look.texts.get("mail.device.unknown").to_string(),
+    }
+}
+
 /// How many new-sign-in notices a member gets an hour at most (a burst of sign-ins from new
 /// places is one story; the rest are counted, not mailed).
 pub const NEW_SIGN_IN_NOTICES_PER_HOUR: u64 = 3;
@@ -832,7 +841,7 @@ async fn new_sign_in_notice<S: MailerStore, M: Mailer>(
     let mail = render_new_sign_in(
         &look,
         &contact.email,
-        &crate::domain::session::device_label(this.user_agent.as_deref().unwrap_or("")),
+        &device_in(&look, this.user_agent.as_deref().unwrap_or("")),
         this.network.as_deref().unwrap_or("unknown"),
         when.as_str().unwrap_or(""),
         &url,
@@ -847,6 +856,18 @@ async fn new_sign_in_notice<S: MailerStore, M: Mailer>(
 mod tests {
     use super::*;
     use crate::domain::ids::HubId;
+
+    #[test]
+    fn the_device_of_a_new_sign_in_is_named_in_the_mail_language() {
+        use crate::domain::i18n::Locale;
+        let ua = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
+        let de = Look::new(Locale::De, "Hub", None, "a@example.com");
+        assert_eq!(device_in(&de, ua), "Firefox unter Linux");
+        assert_eq!(device_in(&de, ""), "Unbekanntes Gerät");
+        assert_eq!(device_in(&de, "curl/8.5.0"), "curl");
+        let en = Look::new(Locale::En, "Hub", None, "a@example.com");
+        assert_eq!(device_in(&en, ua), crate::domain::session::device_label(ua));
+    }
 
     #[test]
     fn redirects_are_used_only_when_the_hub_allows_them_now() {
