@@ -996,9 +996,10 @@ export interface components {
          * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
          *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
          *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-         *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+         *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+         *     is ignored (the Strict cookie is used).
          */
-        RefreshCookieMode: "partitioned";
+        RefreshCookieMode: string;
         /** @description The refresh token of mode C; read only with `Refresh-Cookie: partitioned` (instead of `contact_refresh`). */
         PartitionedCookie: string;
         /** @description The refresh token (HttpOnly cookie set with every token pair); used before the body. */
@@ -1084,7 +1085,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1154,7 +1156,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1198,7 +1201,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1246,7 +1250,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1292,7 +1297,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1379,7 +1385,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };
@@ -1504,7 +1511,8 @@ export interface operations {
                  * @description Refresh mode C (README "Refresh modes"): `partitioned` makes this request use the
                  *     `contact_refresh_partitioned` cookie (`SameSite=None; Secure; HttpOnly; Partitioned`)
                  *     instead of `contact_refresh`, both to read and to set, on a deployment that opted in
-                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere the header is ignored.
+                 *     (`REFRESH_COOKIE_PARTITIONED=true`); elsewhere, and with any other value, the header
+                 *     is ignored (the Strict cookie is used).
                  */
                 "Refresh-Cookie"?: components["parameters"]["RefreshCookieMode"];
             };

@@ -758,7 +758,9 @@ async fn password_notice<S: MailerStore, M: Mailer>(
 /// "Firefox on Linux" in the mail's language (`mail.device.*`).
 fn device_in(look: &Look, user_agent: &str) -> String {
     match crate::domain::session::device_parts(user_agent) {
-        (Some(b), Some(o)) => look.texts.fill("mail.device.both", &[("browser", b), ("os", o)]),
+        (Some(b), Some(o)) => look
+            .texts
+            .fill("mail.device.both", &[("browser", b), ("os", o)]),
         (Some(one), None) | (None, Some(one)) => one.to_string(),
         (None, None) => look.texts.get("mail.device.unknown").to_string(),
     }
